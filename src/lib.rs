@@ -1,0 +1,13 @@
+//! warden: a Docker-native intrusion-prevention sidecar.
+//!
+//! Data flows one way: sources read [`core::LogLine`]s, [`filter`]s turn them
+//! into [`core::Failure`]s, [`jail`]s decide [`core::Ban`]s, the [`store`]
+//! persists them and the firewall enforces them. [`config`] describes all of it.
+//! Lower layers never import higher ones: `core` imports nothing of ours.
+
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod filter;
+pub mod jail;
+pub mod store;
