@@ -28,12 +28,12 @@ impl Timestamp {
     }
 
     /// `self + d`, saturating at the representable range.
-    pub fn add(self, d: Duration) -> Self {
+    pub fn saturating_add(self, d: Duration) -> Self {
         Timestamp(self.0.saturating_add(duration_millis(d)))
     }
 
     /// `self - d`, saturating at the representable range.
-    pub fn sub(self, d: Duration) -> Self {
+    pub fn saturating_sub(self, d: Duration) -> Self {
         Timestamp(self.0.saturating_sub(duration_millis(d)))
     }
 
@@ -103,9 +103,9 @@ mod tests {
     #[test]
     fn arithmetic_saturates_and_since_is_never_negative() {
         let t = Timestamp::from_secs(100);
-        assert_eq!(t.add(Duration::from_secs(5)), Timestamp::from_secs(105));
-        assert_eq!(t.sub(Duration::from_secs(5)), Timestamp::from_secs(95));
-        assert_eq!(Timestamp(i64::MAX).add(Duration::from_secs(1)), Timestamp(i64::MAX));
+        assert_eq!(t.saturating_add(Duration::from_secs(5)), Timestamp::from_secs(105));
+        assert_eq!(t.saturating_sub(Duration::from_secs(5)), Timestamp::from_secs(95));
+        assert_eq!(Timestamp(i64::MAX).saturating_add(Duration::from_secs(1)), Timestamp(i64::MAX));
         assert_eq!(t.since(Timestamp::from_secs(200)), Duration::ZERO);
         assert_eq!(Timestamp(-1).as_secs(), -1);
     }
