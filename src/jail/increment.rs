@@ -15,6 +15,8 @@
 //!   keeps botnets from predicting the release.
 //!
 //! Permanent bans stay permanent, and a disabled policy returns `bantime`.
+//! As in fail2ban, a `maxtime` below `bantime` makes repeat bans shorter than
+//! the first; the config should reject such a setting.
 //! Randomness is injected (`rng` returns a value in `[0, 1)`), so tests are
 //! deterministic; [`SplitMix64`] is a small seedable source for the daemon.
 

@@ -53,8 +53,10 @@ pub use window::FailureWindows;
 use net::{host_net, normalize_net};
 
 /// Default cap on the addresses (or subnets) a jail tracks failures for.
-/// At a few dozen bytes each, this bounds a jail's window memory to a few MB.
-pub const DEFAULT_MAX_TRACKED: usize = 100_000;
+/// An entry costs about 200 bytes of heap with the default `maxretry` (hash
+/// entry, recency index and timestamps; measured 170–190), so this bounds a
+/// jail's window memory to about 10 MB.
+pub const DEFAULT_MAX_TRACKED: usize = 50_000;
 
 /// What a jail needs to decide; the config module builds one per jail.
 #[derive(Debug, Clone, PartialEq)]

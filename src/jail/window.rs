@@ -69,18 +69,26 @@ impl FailureWindows {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = self.entries.entry(key).or_insert_with(|| Entry { seq, times: Vec::new() });
+        let capacity = self.maxretry;
+        let entry =
+            self.entries.entry(key).or_insert_with(|| Entry { seq, times: Vec::with_capacity(capacity) });
         self.recency.remove(&entry.seq);
         entry.seq = seq;
         self.recency.insert(seq, key);
 
-        entry.times.retain(|t| *t >= cutoff);
-        let at = entry.times.partition_point(|t| *t <= time);
-        entry.times.insert(at, time);
-        if entry.times.len() > self.maxretry {
-            entry.times.remove(0);
+        let times = &mut entry.times;
+        times.retain(|t| *t >= cutoff);
+        if times.len() >= self.maxretry {
+            if times.first().is_some_and(|oldest| time < *oldest) {
+                // Older than every kept failure of a full window: it changes nothing.
+                return times.len() as u32;
+            }
+            // Make room first, so the vector never grows past maxretry.
+            times.remove(0);
         }
-        entry.times.len() as u32
+        let at = times.partition_point(|t| *t <= time);
+        times.insert(at, time);
+        times.len() as u32
     }
 
     /// How many failures of `key` are within the window ending at `now`.
@@ -151,6 +159,9 @@ mod tests {
         assert_eq!(w.record(key(1), t(102), t(102)), 3);
         assert_eq!(w.record(key(1), t(103), t(103)), 3);
         assert_eq!(w.entries[&key(1)].times, vec![t(101), t(102), t(103)]);
+        assert_eq!(w.record(key(1), t(100), t(103)), 3, "older than a full window: no change");
+        assert_eq!(w.entries[&key(1)].times, vec![t(101), t(102), t(103)]);
+        assert_eq!(w.entries[&key(1)].times.capacity(), 3);
         assert_eq!(w.count(key(2), t(103)), 0);
     }
 
