@@ -1,0 +1,303 @@
+//! A jail's active bans, ordered by expiry.
+//!
+//! State owned: every ban the jail currently holds, by network, plus an
+//! ordered index of `(until, net)` for the finite ones, so
+//! [`ActiveBans::pop_expired`] finds what to unban in O(log n) per ban, and
+//! the set of prefix lengths in use, so [`ActiveBans::covering`] answers
+//! "is this address banned, alone or as part of a subnet?" with one hash
+//! lookup per prefix length in use (usually one or two).
+//!
+//! Re-banning a network replaces its ban (the old expiry is removed from the
+//! index, not left behind), and a manual unban removes both entries, so the
+//! index never holds stale entries and nothing is unbanned twice.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::net::normalize_net;
+use crate::core::{Ban, Timestamp, normalize_ip};
+
+/// Active bans of one jail, by network and by expiry.
+#[derive(Debug, Clone, Default)]
+pub struct ActiveBans {
+    bans: HashMap<IpNet, Ban>,
+    /// Finite bans by `(until, net)`; permanent bans never expire.
+    by_expiry: BTreeSet<(Timestamp, IpNet)>,
+    /// How many bans use each prefix length, per family.
+    v4_lens: PrefixLens<33>,
+    v6_lens: PrefixLens<129>,
+}
+
+impl ActiveBans {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `ban` (its net normalised), replacing any ban on the same network,
+    /// which is returned.
+    pub fn insert(&mut self, mut ban: Ban) -> Option<Ban> {
+        ban.net = normalize_net(ban.net);
+        let net = ban.net;
+        if let Some(until) = ban.until {
+            self.by_expiry.insert((until, net));
+        }
+        let old = self.bans.insert(net, ban);
+        match &old {
+            Some(old) => self.unindex_expiry(old),
+            None => self.lens_mut(net).add(net.prefix_len()),
+        }
+        old
+    }
+
+    /// Removes the ban on exactly `net`.
+    pub fn remove(&mut self, net: IpNet) -> Option<Ban> {
+        let net = normalize_net(net);
+        let ban = self.bans.remove(&net)?;
+        self.unindex_expiry(&ban);
+        self.lens_mut(net).remove(net.prefix_len());
+        Some(ban)
+    }
+
+    /// Removes every ban that overlaps `net`: those covering it (unbanning
+    /// an address lifts the subnet ban that holds it) and those inside it
+    /// (unbanning a /16 lifts the /32s in it). Finding the bans inside is a
+    /// scan, which is fine for an operator's command.
+    pub fn remove_overlapping(&mut self, net: IpNet) -> Vec<Ban> {
+        let net = normalize_net(net);
+        let hits: Vec<IpNet> = self.bans.keys().filter(|b| overlap(**b, net)).copied().collect();
+        hits.into_iter().filter_map(|n| self.remove(n)).collect()
+    }
+
+    /// The ban on exactly `net`, if any (active or not yet popped).
+    pub fn get(&self, net: IpNet) -> Option<&Ban> {
+        self.bans.get(&normalize_net(net))
+    }
+
+    /// The most specific ban covering `ip` that is still active at `now`.
+    pub fn covering(&self, ip: IpAddr, now: Timestamp) -> Option<&Ban> {
+        let ip = normalize_ip(ip);
+        let lens = match ip {
+            IpAddr::V4(_) => &self.v4_lens.present,
+            IpAddr::V6(_) => &self.v6_lens.present,
+        };
+        // Longest prefix first: the most specific ban wins.
+        lens.iter()
+            .rev()
+            .filter_map(|&len| net_of(ip, len))
+            .filter_map(|net| self.bans.get(&net))
+            .find(|ban| ban.is_active(now))
+    }
+
+    /// Removes and returns the bans whose `until` is at or before `now`,
+    /// earliest first.
+    pub fn pop_expired(&mut self, now: Timestamp) -> Vec<Ban> {
+        let mut out = Vec::new();
+        while let Some(&(until, net)) = self.by_expiry.first() {
+            if until > now {
+                break;
+            }
+            self.by_expiry.pop_first();
+            // The index only holds live entries, so the ban is there.
+            if let Some(ban) = self.bans.remove(&net) {
+                self.lens_mut(net).remove(net.prefix_len());
+                out.push(ban);
+            }
+        }
+        out
+    }
+
+    /// The earliest expiry, for the daemon's timer.
+    pub fn next_expiry(&self) -> Option<Timestamp> {
+        self.by_expiry.first().map(|(until, _)| *until)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Ban> {
+        self.bans.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.bans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bans.is_empty()
+    }
+
+    fn unindex_expiry(&mut self, ban: &Ban) {
+        if let Some(until) = ban.until {
+            // The replacement may share (until, net); it is indexed again by
+            // the caller only when it differs, so keep it if still current.
+            let current = self.bans.get(&ban.net).and_then(|b| b.until);
+            if current != Some(until) {
+                self.by_expiry.remove(&(until, ban.net));
+            }
+        }
+    }
+
+    fn lens_mut(&mut self, net: IpNet) -> &mut dyn LenCounter {
+        match net {
+            IpNet::V4(_) => &mut self.v4_lens,
+            IpNet::V6(_) => &mut self.v6_lens,
+        }
+    }
+}
+
+/// The network of `ip` with prefix `len`, host bits cleared.
+fn net_of(ip: IpAddr, len: u8) -> Option<IpNet> {
+    match ip {
+        IpAddr::V4(v4) => Ipv4Net::new(v4, len).ok().map(|n| IpNet::V4(n.trunc())),
+        IpAddr::V6(v6) => Ipv6Net::new(v6, len).ok().map(|n| IpNet::V6(n.trunc())),
+    }
+}
+
+/// Whether two normalised networks share an address: one contains the other.
+fn overlap(a: IpNet, b: IpNet) -> bool {
+    a.contains(&b) || b.contains(&a)
+}
+
+/// Counts bans per prefix length and keeps the lengths in use sorted.
+#[derive(Debug, Clone)]
+struct PrefixLens<const N: usize> {
+    counts: [u32; N],
+    present: Vec<u8>,
+}
+
+impl<const N: usize> Default for PrefixLens<N> {
+    fn default() -> Self {
+        PrefixLens { counts: [0; N], present: Vec::new() }
+    }
+}
+
+trait LenCounter {
+    fn add(&mut self, len: u8);
+    fn remove(&mut self, len: u8);
+}
+
+impl<const N: usize> LenCounter for PrefixLens<N> {
+    fn add(&mut self, len: u8) {
+        let slot = &mut self.counts[usize::from(len)];
+        *slot += 1;
+        if *slot == 1 {
+            let at = self.present.partition_point(|l| *l < len);
+            self.present.insert(at, len);
+        }
+    }
+
+    fn remove(&mut self, len: u8) {
+        let slot = &mut self.counts[usize::from(len)];
+        *slot = slot.saturating_sub(1);
+        if *slot == 0 {
+            self.present.retain(|l| *l != len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::BanOrigin;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_secs(secs)
+    }
+    fn ban(n: &str, until: Option<i64>) -> Ban {
+        Ban {
+            net: net(n),
+            jail: "test".into(),
+            origin: BanOrigin::Jail,
+            at: t(0),
+            until: until.map(t),
+            count: 1,
+            failures: 3,
+        }
+    }
+
+    #[test]
+    fn pops_in_expiry_order_at_the_boundary() {
+        let mut a = ActiveBans::new();
+        a.insert(ban("192.0.2.3/32", Some(300)));
+        a.insert(ban("192.0.2.1/32", Some(100)));
+        a.insert(ban("2001:db8::/64", Some(200)));
+        a.insert(ban("192.0.2.9/32", None));
+        assert_eq!(a.next_expiry(), Some(t(100)));
+        assert!(a.pop_expired(t(99)).is_empty());
+        let popped: Vec<IpNet> = a.pop_expired(t(200)).into_iter().map(|b| b.net).collect();
+        assert_eq!(popped, vec![net("192.0.2.1/32"), net("2001:db8::/64")]);
+        let rest: Vec<IpNet> = a.pop_expired(t(i64::MAX / 1000)).into_iter().map(|b| b.net).collect();
+        assert_eq!(rest, vec![net("192.0.2.3/32")]);
+        assert_eq!(a.len(), 1, "the permanent ban stays");
+        assert_eq!(a.next_expiry(), None);
+    }
+
+    #[test]
+    fn rebans_replace_and_extend_without_stale_expiries() {
+        let mut a = ActiveBans::new();
+        a.insert(ban("192.0.2.1/32", Some(100)));
+        let old = a.insert(ban("192.0.2.1/32", Some(500))).unwrap();
+        assert_eq!(old.until, Some(t(100)));
+        assert!(a.pop_expired(t(100)).is_empty(), "the extension wins");
+        assert_eq!(a.by_expiry.len(), 1);
+        // Same expiry again: still exactly one index entry.
+        a.insert(ban("192.0.2.1/32", Some(500)));
+        assert_eq!(a.by_expiry.len(), 1);
+        // Shortened, then made permanent.
+        a.insert(ban("192.0.2.1/32", Some(50)));
+        assert_eq!(a.next_expiry(), Some(t(50)));
+        a.insert(ban("192.0.2.1/32", None));
+        assert!(a.by_expiry.is_empty());
+        assert!(a.pop_expired(t(1_000_000)).is_empty());
+        assert_eq!(a.len(), 1);
+    }
+
+    #[test]
+    fn manual_removal_is_never_unbanned_again() {
+        let mut a = ActiveBans::new();
+        a.insert(ban("192.0.2.1/32", Some(100)));
+        assert!(a.remove(net("192.0.2.1/32")).is_some());
+        assert!(a.remove(net("192.0.2.1/32")).is_none());
+        assert!(a.pop_expired(t(1000)).is_empty());
+        assert!(a.covering(ip("192.0.2.1"), t(0)).is_none());
+    }
+
+    #[test]
+    fn covering_finds_subnet_bans_and_respects_time() {
+        let mut a = ActiveBans::new();
+        a.insert(ban("198.51.100.0/24", Some(100)));
+        a.insert(ban("198.51.100.7/32", None));
+        a.insert(ban("2001:db8:1:2::/64", Some(100)));
+        assert_eq!(a.covering(ip("198.51.100.7"), t(50)).unwrap().net, net("198.51.100.7/32"));
+        assert_eq!(a.covering(ip("198.51.100.8"), t(50)).unwrap().net, net("198.51.100.0/24"));
+        assert_eq!(a.covering(ip("::ffff:198.51.100.8"), t(50)).unwrap().net, net("198.51.100.0/24"));
+        assert!(a.covering(ip("198.51.100.8"), t(100)).is_none(), "expired at until");
+        assert!(a.covering(ip("198.51.101.8"), t(50)).is_none());
+        assert!(a.covering(ip("2001:db8:1:2:ffff::1"), t(50)).is_some());
+        assert!(a.covering(ip("2001:db8:1:3::1"), t(50)).is_none());
+        a.remove(net("198.51.100.0/24"));
+        assert!(a.covering(ip("198.51.100.8"), t(50)).is_none());
+        assert_eq!(a.v4_lens.present, vec![32]);
+    }
+
+    #[test]
+    fn remove_overlapping_lifts_covering_and_contained_bans() {
+        let mut a = ActiveBans::new();
+        a.insert(ban("198.51.100.0/24", Some(100)));
+        a.insert(ban("198.51.100.7/32", Some(100)));
+        a.insert(ban("203.0.113.1/32", Some(100)));
+        let mut lifted: Vec<IpNet> =
+            a.remove_overlapping(net("198.51.100.7/32")).into_iter().map(|b| b.net).collect();
+        lifted.sort();
+        assert_eq!(lifted, vec![net("198.51.100.0/24"), net("198.51.100.7/32")]);
+        let inside: Vec<IpNet> =
+            a.remove_overlapping(net("203.0.0.0/8")).into_iter().map(|b| b.net).collect();
+        assert_eq!(inside, vec![net("203.0.113.1/32")]);
+        assert!(a.is_empty() && a.by_expiry.is_empty());
+    }
+}
