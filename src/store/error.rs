@@ -61,7 +61,7 @@ pub enum StoreError {
     )]
     Decode { path: PathBuf, table: &'static str, key: String, detail: String },
 
-    #[error("state file {}: cannot {doing}: {source}", path.display())]
+    #[error("cannot {doing} state file {}: {source}", path.display())]
     Database {
         path: PathBuf,
         doing: &'static str,

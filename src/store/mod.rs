@@ -34,8 +34,22 @@
 //! longest window, and history older than its time to live;
 //! [`Store::compact`] then gives freed pages back to the file system.
 //!
-//! A `Store` is `Sync`: its operations take `&self` and redb serialises the
-//! write transactions. Only [`Store::compact`] needs `&mut self`.
+//! # Use
+//!
+//! Operations block (a durable commit waits for `fsync`), so async callers run
+//! them on a blocking thread. A `Store` is `Send + Sync`: its operations take
+//! `&self` and redb serialises write transactions. Only [`Store::compact`]
+//! needs `&mut self`, since it moves pages under every reader. The daemon's
+//! store task is expected to:
+//!
+//! 1. open the store and re-install [`Store::active_bans`];
+//! 2. store each ban with [`Store::put_ban`] before reporting it done;
+//! 3. commit failures and cursors in batches, and [`Store::flush`] every few
+//!    seconds, which bounds what a crash may lose to those seconds;
+//! 4. [`Store::sweep`] now and then (say each minute), and [`Store::compact`]
+//!    more rarely (say daily, or after a sweep that removed much);
+//! 5. [`Store::close`] on shutdown, which makes pending batches durable and
+//!    reports any error (dropping the store does the same, silently).
 
 mod bans;
 mod batch;
@@ -140,6 +154,14 @@ impl Store {
             moved = true;
         }
         Ok(moved)
+    }
+
+    /// Makes pending batches durable and closes the file, reporting any
+    /// error that dropping the store would only log.
+    pub fn close(self) -> Result<(), StoreError> {
+        self.flush()?;
+        let Store { db, path, .. } = self;
+        db.close().doing(&path, "close")
     }
 
     /// Begins a write transaction that commits with `durability`.

@@ -451,3 +451,35 @@ fn an_unwritable_directory_gives_permission_denied() {
     assert!(matches!(err, StoreError::PermissionDenied { .. }), "{err:?}");
     assert!(err.to_string().contains(&locked.display().to_string()), "{err}");
 }
+
+#[test]
+fn close_makes_batches_durable_and_releases_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    store.put_cursors(&[("journald", b"s=42")]).unwrap();
+    assert_eq!(store.pending_batches.load(Ordering::Relaxed), 1);
+    store.close().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    assert_eq!(store.cursor("journald").unwrap(), Some(b"s=42".to_vec()));
+}
+
+#[test]
+fn threads_can_share_a_store() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+
+    let (_dir, store) = temp_store();
+    std::thread::scope(|scope| {
+        for t in 0..4u8 {
+            let store = &store;
+            scope.spawn(move || {
+                for i in 0..25u8 {
+                    store.put_ban(&ban(&format!("192.0.{t}.{i}"), "sshd", 1, None)).unwrap();
+                    store.put_failures(&[failures("sshd", &format!("198.51.{t}.{i}"), &[1])]).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.bans().unwrap().len(), 100);
+    assert_eq!(store.failures("sshd").unwrap().len(), 100);
+}
