@@ -68,7 +68,7 @@ fn crash_child_writes_bans_until_killed() {
         writeln!(out, "put {i}").unwrap();
         out.flush().unwrap();
         if let Some(j) = removes_after(i) {
-            store.remove_ban(&ban_number(j).net).unwrap();
+            store.remove_ban(ban_number(j).net).unwrap();
             writeln!(out, "removed {j}").unwrap();
             out.flush().unwrap();
         }

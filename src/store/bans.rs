@@ -42,12 +42,13 @@ impl Store {
         self.commit_durable(txn, DOING)
     }
 
-    /// Removes the ban on `net` (host bits ignored) in a durable commit and
+    /// Removes the ban on `net` (an address is its /32 or /128; host bits are
+    /// ignored) in a durable commit and
     /// returns it, or `None` if there was none. History is kept.
-    pub fn remove_ban(&self, net: &IpNet) -> Result<Option<Ban>, StoreError> {
+    pub fn remove_ban(&self, net: impl Into<IpNet>) -> Result<Option<Ban>, StoreError> {
         const DOING: &str = "remove a ban from";
         let txn = self.write(Durability::Immediate, DOING)?;
-        let key = net_key(net);
+        let key = net_key(&net.into());
         let removed = {
             let mut table = txn.open_table(BANS).doing(&self.path, DOING)?;
             let old = table.remove(key.as_slice()).doing(&self.path, DOING)?;
@@ -61,11 +62,11 @@ impl Store {
     }
 
     /// The stored ban on `net` (host bits ignored), expired or not.
-    pub fn ban(&self, net: &IpNet) -> Result<Option<Ban>, StoreError> {
+    pub fn ban(&self, net: impl Into<IpNet>) -> Result<Option<Ban>, StoreError> {
         const DOING: &str = "read a ban from";
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(BANS).doing(&self.path, DOING)?;
-        let key = net_key(net);
+        let key = net_key(&net.into());
         let found = table.get(key.as_slice()).doing(&self.path, DOING)?;
         found.map(|v| self.decode_ban(key.as_slice(), v.value())).transpose()
     }
@@ -94,23 +95,31 @@ impl Store {
     /// Sets the history of `net` (host bits ignored) to exactly `count` bans,
     /// the last at `last`, in a durable commit. [`Store::put_ban`] already
     /// keeps history up to date; this is for corrections and imports.
-    pub fn record_history(&self, net: &IpNet, count: u32, last: Timestamp) -> Result<(), StoreError> {
+    pub fn record_history(
+        &self,
+        net: impl Into<IpNet>,
+        count: u32,
+        last: Timestamp,
+    ) -> Result<(), StoreError> {
         const DOING: &str = "record ban history in";
         let txn = self.write(Durability::Immediate, DOING)?;
         {
             let mut table = txn.open_table(HISTORY).doing(&self.path, DOING)?;
-            table.insert(net_key(net).as_slice(), (count, last.as_millis())).doing(&self.path, DOING)?;
+            table
+                .insert(net_key(&net.into()).as_slice(), (count, last.as_millis()))
+                .doing(&self.path, DOING)?;
         }
         self.commit_durable(txn, DOING)
     }
 
     /// The ban history of `net` (host bits ignored), if it was ever banned
     /// and the entry has not been swept.
-    pub fn history_of(&self, net: &IpNet) -> Result<Option<HistoryEntry>, StoreError> {
+    pub fn history_of(&self, net: impl Into<IpNet>) -> Result<Option<HistoryEntry>, StoreError> {
+        let net = net.into();
         const DOING: &str = "read ban history from";
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(HISTORY).doing(&self.path, DOING)?;
-        let found = table.get(net_key(net).as_slice()).doing(&self.path, DOING)?;
+        let found = table.get(net_key(&net).as_slice()).doing(&self.path, DOING)?;
         Ok(found.map(|v| {
             let (count, last) = v.value();
             HistoryEntry { net: net.trunc(), count, last: Timestamp(last) }

@@ -138,9 +138,7 @@ impl Store {
     /// Makes every batch committed so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
         let txn = self.write(Durability::Immediate, "flush")?;
-        txn.commit().doing(&self.path, "flush")?;
-        self.pending_batches.store(0, Ordering::Relaxed);
-        Ok(())
+        self.commit_durable(txn, "flush")
     }
 
     /// Gives the pages that [`Store::sweep`] freed back to the file system by

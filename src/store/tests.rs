@@ -73,11 +73,11 @@ fn put_ban_then_read_and_remove_it() {
     // IPv4 sorts first; origins survive.
     assert_eq!(store.bans().unwrap(), [manual.clone(), remote.clone()]);
     // Host bits do not matter when looking a network up.
-    assert_eq!(store.ban(&"198.51.100.77/24".parse().unwrap()).unwrap(), Some(manual.clone()));
-    assert_eq!(store.ban(&net("203.0.113.1")).unwrap(), None);
+    assert_eq!(store.ban("198.51.100.77/24".parse::<IpNet>().unwrap()).unwrap(), Some(manual.clone()));
+    assert_eq!(store.ban(net("203.0.113.1")).unwrap(), None);
 
-    assert_eq!(store.remove_ban(&"2001:db8::1/64".parse().unwrap()).unwrap(), Some(remote));
-    assert_eq!(store.remove_ban(&net("2001:db8::/64")).unwrap(), None);
+    assert_eq!(store.remove_ban("2001:db8::1/64".parse::<IpNet>().unwrap()).unwrap(), Some(remote));
+    assert_eq!(store.remove_ban(net("2001:db8::/64")).unwrap(), None);
     assert_eq!(store.bans().unwrap(), [manual]);
 }
 
@@ -87,7 +87,10 @@ fn a_new_ban_on_the_same_network_replaces_the_old_one() {
     store.put_ban(&ban("203.0.113.9", "sshd", 100, Some(60))).unwrap();
     let longer = Ban { count: 2, ..ban("203.0.113.9", "recidive", 200, Some(3600)) };
     store.put_ban(&longer).unwrap();
-    assert_eq!(store.bans().unwrap(), [longer]);
+    assert_eq!(store.bans().unwrap(), std::slice::from_ref(&longer));
+    // An address stands for its host network.
+    assert_eq!(store.history_of(ip("203.0.113.9")).unwrap().map(|h| h.count), Some(2));
+    assert_eq!(store.remove_ban(ip("203.0.113.9")).unwrap(), Some(longer));
 }
 
 #[test]
@@ -122,29 +125,29 @@ fn bans_raise_history_and_never_lower_it() {
     let target = net("203.0.113.7");
     store.put_ban(&Ban { count: 3, ..ban("203.0.113.7", "sshd", 500, Some(60)) }).unwrap();
     let expected = HistoryEntry { net: target, count: 3, last: Timestamp::from_secs(500) };
-    assert_eq!(store.history_of(&target).unwrap(), Some(expected));
+    assert_eq!(store.history_of(target).unwrap(), Some(expected));
 
     // A replayed older ban (a remote host catching up) lowers nothing.
     store.put_ban(&Ban { count: 1, ..ban("203.0.113.7", "nginx", 100, Some(60)) }).unwrap();
-    assert_eq!(store.history_of(&target).unwrap(), Some(expected));
+    assert_eq!(store.history_of(target).unwrap(), Some(expected));
 
     store.put_ban(&Ban { count: 4, ..ban("203.0.113.7", "sshd", 900, Some(60)) }).unwrap();
     assert_eq!(
-        store.history_of(&target).unwrap().map(|h| (h.count, h.last)),
+        store.history_of(target).unwrap().map(|h| (h.count, h.last)),
         Some((4, Timestamp::from_secs(900)))
     );
 
     // Removing the ban keeps the history: the next ban must be longer.
-    store.remove_ban(&target).unwrap();
-    assert_eq!(store.history_of(&target).unwrap().map(|h| h.count), Some(4));
+    store.remove_ban(target).unwrap();
+    assert_eq!(store.history_of(target).unwrap().map(|h| h.count), Some(4));
 }
 
 #[test]
 fn record_history_sets_exact_values_and_history_lists_in_order() {
     let (_dir, store) = temp_store();
-    store.record_history(&net("2001:db8::5"), 2, Timestamp::from_secs(20)).unwrap();
-    store.record_history(&"192.0.2.9/24".parse().unwrap(), 7, Timestamp::from_secs(70)).unwrap();
-    store.record_history(&net("192.0.2.0/24"), 1, Timestamp::from_secs(10)).unwrap();
+    store.record_history(net("2001:db8::5"), 2, Timestamp::from_secs(20)).unwrap();
+    store.record_history("192.0.2.9/24".parse::<IpNet>().unwrap(), 7, Timestamp::from_secs(70)).unwrap();
+    store.record_history(net("192.0.2.0/24"), 1, Timestamp::from_secs(10)).unwrap();
     assert_eq!(
         store.history().unwrap(),
         [
@@ -152,7 +155,7 @@ fn record_history_sets_exact_values_and_history_lists_in_order() {
             HistoryEntry { net: net("2001:db8::5"), count: 2, last: Timestamp::from_secs(20) },
         ]
     );
-    assert_eq!(store.history_of(&net("198.51.100.1")).unwrap(), None);
+    assert_eq!(store.history_of(net("198.51.100.1")).unwrap(), None);
 }
 
 #[test]
@@ -234,14 +237,14 @@ fn everything_survives_closing_and_reopening() {
     {
         let store = Store::open_in(dir.path()).unwrap();
         store.put_ban(&kept).unwrap();
-        store.record_history(&net("192.0.2.3"), 9, Timestamp::from_secs(3)).unwrap();
+        store.record_history(net("192.0.2.3"), 9, Timestamp::from_secs(3)).unwrap();
         // Non-durable batches, made durable when the store closes.
         store.put_failures(&[failures("sshd", "192.0.2.3", &[1, 2, 3])]).unwrap();
         store.put_cursors(&[("docker:abc", b"ts")]).unwrap();
     }
     let store = Store::open_in(dir.path()).unwrap();
     assert_eq!(store.bans().unwrap(), [kept]);
-    assert_eq!(store.history_of(&net("192.0.2.3")).unwrap().map(|h| h.count), Some(9));
+    assert_eq!(store.history_of(net("192.0.2.3")).unwrap().map(|h| h.count), Some(9));
     assert_eq!(store.failures("sshd").unwrap(), [failures("sshd", "192.0.2.3", &[1, 2, 3])]);
     assert_eq!(store.cursor("docker:abc").unwrap(), Some(b"ts".to_vec()));
 }
@@ -255,7 +258,7 @@ fn sweep_removes_what_expired_and_keeps_the_rest() {
     let forever = ban("2001:db8::/64", "manual", 0, None);
     store.put_bans(&[expired.clone(), active.clone(), forever.clone()]).unwrap();
     // Old history without a ban, and one whose network is banned for good.
-    store.record_history(&net("198.51.100.1"), 3, Timestamp::from_secs(0)).unwrap();
+    store.record_history(net("198.51.100.1"), 3, Timestamp::from_secs(0)).unwrap();
     store
         .put_failures(&[
             failures("sshd", "203.0.113.1", &[3600, 9 * 3600 + 1, 9 * 3600 + 2]),
