@@ -3,7 +3,7 @@
 use ipnet::IpNet;
 use redb::{Durability, ReadableDatabase, ReadableTable, Table};
 
-use super::codec::{decode_ban, decode_net, encode_ban, hex, net_key};
+use super::codec::{decode_ban, decode_net, encode_ban, expiry_millis, hex, net_key};
 use super::error::ResultExt;
 use super::schema::{BANS, HISTORY};
 use super::{Store, StoreError};
@@ -35,7 +35,10 @@ impl Store {
             let mut history = txn.open_table(HISTORY).doing(&self.path, DOING)?;
             for ban in bans {
                 let key = net_key(&ban.net);
-                table.insert(key.as_slice(), encode_ban(ban).as_slice()).doing(&self.path, DOING)?;
+                let json = encode_ban(ban);
+                table
+                    .insert(key.as_slice(), (expiry_millis(ban), json.as_slice()))
+                    .doing(&self.path, DOING)?;
                 raise_history(&mut history, key.as_slice(), ban.count, ban.at).doing(&self.path, DOING)?;
             }
         }
@@ -53,7 +56,7 @@ impl Store {
             let mut table = txn.open_table(BANS).doing(&self.path, DOING)?;
             let old = table.remove(key.as_slice()).doing(&self.path, DOING)?;
             match old {
-                Some(bytes) => Some(self.decode_ban(key.as_slice(), bytes.value())?),
+                Some(value) => Some(self.decode_ban(key.as_slice(), value.value().1)?),
                 None => None,
             }
         };
@@ -68,27 +71,34 @@ impl Store {
         let table = txn.open_table(BANS).doing(&self.path, DOING)?;
         let key = net_key(&net.into());
         let found = table.get(key.as_slice()).doing(&self.path, DOING)?;
-        found.map(|v| self.decode_ban(key.as_slice(), v.value())).transpose()
+        found.map(|v| self.decode_ban(key.as_slice(), v.value().1)).transpose()
     }
 
     /// Every stored ban, including expired ones not yet swept, IPv4 first and
     /// in address order.
     pub fn bans(&self) -> Result<Vec<Ban>, StoreError> {
+        self.bans_where(|_| true)
+    }
+
+    /// The bans that still hold at `now`: what the firewall must enforce.
+    pub fn active_bans(&self, now: Timestamp) -> Result<Vec<Ban>, StoreError> {
+        // Same rule as Ban::is_active, on the stored expiry.
+        self.bans_where(|expiry| expiry > now.as_millis())
+    }
+
+    /// The bans whose stored expiry passes `keep`; only those are decoded.
+    fn bans_where(&self, keep: impl Fn(i64) -> bool) -> Result<Vec<Ban>, StoreError> {
         const DOING: &str = "read the bans in";
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(BANS).doing(&self.path, DOING)?;
         let mut bans = Vec::new();
         for entry in table.iter().doing(&self.path, DOING)? {
             let (key, value) = entry.doing(&self.path, DOING)?;
-            bans.push(self.decode_ban(key.value(), value.value())?);
+            let (expiry, json) = value.value();
+            if keep(expiry) {
+                bans.push(self.decode_ban(key.value(), json)?);
+            }
         }
-        Ok(bans)
-    }
-
-    /// The bans that still hold at `now`: what the firewall must enforce.
-    pub fn active_bans(&self, now: Timestamp) -> Result<Vec<Ban>, StoreError> {
-        let mut bans = self.bans()?;
-        bans.retain(|ban| ban.is_active(now));
         Ok(bans)
     }
 

@@ -93,6 +93,11 @@ pub(crate) fn decode_times(bytes: &[u8]) -> Option<Vec<Timestamp>> {
     Some(chunks.map(|c| Timestamp(i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))).collect())
 }
 
+/// The expiry stored beside a ban: a permanent ban never expires.
+pub(crate) fn expiry_millis(ban: &Ban) -> i64 {
+    ban.until.map_or(i64::MAX, Timestamp::as_millis)
+}
+
 pub(crate) fn encode_ban(ban: &Ban) -> Vec<u8> {
     // A Ban holds only strings, numbers and enums with string tags: JSON
     // serialisation of it cannot fail.

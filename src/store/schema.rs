@@ -17,8 +17,10 @@ pub const SCHEMA_VERSION: u64 = 1;
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 
-/// Network key ([`super::codec::net_key`]) → JSON [`crate::core::Ban`].
-pub(crate) const BANS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bans");
+/// Network key ([`super::codec::net_key`]) → (expiry in ms, `i64::MAX` when
+/// permanent; JSON [`crate::core::Ban`]). The expiry lets a sweep find
+/// expired bans without decoding every one.
+pub(crate) const BANS: TableDefinition<&[u8], (i64, &[u8])> = TableDefinition::new("bans");
 
 /// Network key → (ban count, last ban time in ms), shared by all jails.
 pub(crate) const HISTORY: TableDefinition<&[u8], (u32, i64)> = TableDefinition::new("ban_history");

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use redb::{Durability, ReadableTable};
 
-use super::codec::encode_times;
+use super::FailureRecord;
+use super::codec::{addr_key, encode_times};
 use super::error::ResultExt;
 use super::schema::{BANS, FAILURES, HISTORY};
 use super::{Store, StoreError};
@@ -41,62 +42,75 @@ impl Store {
     pub fn sweep(&self, now: Timestamp, retention: Retention) -> Result<SweepStats, StoreError> {
         const DOING: &str = "sweep expired records from";
         let mut stats = SweepStats::default();
+        // retain() predicates cannot return errors: the first one is kept
+        // here (its record kept too) and returned after the pass.
+        let mut failed: Option<StoreError> = None;
         let txn = self.write(Durability::Immediate, DOING)?;
         {
             let mut bans = txn.open_table(BANS).doing(&self.path, DOING)?;
-            let mut expired_keys = Vec::new();
-            for entry in bans.iter().doing(&self.path, DOING)? {
-                let (key, value) = entry.doing(&self.path, DOING)?;
-                let ban = self.decode_ban(key.value(), value.value())?;
-                if !ban.is_active(now) {
-                    expired_keys.push(key.value().to_vec());
-                    stats.expired_bans.push(ban);
+            bans.retain(|key, (expiry, json)| {
+                // Same rule as Ban::is_active, on the stored expiry.
+                if expiry > now.as_millis() {
+                    return true;
                 }
-            }
-            for key in &expired_keys {
-                bans.remove(key.as_slice()).doing(&self.path, DOING)?;
-            }
+                match self.decode_ban(key, json) {
+                    Ok(ban) => stats.expired_bans.push(ban),
+                    Err(e) => failed = failed.take().or(Some(e)),
+                }
+                false
+            })
+            .doing(&self.path, DOING)?;
 
             let cutoff = now.saturating_sub(retention.history).as_millis();
             let mut history = txn.open_table(HISTORY).doing(&self.path, DOING)?;
-            let mut forgotten = Vec::new();
-            for entry in history.iter().doing(&self.path, DOING)? {
-                let (key, value) = entry.doing(&self.path, DOING)?;
-                let (_, last) = value.value();
-                // A network banned right now keeps its history whatever its
-                // age: a permanent ban must not reset the recidivist count.
-                if last < cutoff && bans.get(key.value()).doing(&self.path, DOING)?.is_none() {
-                    forgotten.push(key.value().to_vec());
-                }
-            }
-            for key in &forgotten {
-                history.remove(key.as_slice()).doing(&self.path, DOING)?;
-            }
-            stats.history_removed = forgotten.len();
+            history
+                .retain(|key, (_, last)| {
+                    // A network banned right now keeps its history whatever
+                    // its age: a permanent ban must not reset the count.
+                    let keep = last >= cutoff
+                        || bans.get(key).map(|ban| ban.is_some()).unwrap_or_else(|e| {
+                            failed = failed.take().or(Some(StoreError::from_redb(&self.path, DOING, e)));
+                            true
+                        });
+                    stats.history_removed += usize::from(!keep);
+                    keep
+                })
+                .doing(&self.path, DOING)?;
 
             let cutoff = now.saturating_sub(retention.failures);
             let mut failures = txn.open_table(FAILURES).doing(&self.path, DOING)?;
-            // (jail, address key, times still inside the horizon)
-            let mut changed: Vec<(String, Vec<u8>, Vec<Timestamp>)> = Vec::new();
-            for entry in failures.iter().doing(&self.path, DOING)? {
-                let (key, value) = entry.doing(&self.path, DOING)?;
-                let (jail, addr) = key.value();
-                let times = self.decode_failure(jail, addr, value.value())?.times;
-                let kept: Vec<Timestamp> = times.iter().copied().filter(|t| *t > cutoff).collect();
-                if kept.len() != times.len() {
-                    stats.failure_times_dropped += times.len() - kept.len();
-                    changed.push((jail.to_string(), addr.to_vec(), kept));
-                }
+            // Records with some times left are rewritten after the pass.
+            let mut trimmed: Vec<FailureRecord> = Vec::new();
+            failures
+                .retain(|(jail, addr), times| {
+                    let record = match self.decode_failure(jail, addr, times) {
+                        Ok(record) => record,
+                        Err(e) => {
+                            failed = failed.take().or(Some(e));
+                            return true;
+                        }
+                    };
+                    let kept: Vec<Timestamp> = record.times.iter().copied().filter(|t| *t > cutoff).collect();
+                    stats.failure_times_dropped += record.times.len() - kept.len();
+                    if kept.is_empty() {
+                        stats.failure_records_removed += 1;
+                        return false;
+                    }
+                    if kept.len() < record.times.len() {
+                        trimmed.push(FailureRecord { times: kept, ..record });
+                    }
+                    true
+                })
+                .doing(&self.path, DOING)?;
+            for record in &trimmed {
+                let addr = addr_key(record.addr);
+                let key = (record.jail.as_str(), addr.as_slice());
+                failures.insert(key, encode_times(&record.times).as_slice()).doing(&self.path, DOING)?;
             }
-            for (jail, addr, kept) in &changed {
-                let key = (jail.as_str(), addr.as_slice());
-                if kept.is_empty() {
-                    failures.remove(key).doing(&self.path, DOING)?;
-                    stats.failure_records_removed += 1;
-                } else {
-                    failures.insert(key, encode_times(kept).as_slice()).doing(&self.path, DOING)?;
-                }
-            }
+        }
+        if let Some(e) = failed {
+            // Dropping the transaction aborts it: nothing is half-swept.
+            return Err(e);
         }
         self.commit_durable(txn, DOING)?;
         Ok(stats)

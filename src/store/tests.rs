@@ -494,3 +494,32 @@ fn a_truncated_file_is_refused_without_a_panic() {
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains(&path.display().to_string()), "{err}");
 }
+
+#[test]
+fn an_undecodable_record_is_named_and_a_sweep_meeting_it_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STATE_FILE_NAME);
+    {
+        let store = Store::open(&path).unwrap();
+        store.put_ban(&ban("192.0.2.1", "sshd", 0, Some(10))).unwrap();
+    }
+    {
+        // A record no warden would write: an expired ban whose JSON is cut short.
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let key = codec::net_key(&net("192.0.2.2"));
+        txn.open_table(schema::BANS).unwrap().insert(key.as_slice(), (0, b"{\"net\":".as_slice())).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let err = store.bans().unwrap_err();
+    assert!(matches!(err, StoreError::Decode { table: "bans", .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("192.0.2.2/32") && message.contains(&path.display().to_string()), "{message}");
+
+    let err =
+        store.sweep(Timestamp::from_secs(100), Retention { failures: HOUR, history: HOUR }).unwrap_err();
+    assert!(matches!(err, StoreError::Decode { .. }), "{err:?}");
+    // The sweep was aborted whole: the good expired ban is still there.
+    assert_eq!(store.ban(net("192.0.2.1")).unwrap().map(|b| b.jail), Some("sshd".to_string()));
+}
