@@ -45,9 +45,9 @@ impl Store {
         self.commit_durable(txn, DOING)
     }
 
-    /// Removes the ban on `net` (an address is its /32 or /128; host bits are
-    /// ignored) in a durable commit and
-    /// returns it, or `None` if there was none. History is kept.
+    /// Removes the ban on `net` in a durable commit and returns it, or `None`
+    /// if there was none. An address stands for its /32 or /128; host bits
+    /// are ignored. History is kept, so the next ban is longer.
     pub fn remove_ban(&self, net: impl Into<IpNet>) -> Result<Option<Ban>, StoreError> {
         const DOING: &str = "remove a ban from";
         let txn = self.write(Durability::Immediate, DOING)?;
@@ -125,8 +125,8 @@ impl Store {
     /// The ban history of `net` (host bits ignored), if it was ever banned
     /// and the entry has not been swept.
     pub fn history_of(&self, net: impl Into<IpNet>) -> Result<Option<HistoryEntry>, StoreError> {
-        let net = net.into();
         const DOING: &str = "read ban history from";
+        let net = net.into();
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(HISTORY).doing(&self.path, DOING)?;
         let found = table.get(net_key(&net).as_slice()).doing(&self.path, DOING)?;

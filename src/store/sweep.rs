@@ -28,8 +28,9 @@ pub struct Retention {
 pub struct SweepStats {
     /// Bans that had expired, now deleted.
     pub expired_bans: Vec<Ban>,
-    /// Failure times dropped, and (jail, address) records left empty and deleted.
+    /// Failure times older than the horizon, dropped.
     pub failure_times_dropped: usize,
+    /// (jail, address) records left without times, deleted.
     pub failure_records_removed: usize,
     /// History entries forgotten.
     pub history_removed: usize,
@@ -54,10 +55,15 @@ impl Store {
                     return true;
                 }
                 match self.decode_ban(key, json) {
-                    Ok(ban) => stats.expired_bans.push(ban),
-                    Err(e) => failed = failed.take().or(Some(e)),
+                    Ok(ban) => {
+                        stats.expired_bans.push(ban);
+                        false
+                    }
+                    Err(e) => {
+                        failed = failed.take().or(Some(e));
+                        true
+                    }
                 }
-                false
             })
             .doing(&self.path, DOING)?;
 
