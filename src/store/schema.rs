@@ -1,0 +1,88 @@
+//! The tables of the state file and its schema version.
+//!
+//! Bump [`SCHEMA_VERSION`] whenever a table's name, key or value layout changes
+//! in a way an older warden would misread, and teach [`check_or_init`] to
+//! migrate from the previous version. A warden refuses a file whose version is
+//! newer than its own rather than guess at it.
+
+use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+
+use super::StoreError;
+use super::error::ResultExt;
+
+/// The layout version this warden writes and understands.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// `"schema_version"` → [`SCHEMA_VERSION`] of the file.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// Network key ([`super::codec::net_key`]) → (expiry in ms, `i64::MAX` when
+/// permanent; JSON [`crate::core::Ban`]). The expiry lets a sweep find
+/// expired bans without decoding every one.
+pub(crate) const BANS: TableDefinition<&[u8], (i64, &[u8])> = TableDefinition::new("bans");
+
+/// Network key → (ban count, last ban time in ms), shared by all jails.
+pub(crate) const HISTORY: TableDefinition<&[u8], (u32, i64)> = TableDefinition::new("ban_history");
+
+/// (jail, address key) → packed failure times ([`super::codec::encode_times`]).
+pub(crate) const FAILURES: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("failures");
+
+/// Opaque source id → opaque position chosen by the source.
+pub(crate) const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("cursors");
+
+/// Checks the schema version of an open file, or stamps a new file with ours,
+/// and makes sure every table exists so readers never meet a missing one.
+pub(crate) fn check_or_init(txn: &WriteTransaction, path: &std::path::Path) -> Result<(), StoreError> {
+    let ours = ["meta", "bans", "ban_history", "failures", "cursors"];
+    const DOING: &str = "check the schema of";
+    let foreign: Vec<String> = txn
+        .list_tables()
+        .doing(path, DOING)?
+        .map(|t| t.name().to_string())
+        .filter(|name| !ours.contains(&name.as_str()))
+        .collect();
+    if !foreign.is_empty() {
+        return Err(StoreError::NotWardenState {
+            path: path.to_path_buf(),
+            detail: format!("it holds tables warden does not use: {}", foreign.join(", ")),
+        });
+    }
+    let has_tables = txn.list_tables().doing(path, DOING)?.next().is_some();
+
+    let mut meta = txn.open_table(META).doing(path, DOING)?;
+    let found = meta.get(SCHEMA_VERSION_KEY).doing(path, DOING)?.map(|v| v.value());
+    match found {
+        None if has_tables => {
+            return Err(StoreError::NotWardenState {
+                path: path.to_path_buf(),
+                detail: "it has tables but no schema version".into(),
+            });
+        }
+        None => {
+            meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).doing(path, DOING)?;
+        }
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Some(SCHEMA_VERSION) => {}
+        Some(found) => {
+            // Version 1 is the first; nothing older was ever written.
+            return Err(StoreError::NotWardenState {
+                path: path.to_path_buf(),
+                detail: format!("unknown schema version {found}"),
+            });
+        }
+    }
+    drop(meta);
+
+    txn.open_table(BANS).doing(path, DOING)?;
+    txn.open_table(HISTORY).doing(path, DOING)?;
+    txn.open_table(FAILURES).doing(path, DOING)?;
+    txn.open_table(CURSORS).doing(path, DOING)?;
+    Ok(())
+}
