@@ -1,1 +1,453 @@
-//! placeholder
+//! Filters: turn log lines into failures.
+//!
+//! A filter is defined in YAML ([`definition`]), compiled once into an
+//! immutable [`Filter`] ([`compile`], `Send + Sync`, shared by every stream
+//! that uses it), and run line by line with a per-stream [`MatchState`].
+//! [`Registry`] knows the shipped filters (embedded in the binary) and the
+//! user's `filter_dirs`.
+//!
+//! For each line, [`Filter::process`]:
+//! 1. looks at no more than [`MAX_LINE_BYTES`] of it (a longer line is cut at
+//!    a character boundary), drops a trailing `\r\n`, and removes ANSI escape
+//!    sequences (colour codes from container logs); NUL bytes and other
+//!    control characters are matched as ordinary characters;
+//! 2. finds a date ([`date`]); a leading one is stripped, with the whitespace
+//!    after it, before any pattern sees the line;
+//! 3. tries `ignoreregex` on the line (a match means [`Outcome::Ignored`]),
+//!    then the gated failregexes in order (the first match wins), then
+//!    `ignoreregex` again on the prefregex's `<F-CONTENT>` of a matched line,
+//!    so ignoreregexes may be written like failregexes;
+//! 4. reads the address, user and ids, merges multi-line state
+//!    ([`multiline`]) and reports a [`Hit`]. A source-supplied time wins over
+//!    the parsed one.
+//!
+//! Invalid UTF-8: callers pass `&str`; [`Filter::process_bytes`] converts
+//! lossily (invalid sequences become U+FFFD) and processes the result.
+
+pub mod addr;
+pub mod compile;
+pub mod date;
+pub mod definition;
+pub mod multiline;
+pub mod registry;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use jiff::tz::TimeZone;
+use regex_automata::PatternSet;
+
+use crate::core::Timestamp;
+
+pub use date::{DateFormat, DateMatch, DateSearch, parse_date};
+pub use registry::Registry;
+
+use compile::{Compiled, PatternList, Raw};
+use multiline::{ConnCache, Fields};
+
+/// The part of a line the engine looks at; the rest is ignored. Bounds the
+/// work per line (1 MiB lines from a misbehaving service cost no more than
+/// this) while keeping every realistic log line whole.
+pub const MAX_LINE_BYTES: usize = 32 * 1024;
+
+/// A filter that failed to load or compile. Every variant names the place.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("{origin}:{line}: invalid filter file: {message}")]
+    Yaml { origin: String, line: u64, message: String },
+    #[error(transparent)]
+    Pattern(Box<PatternError>),
+    #[error("{origin}:{line}: filter {filter:?}: {message}")]
+    Invalid { origin: String, line: u64, filter: String, message: String },
+    #[error(
+        "{origin}: the file defines filter {found:?}, but its file name says {expected:?}: they must agree"
+    )]
+    NameMismatch { origin: String, expected: String, found: String },
+    #[error("unknown filter {name:?}: known filters are {known}; or give the path of a filter .yaml file")]
+    Unknown { name: String, known: String },
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// A pattern that does not expand or compile: names the file, line, filter
+/// and the pattern as written.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}:{line}: filter {filter:?}: {what} {pattern:?} {problem}")]
+pub struct PatternError {
+    pub origin: String,
+    pub line: u64,
+    pub filter: String,
+    /// Which pattern, e.g. `failregex #3` or `prefregex`.
+    pub what: String,
+    pub pattern: String,
+    pub problem: String,
+}
+
+/// A compiled filter. Immutable; share it between threads.
+#[derive(Debug)]
+pub struct Filter {
+    name: String,
+    description: String,
+    source: String,
+    journalmatch: Vec<String>,
+    date_search: DateSearch,
+    failregex_sources: Vec<String>,
+    ignore: PatternList,
+    fail: PatternList,
+    /// `Some` when patterns could not be spliced into the prefregex: it then
+    /// runs first and the failregexes see its `<F-CONTENT>`.
+    prefix: Option<Compiled>,
+    gate_capacity: usize,
+}
+
+/// Per-stream state: the multi-line connection cache, the reference time for
+/// yearless dates, the time zone for dates without an offset, and scratch
+/// space so a line that matches nothing allocates nothing.
+#[derive(Debug, Clone)]
+pub struct MatchState {
+    reference: Timestamp,
+    tz: Option<TimeZone>,
+    conns: ConnCache,
+    gate_hits: PatternSet,
+}
+
+impl MatchState {
+    /// State for one input stream; `reference_now` resolves yearless syslog
+    /// dates (the daemon moves it with [`MatchState::set_reference`]).
+    pub fn new(reference_now: Timestamp) -> Self {
+        MatchState {
+            reference: reference_now,
+            tz: None,
+            conns: ConnCache::new(multiline::DEFAULT_CAPACITY, multiline::DEFAULT_MAX_AGE_MS),
+            gate_hits: PatternSet::new(0),
+        }
+    }
+
+    /// Reads dates without an offset in `tz` instead of UTC.
+    pub fn with_time_zone(mut self, tz: TimeZone) -> Self {
+        self.tz = Some(tz);
+        self
+    }
+
+    /// Caps the open connections remembered (oldest evicted first) and how
+    /// long a silent one is kept.
+    pub fn with_connection_limits(mut self, capacity: usize, max_age: std::time::Duration) -> Self {
+        let age = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        self.conns = ConnCache::new(capacity, age);
+        self
+    }
+
+    pub fn set_reference(&mut self, now: Timestamp) {
+        self.reference = now;
+    }
+
+    pub fn reference(&self) -> Timestamp {
+        self.reference
+    }
+
+    /// Open multi-line connections currently remembered.
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Forgets every connection (e.g. when a stream restarts).
+    pub fn reset(&mut self) {
+        self.conns.clear();
+    }
+}
+
+/// What a filter made of a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No failregex matched (or one matched without yielding an address).
+    Miss,
+    /// An ignoreregex matched.
+    Ignored {
+        regex_index: usize,
+    },
+    Match(Hit),
+}
+
+/// A recognised line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// Normalised (IPv4-mapped IPv6 is IPv4).
+    pub addr: IpAddr,
+    pub user: Option<String>,
+    /// The source's time if it gave one, else the line's date, else `None`.
+    pub time: Option<Timestamp>,
+    /// Index into the failregexes active under the filter's params.
+    pub regex_index: usize,
+    /// `false` for `<F-NOFAIL>`/`<F-MLFGAINED>` lines and lines merged into a
+    /// connection that already counted: recognised, but not a new failure.
+    pub counted: bool,
+    /// The date format found in the line, described ([`DateFormat::describe`]).
+    pub date_format: Option<&'static str>,
+}
+
+impl Filter {
+    /// Parses and compiles a filter. `origin` (a path, or `shipped:<name>`)
+    /// names the file in errors; `params` override the filter's params.
+    pub fn from_yaml(
+        text: &str,
+        origin: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Filter, FilterError> {
+        let def = parse_definition(text, origin)?;
+        compile::build(def, origin, params)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Where the filter's log formats come from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The failregexes active under the filter's params.
+    pub fn failregex_count(&self) -> usize {
+        self.failregex_sources.len()
+    }
+
+    pub fn journalmatch(&self) -> &[String] {
+        &self.journalmatch
+    }
+
+    /// Failregex `i` as written in the file (before params and tags).
+    pub fn failregex_source(&self, i: usize) -> &str {
+        self.failregex_sources.get(i).map_or("", String::as_str)
+    }
+
+    /// Processes a line that may not be UTF-8 (invalid sequences become U+FFFD).
+    pub fn process_bytes(
+        &self,
+        state: &mut MatchState,
+        line: &[u8],
+        source_time: Option<Timestamp>,
+    ) -> Outcome {
+        let text = String::from_utf8_lossy(line);
+        self.process(state, &text, source_time)
+    }
+
+    /// Processes one line of a stream.
+    pub fn process(&self, state: &mut MatchState, line: &str, source_time: Option<Timestamp>) -> Outcome {
+        let line = clip(line);
+        let cleaned;
+        let line = if memchr::memchr(0x1b, line.as_bytes()).is_some() {
+            cleaned = strip_ansi(line);
+            cleaned.as_str()
+        } else {
+            line
+        };
+        let reference = source_time.unwrap_or(state.reference);
+        let date = date::find_date(line.as_bytes(), self.date_search, reference, state.tz.as_ref());
+        let rendered;
+        let body = match date {
+            Some(d) if d.leading => {
+                let rest = line[d.end..].trim_start_matches([' ', '\t']);
+                match d.format {
+                    DateFormat::Rfc5424 => match render_rfc5424(rest) {
+                        Some(r) => {
+                            rendered = r;
+                            rendered.as_str()
+                        }
+                        None => rest,
+                    },
+                    _ => rest,
+                }
+            }
+            _ => line,
+        };
+        if state.gate_hits.capacity() < self.gate_capacity {
+            state.gate_hits = PatternSet::new(self.gate_capacity);
+        }
+        if !self.ignore.is_empty()
+            && let Some(regex_index) = self.ignore.first_index(body, &mut state.gate_hits)
+        {
+            return Outcome::Ignored { regex_index };
+        }
+        let mut pre = Raw::default();
+        let hay = match &self.prefix {
+            None => body,
+            Some(prefix) => {
+                let Some(raw) = prefix.captures(body) else { return Outcome::Miss };
+                pre = raw;
+                match raw.content {
+                    Some((s, e)) => &body[s..e],
+                    None => body,
+                }
+            }
+        };
+        let Some((regex_index, raw)) = self.fail.first_match(hay, &mut state.gate_hits) else {
+            return Outcome::Miss;
+        };
+        // ignoreregex also sees the prefregex's content, so it can be written
+        // like the failregexes (fail2ban only tries the whole line, above).
+        if !self.ignore.is_empty()
+            && let Some((s, e)) = raw.content.or(pre.content)
+            && let Some(regex_index) = self.ignore.first_index(&body[s..e], &mut state.gate_hits)
+        {
+            return Outcome::Ignored { regex_index };
+        }
+        let raw = raw.or(&pre);
+        let time = source_time.or(date.map(|d| d.time));
+        let mut fields = Fields {
+            addr: raw.addr.and_then(addr::parse_addr),
+            user: non_empty(raw.user),
+            alt_user: non_empty(raw.alt_user),
+            id: non_empty(raw.id),
+            nofail: raw.nofail,
+            forget: raw.forget,
+            gained: raw.gained,
+            once: raw.once,
+        };
+        if let Some(mlfid) = raw.mlfid {
+            fields = state.conns.merge(mlfid, fields, time);
+        } else {
+            fields.nofail |= fields.gained;
+        }
+        let Some(addr) = fields.addr.or_else(|| fields.id.as_deref().and_then(addr::addr_from_id)) else {
+            return Outcome::Miss;
+        };
+        let counted = !fields.nofail;
+        if counted && let Some(mlfid) = raw.mlfid {
+            state.conns.mark_counted(mlfid);
+        }
+        Outcome::Match(Hit {
+            addr,
+            user: fields.user.or(fields.alt_user),
+            time,
+            regex_index,
+            counted,
+            date_format: date.map(|d| d.format.describe()),
+        })
+    }
+}
+
+/// Reads a filter file into its serde model, with file:line on errors.
+pub fn parse_definition(text: &str, origin: &str) -> Result<definition::FilterDef, FilterError> {
+    serde_saphyr::from_str(text).map_err(|e| FilterError::Yaml {
+        origin: origin.to_string(),
+        line: e.location().map_or(0, |l| l.line()),
+        message: e.to_string(),
+    })
+}
+
+fn non_empty(s: Option<&str>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).map(String::from)
+}
+
+/// Renders the rest of an RFC 5424 header (`HOST APP PROCID MSGID SD MSG`)
+/// the way journald shows a message, `HOST APP[PROCID]: MSG`, so one pattern
+/// serves syslog files, journald and RFC 5424 alike. `-` fields are left out.
+fn render_rfc5424(rest: &str) -> Option<String> {
+    let mut parts = rest.splitn(5, ' ');
+    let (host, app, procid, _msgid) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let after = parts.next().unwrap_or("");
+    let msg = if let Some(tail) = after.strip_prefix('-') {
+        tail
+    } else if after.starts_with('[') {
+        // Structured data: `[id k="v" …]` elements; `\]` inside values is escaped.
+        let b = after.as_bytes();
+        let mut i = 0;
+        while b.get(i) == Some(&b'[') {
+            let mut in_quotes = false;
+            i += 1;
+            while let Some(&c) = b.get(i) {
+                match c {
+                    b'\\' => i += 1,
+                    b'"' => in_quotes = !in_quotes,
+                    b']' if !in_quotes => break,
+                    _ => {}
+                }
+                i += 1;
+            }
+            i += 1;
+        }
+        after.get(i.min(after.len())..)?
+    } else {
+        return None;
+    };
+    let msg = msg.strip_prefix(' ').unwrap_or(msg);
+    let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
+    let mut out = String::with_capacity(rest.len());
+    if host != "-" {
+        out.push_str(host);
+        out.push(' ');
+    }
+    if app != "-" {
+        out.push_str(app);
+        if procid != "-" {
+            out.push('[');
+            out.push_str(procid);
+            out.push(']');
+        }
+        out.push_str(": ");
+    }
+    out.push_str(msg);
+    Some(out)
+}
+
+/// Drops a trailing line end and cuts the line at [`MAX_LINE_BYTES`].
+fn clip(line: &str) -> &str {
+    let line = line.trim_end_matches(['\n', '\r']);
+    if line.len() <= MAX_LINE_BYTES {
+        return line;
+    }
+    let mut end = MAX_LINE_BYTES;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// Removes ANSI escape sequences: CSI (`ESC [ … final`), OSC (`ESC ] … BEL`
+/// or `ESC \`) and two-byte escapes. Only ASCII is removed, so the result
+/// stays valid UTF-8.
+fn strip_ansi(line: &str) -> String {
+    let b = line.as_bytes();
+    let mut out = String::with_capacity(line.len());
+    let mut last = 0;
+    let mut i = 0;
+    while let Some(off) = memchr::memchr(0x1b, &b[i..]) {
+        let esc = i + off;
+        out.push_str(&line[last..esc]);
+        let mut j = esc + 1;
+        match b.get(j) {
+            Some(b'[') => {
+                j += 1;
+                while j < b.len() && !(0x40..=0x7e).contains(&b[j]) {
+                    j += 1;
+                }
+                j += 1;
+            }
+            Some(b']') => {
+                while j < b.len() && b[j] != 0x07 && !(b[j] == 0x1b && b.get(j + 1) == Some(&b'\\')) {
+                    j += 1;
+                }
+                j += if b.get(j) == Some(&0x1b) { 2 } else { 1 };
+            }
+            Some(c) if c.is_ascii() => j += 1,
+            _ => {}
+        }
+        // Never cut inside a multi-byte character.
+        j = j.min(b.len());
+        while !line.is_char_boundary(j) {
+            j += 1;
+        }
+        last = j;
+        i = j;
+    }
+    out.push_str(&line[last..]);
+    out
+}
+
+#[cfg(test)]
+mod tests;

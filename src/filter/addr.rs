@@ -1,0 +1,41 @@
+//! Address captures: the text a `<HOST>`-style tag matched, validated and
+//! normalised (IPv4-mapped IPv6 becomes IPv4) so one attacker has one identity.
+//!
+//! The tag regexes are deliberately loose; the standard library's parser is
+//! the judge of what an address is.
+
+use std::net::IpAddr;
+
+use crate::core::normalize_ip;
+
+/// Parses a captured address (brackets, if any, stripped; an IPv6 zone
+/// `%eth0` dropped). `None` when the text is not an address.
+pub fn parse_addr(text: &str) -> Option<IpAddr> {
+    let text = text.trim_start_matches('[').trim_end_matches(']');
+    let text = text.split_once('%').map_or(text, |(addr, _zone)| addr);
+    text.parse::<IpAddr>().ok().map(normalize_ip)
+}
+
+/// Parses a failure id that may be an address (`<F-ID>`); used when a line
+/// has an id but no address tag.
+pub fn addr_from_id(id: &str) -> Option<IpAddr> {
+    parse_addr(id.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_and_rejects() {
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(parse_addr("192.0.2.1"), Some(v4));
+        assert_eq!(parse_addr("::ffff:192.0.2.1"), Some(v4));
+        assert_eq!(parse_addr("[2001:db8::1]"), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(parse_addr("fe80::1%eth0"), Some("fe80::1".parse().unwrap()));
+        for bad in ["999.1.1.1", "15:01:17", "", "1.2.3", "host.example"] {
+            assert_eq!(parse_addr(bad), None, "{bad}");
+        }
+        assert_eq!(addr_from_id(" 203.0.113.4 "), Some("203.0.113.4".parse().unwrap()));
+    }
+}

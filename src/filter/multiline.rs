@@ -1,0 +1,258 @@
+//! Multi-line failure ids (`<F-MLFID>`): what a stream has said so far about
+//! each open connection, so an attempt logged on several lines counts once.
+//!
+//! State owned: one [`Conn`] per connection id, in a map capped at
+//! `capacity` entries; when full, the oldest connection is evicted first.
+//! Entries older than `max_age` (by line time) are treated as gone.
+//!
+//! The merge follows fail2ban's `Filter._mergeFailure`:
+//! - a line's values overwrite the connection's (the host a PAM line gave is
+//!   kept for a later line without one);
+//! - `<F-NOFAIL>` and `<F-MLFGAINED>` make the merged line not count;
+//! - a second, different user on one connection makes it count anyway
+//!   (several logon attempts under different names);
+//! - `<F-MLFFORGET>` drops the connection after merging.
+//!
+//! warden adds `<F-MLFONCE>`: the line counts only if nothing on the
+//! connection has counted yet (a summary like "maximum authentication
+//! attempts exceeded" after failures that already counted).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use crate::core::Timestamp;
+
+/// Default number of open connections remembered per stream.
+pub const DEFAULT_CAPACITY: usize = 4096;
+/// Default age after which a silent connection is forgotten (10 minutes).
+pub const DEFAULT_MAX_AGE_MS: i64 = 10 * 60 * 1000;
+
+/// What one matched line says (after its own groups are read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Fields {
+    pub addr: Option<IpAddr>,
+    pub user: Option<String>,
+    pub alt_user: Option<String>,
+    pub id: Option<String>,
+    pub nofail: bool,
+    pub forget: bool,
+    pub gained: bool,
+    pub once: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Conn {
+    seq: u64,
+    last_time: Option<Timestamp>,
+    addr: Option<IpAddr>,
+    user: Option<String>,
+    alt_user: Option<String>,
+    id: Option<String>,
+    /// Distinct users seen on the connection.
+    users: Vec<String>,
+    /// Whether a line on this connection has counted as a failure.
+    counted: bool,
+}
+
+/// The per-stream connection cache.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnCache {
+    map: HashMap<Box<str>, Conn>,
+    /// Insertion order for eviction; entries whose seq no longer matches are stale.
+    order: VecDeque<(Box<str>, u64)>,
+    next_seq: u64,
+    capacity: usize,
+    max_age_ms: i64,
+}
+
+/// How many distinct users one connection remembers (bounds memory per entry).
+const MAX_USERS: usize = 8;
+
+impl ConnCache {
+    pub fn new(capacity: usize, max_age_ms: i64) -> Self {
+        ConnCache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            next_seq: 0,
+            capacity: capacity.max(1),
+            max_age_ms,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.order.clear();
+    }
+
+    /// Merges `fields` of a line with connection id `mlfid`, returning the
+    /// merged view. `nofail` in the result says whether the line counts.
+    pub fn merge(&mut self, mlfid: &str, mut fields: Fields, time: Option<Timestamp>) -> Fields {
+        let mut nofail = fields.nofail || fields.gained;
+        let expired = match (self.map.get(mlfid), time) {
+            (Some(c), Some(t)) => c.last_time.is_some_and(|l| t.0.saturating_sub(l.0) > self.max_age_ms),
+            _ => false,
+        };
+        if expired {
+            self.map.remove(mlfid);
+        }
+        let users_len;
+        if let Some(conn) = self.map.get_mut(mlfid) {
+            if let Some(u) = fields.user.as_ref()
+                && !conn.users.contains(u)
+                && conn.users.len() < MAX_USERS
+            {
+                conn.users.push(u.clone());
+            }
+            users_len = conn.users.len();
+            if fields.addr.is_some() {
+                conn.addr = fields.addr;
+            }
+            if fields.user.is_some() {
+                conn.user = fields.user.take();
+            }
+            if fields.alt_user.is_some() {
+                conn.alt_user = fields.alt_user.take();
+            }
+            if fields.id.is_some() {
+                conn.id = fields.id.take();
+            }
+            if time.is_some() {
+                conn.last_time = time;
+            }
+            if fields.once && conn.counted {
+                nofail = true;
+            }
+            fields.addr = conn.addr;
+            fields.user = conn.user.clone();
+            fields.alt_user = conn.alt_user.clone();
+            fields.id = conn.id.clone();
+            if fields.forget {
+                self.map.remove(mlfid);
+            }
+        } else {
+            users_len = usize::from(fields.user.is_some());
+            if !fields.forget {
+                self.insert(mlfid, &fields, time);
+            }
+        }
+        if users_len > 1 {
+            nofail = false;
+        }
+        fields.nofail = nofail;
+        fields
+    }
+
+    /// Records that a line on `mlfid` counted, for `<F-MLFONCE>`.
+    pub fn mark_counted(&mut self, mlfid: &str) {
+        if let Some(conn) = self.map.get_mut(mlfid) {
+            conn.counted = true;
+        }
+    }
+
+    fn insert(&mut self, mlfid: &str, fields: &Fields, time: Option<Timestamp>) {
+        while self.map.len() >= self.capacity {
+            let Some((key, seq)) = self.order.pop_front() else { break };
+            if self.map.get(&key).is_some_and(|c| c.seq == seq) {
+                self.map.remove(&key);
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let key: Box<str> = mlfid.into();
+        self.map.insert(
+            key.clone(),
+            Conn {
+                seq,
+                last_time: time,
+                addr: fields.addr,
+                user: fields.user.clone(),
+                alt_user: fields.alt_user.clone(),
+                id: fields.id.clone(),
+                users: fields.user.iter().cloned().collect(),
+                counted: false,
+            },
+        );
+        self.order.push_back((key, seq));
+        // Forgotten connections leave stale order entries; keep the queue bounded.
+        if self.order.len() > 2 * self.capacity {
+            let map = &self.map;
+            self.order.retain(|(k, s)| map.get(k).is_some_and(|c| c.seq == *s));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    fn line(addr: Option<IpAddr>, user: Option<&str>) -> Fields {
+        Fields { addr, user: user.map(String::from), ..Fields::default() }
+    }
+
+    #[test]
+    fn nofail_line_lends_its_host_to_a_later_line() {
+        let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
+        let pam = Fields { nofail: true, ..line(ip("192.0.2.1"), Some("root")) };
+        let m = c.merge("42", pam, None);
+        assert!(m.nofail);
+        let later = c.merge("42", line(None, None), None);
+        assert_eq!((later.addr, later.user.as_deref(), later.nofail), (ip("192.0.2.1"), Some("root"), false));
+    }
+
+    #[test]
+    fn forget_drops_the_connection_after_merging() {
+        let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
+        c.merge("1", line(ip("192.0.2.1"), None), None);
+        let closed = c.merge("1", Fields { nofail: true, forget: true, ..line(None, None) }, None);
+        assert_eq!((closed.addr, closed.nofail), (ip("192.0.2.1"), true));
+        assert_eq!(c.len(), 0);
+        let fresh = c.merge("1", line(None, None), None);
+        assert_eq!(fresh.addr, None);
+    }
+
+    #[test]
+    fn gained_means_no_failure_and_a_second_user_counts_again() {
+        let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
+        let m = c.merge("1", Fields { gained: true, ..line(ip("192.0.2.1"), Some("a")) }, None);
+        assert!(m.nofail);
+        c.merge("2", Fields { nofail: true, ..line(ip("192.0.2.2"), Some("a")) }, None);
+        let m = c.merge("2", Fields { nofail: true, ..line(None, Some("b")) }, None);
+        assert!(!m.nofail, "two users on one connection count");
+    }
+
+    #[test]
+    fn once_counts_only_if_nothing_counted_yet() {
+        let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
+        c.merge("1", line(ip("192.0.2.1"), None), None);
+        c.mark_counted("1");
+        assert!(c.merge("1", Fields { once: true, ..line(None, None) }, None).nofail);
+        c.merge("2", Fields { nofail: true, ..line(ip("192.0.2.2"), None) }, None);
+        assert!(!c.merge("2", Fields { once: true, ..line(None, None) }, None).nofail);
+    }
+
+    #[test]
+    fn capacity_evicts_oldest_first_and_age_expires() {
+        let mut c = ConnCache::new(3, 1000);
+        for id in ["a", "b", "c", "d"] {
+            c.merge(id, line(ip("192.0.2.1"), None), Some(Timestamp(0)));
+        }
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.merge("a", line(None, None), None).addr, None, "a was evicted");
+        assert_eq!(c.merge("d", line(None, None), Some(Timestamp(500))).addr, ip("192.0.2.1"));
+        assert_eq!(c.merge("d", line(None, None), Some(Timestamp(5000))).addr, None, "d expired");
+        for i in 0..100 {
+            let id = format!("x{i}");
+            c.merge(&id, line(None, None), None);
+            c.merge(&id, Fields { forget: true, ..line(None, None) }, None);
+        }
+        assert!(c.order.len() <= 6, "stale order entries are compacted: {}", c.order.len());
+    }
+}

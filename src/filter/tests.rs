@@ -1,0 +1,242 @@
+//! Engine tests through the public API: compilation choices, line handling,
+//! multi-line semantics and error messages.
+
+use super::*;
+
+fn ts(s: &str) -> Timestamp {
+    Timestamp(s.parse::<jiff::Timestamp>().unwrap().as_millisecond())
+}
+
+fn state() -> MatchState {
+    MatchState::new(ts("2026-11-21T16:00:00Z"))
+}
+
+fn filter(yaml: &str) -> Filter {
+    Filter::from_yaml(yaml, "test.yaml", &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(yaml: &str) -> String {
+    Filter::from_yaml(yaml, "dir/test.yaml", &BTreeMap::new()).unwrap_err().to_string()
+}
+
+fn hit(o: Outcome) -> Hit {
+    match o {
+        Outcome::Match(h) => h,
+        other => panic!("expected a match, got {other:?}"),
+    }
+}
+
+const SVC: &str = r#"
+name: svc
+description: test service
+prefregex: '^svc\[<F-MLFID>\d+</F-MLFID>\]: <F-CONTENT>.+</F-CONTENT>$'
+failregex:
+  - '^<F-NOFAIL>hello</F-NOFAIL> from <HOST>$'
+  - '^bad password for <F-USER>\S+</F-USER>$'
+  - '^<F-MLFONCE>gave up</F-MLFONCE>$'
+  - '^<F-NOFAIL><F-MLFFORGET>bye</F-MLFFORGET></F-NOFAIL>$'
+  - '^<F-MLFGAINED>welcome</F-MLFGAINED> <F-USER>\S+</F-USER>$'
+"#;
+
+#[test]
+fn prefregex_is_spliced_when_content_is_plain() {
+    let f = filter(SVC);
+    assert!(f.prefix.is_none(), "spliced into one pattern per failregex");
+    assert_eq!(f.fail.gate_len(), 5);
+    // A content group that is not `.+` keeps two stages.
+    let two = filter(
+        "name: t\ndescription: d\nprefregex: '^svc: <F-CONTENT>[a-z ]+</F-CONTENT> end$'\nfailregex: ['^x <HOST>']\n",
+    );
+    assert!(two.prefix.is_some());
+    assert!(two.process(&mut state(), "svc: x end", None) == Outcome::Miss);
+    // Two-stage still works with a failregex anchored at the content.
+    let two = filter(
+        "name: t\ndescription: d\nprefregex: '^svc: <F-CONTENT>.+</F-CONTENT>$'\nfailregex: ['^a|^b <HOST>$']\n",
+    );
+    assert!(two.prefix.is_some(), "an inner anchor prevents splicing");
+    assert_eq!(hit(two.process(&mut state(), "svc: b 192.0.2.1", None)).addr.to_string(), "192.0.2.1");
+    assert_eq!(two.process(&mut state(), "b svc: 192.0.2.1", None), Outcome::Miss);
+}
+
+#[test]
+fn fancy_fallback_only_when_needed_and_gated_by_a_superset() {
+    let f = filter(
+        r#"
+name: t
+description: d
+failregex:
+  - '^plain from <HOST>$'
+  - '^(?P<w>\w+) again \k<w> from <HOST>$'
+  - '^look (?!ahead)\w+ from <HOST>$'
+"#,
+    );
+    let kinds: Vec<bool> = f.fail.patterns.iter().map(|p| p.is_fancy()).collect();
+    assert_eq!(kinds, vec![false, true, true]);
+    assert!((0..3).all(|i| f.fail.is_gated(i)), "fancy patterns gate through a relaxed regex");
+    let mut s = state();
+    assert_eq!(hit(f.process(&mut s, "foo again foo from 192.0.2.1", None)).regex_index, 1);
+    assert_eq!(f.process(&mut s, "foo again bar from 192.0.2.1", None), Outcome::Miss);
+    assert_eq!(hit(f.process(&mut s, "look here from 192.0.2.2", None)).regex_index, 2);
+    assert_eq!(f.process(&mut s, "look ahead from 192.0.2.2", None), Outcome::Miss);
+}
+
+#[test]
+fn first_match_wins_in_written_order() {
+    let f = filter(
+        "name: t\ndescription: d\nfailregex: ['from <HOST>', '^x from <HOST>$']\nignoreregex: ['ignored']\n",
+    );
+    assert_eq!(hit(f.process(&mut state(), "x from 192.0.2.1", None)).regex_index, 0);
+    assert_eq!(
+        f.process(&mut state(), "ignored x from 192.0.2.1", None),
+        Outcome::Ignored { regex_index: 0 }
+    );
+    assert_eq!(f.failregex_source(1), "^x from <HOST>$");
+}
+
+#[test]
+fn leading_dates_are_stripped_and_source_time_wins() {
+    let f = filter("name: t\ndescription: d\nfailregex: ['^fail from <HOST>$']\n");
+    let mut s = state();
+    for line in [
+        "Nov 21 15:01:17 fail from 192.0.2.1",
+        "2026-11-21T15:01:17Z fail from 192.0.2.1",
+        "<34>1 2026-11-21T15:01:17Z fail from 192.0.2.1",
+        "1795273277   fail from 192.0.2.1",
+        "fail from 192.0.2.1\r\n",
+    ] {
+        let h = hit(f.process(&mut s, line, None));
+        assert_eq!(h.addr.to_string(), "192.0.2.1", "{line}");
+    }
+    let h = hit(f.process(&mut s, "Nov 21 15:01:17 fail from ::ffff:192.0.2.9", None));
+    assert_eq!((h.time, h.addr.to_string()), (Some(ts("2026-11-21T15:01:17Z")), "192.0.2.9".to_string()));
+    assert_eq!(h.date_format, Some(DateFormat::Syslog.describe()));
+    let source = ts("2026-11-21T15:59:00Z");
+    assert_eq!(
+        hit(f.process(&mut s, "Nov 21 15:01:17 fail from 192.0.2.1", Some(source))).time,
+        Some(source)
+    );
+    assert_eq!(hit(f.process(&mut s, "fail from 192.0.2.1", None)).time, None);
+}
+
+#[test]
+fn multi_line_attempt_counts_once_as_in_fail2ban() {
+    let f = filter(SVC);
+    let mut s = state();
+    let h = hit(f.process(&mut s, "svc[7]: hello from 192.0.2.7", None));
+    assert!(!h.counted, "nofail line is recognised, not counted");
+    let h = hit(f.process(&mut s, "svc[7]: bad password for root", None));
+    assert_eq!((h.addr.to_string(), h.user.as_deref(), h.counted), ("192.0.2.7".into(), Some("root"), true));
+    assert!(hit(f.process(&mut s, "svc[7]: bad password for root", None)).counted, "each attempt counts");
+    assert!(!hit(f.process(&mut s, "svc[7]: gave up", None)).counted, "summary after counted attempts");
+    assert!(!hit(f.process(&mut s, "svc[7]: bye", None)).counted);
+    assert_eq!(s.open_connections(), 0, "bye forgot the connection");
+    assert_eq!(
+        f.process(&mut s, "svc[7]: bad password for root", None),
+        Outcome::Miss,
+        "no address any more"
+    );
+
+    f.process(&mut s, "svc[8]: hello from 192.0.2.8", None);
+    assert!(hit(f.process(&mut s, "svc[8]: gave up", None)).counted, "summary with nothing counted yet");
+    f.process(&mut s, "svc[9]: hello from 192.0.2.9", None);
+    assert!(!hit(f.process(&mut s, "svc[9]: welcome alice", None)).counted, "gained is no failure");
+}
+
+#[test]
+fn connection_cache_is_bounded() {
+    let f = filter(SVC);
+    let mut s = state().with_connection_limits(16, std::time::Duration::from_secs(60));
+    for pid in 0..1000 {
+        f.process(&mut s, &format!("svc[{pid}]: hello from 192.0.2.1"), None);
+    }
+    assert_eq!(s.open_connections(), 16);
+}
+
+#[test]
+fn bad_input_never_panics_and_is_bounded() {
+    let f = filter("name: t\ndescription: d\nfailregex: ['fail from <HOST>']\n");
+    let mut s = state();
+    let huge = format!("fail from 192.0.2.1 {}", "é".repeat(1 << 19));
+    assert_eq!(hit(f.process(&mut s, &huge, None)).addr.to_string(), "192.0.2.1");
+    let late = format!("{} fail from 192.0.2.1", "x".repeat(1 << 20));
+    assert_eq!(f.process(&mut s, &late, None), Outcome::Miss, "beyond MAX_LINE_BYTES is not looked at");
+    assert_eq!(
+        hit(f.process(&mut s, "\x1b[31mfail\x1b[0m from \x1b[1m192.0.2.3\x1b[0m", None)).addr.to_string(),
+        "192.0.2.3"
+    );
+    assert_eq!(hit(f.process(&mut s, "a\0b fail from 192.0.2.4\0", None)).addr.to_string(), "192.0.2.4");
+    assert_eq!(
+        hit(f.process_bytes(&mut s, b"\xff\xfe fail from 192.0.2.5", None)).addr.to_string(),
+        "192.0.2.5"
+    );
+    assert_eq!(f.process(&mut s, "fail from 999.1.2.3", None), Outcome::Miss);
+    assert_eq!(strip_ansi("\x1b]0;title\x07ok\x1b["), "ok");
+    assert_eq!(strip_ansi("a\x1bé"), "aé");
+}
+
+#[test]
+fn rfc5424_headers_render_like_journald() {
+    assert_eq!(render_rfc5424("web1 sshd 42 - - hello").as_deref(), Some("web1 sshd[42]: hello"));
+    assert_eq!(
+        render_rfc5424("web1 app - ID47 [a@1 x=\"a\\]b\"][b@2 y=\"z\"] \u{feff}msg").as_deref(),
+        Some("web1 app: msg")
+    );
+    assert_eq!(render_rfc5424("- - - - -").as_deref(), Some(""));
+    assert_eq!(render_rfc5424("too short"), None);
+    assert_eq!(render_rfc5424("h a p m [unterminated"), Some("h a[p]: ".to_string()));
+}
+
+#[test]
+fn params_select_patterns_and_overrides_are_checked() {
+    let yaml = r#"
+name: t
+description: d
+params: {mode: normal, word: fail}
+failregex:
+  - '^<word> from <HOST>$'
+  - regex: '^probe from <HOST>$'
+    when: {mode: [aggressive]}
+"#;
+    let normal = filter(yaml);
+    assert_eq!(normal.failregex_count(), 1);
+    assert_eq!(normal.process(&mut state(), "probe from 192.0.2.1", None), Outcome::Miss);
+    let params: BTreeMap<String, String> =
+        [("mode".to_string(), "aggressive".to_string()), ("word".to_string(), "oops".to_string())].into();
+    let aggressive = Filter::from_yaml(yaml, "t.yaml", &params).unwrap();
+    assert_eq!(aggressive.failregex_count(), 2);
+    assert!(matches!(aggressive.process(&mut state(), "probe from 192.0.2.1", None), Outcome::Match(_)));
+    assert!(matches!(aggressive.process(&mut state(), "oops from 192.0.2.1", None), Outcome::Match(_)));
+    let bad: BTreeMap<String, String> = [("mdoe".to_string(), "x".to_string())].into();
+    let e = Filter::from_yaml(yaml, "t.yaml", &bad).unwrap_err().to_string();
+    assert!(e.contains("\"mdoe\"") && e.contains("declared: mode, word"), "{e}");
+}
+
+#[test]
+fn errors_name_file_line_filter_and_pattern() {
+    let e = err("name: t\ndescription: d\nfailregex:\n  - 'ok <HOST>'\n  - 'broken ( <HOST>'\n");
+    assert!(
+        e.starts_with("dir/test.yaml:5: filter \"t\": failregex #2 \"broken ( <HOST>\" does not compile"),
+        "{e}"
+    );
+    let e = err("name: t\ndescription: d\nfailregex:\n  - 'no address here'\n");
+    assert!(e.contains("dir/test.yaml:4") && e.contains("has no address") && e.contains("<HOST>"), "{e}");
+    let e = err("name: t\ndescription: d\nfailregex: ['<HOTS>']\n");
+    assert!(e.contains("dir/test.yaml:3") && e.contains("unknown tag <HOTS>"), "{e}");
+    let e = err("name: t\ndescription: d\nfailregex: []\nbogus: 1\n");
+    assert!(e.starts_with("dir/test.yaml:4: invalid filter file") && e.contains("bogus"), "{e}");
+    let e = err("name: t\ndescription: d\nparams: {a: '<b>', b: '<a>'}\nfailregex: ['<a> <HOST>']\n");
+    assert!(e.contains("loop") && e.contains("a -> b -> a"), "{e}");
+    let e = err("name: t\ndescription: d\nfailregex:\n  - regex: 'x <HOST>'\n    when: {mode: [a]}\n");
+    assert!(e.contains("dir/test.yaml:4") && e.contains("\"mode\""), "{e}");
+    let e = err("name: t\ndescription: d\ndatepattern: '%Y'\nfailregex: ['x <HOST>']\n");
+    assert!(e.contains("dir/test.yaml:3") && e.contains("valid values"), "{e}");
+    let e = err("name: T x\ndescription: d\nfailregex: ['x <HOST>']\n");
+    assert!(e.contains("dir/test.yaml:1") && e.contains("lowercase"), "{e}");
+}
+
+#[test]
+fn filter_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Filter>();
+    assert_send_sync::<Registry>();
+}
