@@ -79,7 +79,12 @@ impl<'a> IntoIterator for &'a ConfigErrors {
 /// The candidate closest to a misspelt `input`, if any is close enough to be
 /// a plausible typo (edit distance at most a third of the word, at least 1).
 pub(crate) fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (input.chars().count() / 3).max(1);
+    let len = input.chars().count();
+    // Long inputs are not typos of short names; skip the quadratic work.
+    if len > 64 {
+        return None;
+    }
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
         .map(|c| (edit_distance(&input.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))

@@ -72,7 +72,13 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
             // as a whole; its first line is the honest place to point at.
             .unwrap_or(Pos { line: 1, column: 1 });
         let message = serde_saphyr::DefaultMessageFormatter.format_message(err);
-        SyntaxError { pos, message: single_line(message) }
+        let mut message = single_line(message);
+        if message.starts_with("budget breached") || message.contains("recursion limit") {
+            message = format!(
+                "{message}: the document is too large or nested too deeply (a warden config nests a few levels, at most {MAX_DEPTH})"
+            );
+        }
+        SyntaxError { pos, message }
     })
 }
 
