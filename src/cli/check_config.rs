@@ -64,13 +64,13 @@ fn jail_line(jail: &JailConfig) -> String {
     let protocol = format!("{:?}", jail.protocol).to_lowercase();
     let target = format!("{:?}", jail.target).to_lowercase();
     format!(
-        "filter={} sources={} maxretry={} findtime={} bantime={}{} target={} ports={}/{} {}",
+        "filter={} sources={} maxretry={} findtime={} bantime={}{} target={} ports={} protocol={} {}",
         jail.filter,
         sources.join(","),
         jail.maxretry,
         crate::core::duration::format_duration(jail.findtime),
         jail.bantime,
-        if jail.increment.enabled { "(increment)" } else { "" },
+        if jail.increment.enabled { "+increment" } else { "" },
         target,
         ports,
         protocol,
@@ -108,7 +108,7 @@ mod tests {
             "findtime=10m",
             "bantime=1w",
             "target=docker",
-            "ports=22,8000:8100/tcp",
+            "ports=22,8000:8100 protocol=tcp",
             "enabled",
         ] {
             assert!(sshd.contains(part), "{part} missing in {sshd}");

@@ -167,9 +167,8 @@ pub(crate) fn build(
         }
     }
 
-    let defaults = defaults.or(&Settings::default());
-    let lookup = FilterLookup { catalog: filters, dirs: &filter_dirs, base: origin.parent(), names: None };
-    let mut lookup = lookup;
+    let mut lookup =
+        FilterLookup { catalog: filters, dirs: &filter_dirs, base: origin.parent(), names: None };
     let mut jails = BTreeMap::new();
     if let Some(entry) = jails_node {
         for jail_entry in cx.entries(entry.value, &entry.path, Keys::Any) {
@@ -335,15 +334,14 @@ impl FilterLookup<'_> {
             names.into_iter().collect()
         });
         let mut message = format!("unknown filter {}", quote(&value));
-        if names.is_empty() {
-            message.push_str("; no filters are available (check filter_dirs)");
-        } else {
-            message.push_str(&format!("; available: {}", names.join(", ")));
-            if let Some(best) = super::error::closest(&value, names.iter().map(String::as_str)) {
-                message.push_str(&format!("; did you mean `{best}`?"));
-            }
+        if let Some(best) = super::error::closest(&value, names.iter().map(String::as_str)) {
+            message.push_str(&format!(" (did you mean `{best}`?)"));
         }
-        message.push_str("; or give a path to a .yaml filter file");
+        if names.is_empty() {
+            message.push_str("; no named filters are available (check filter_dirs); a path to a .yaml filter file also works");
+        } else {
+            message.push_str(&format!("; available: {}, or a path to a .yaml filter file", names.join(", ")));
+        }
         cx.error(node.pos, path, message);
         None
     }
@@ -506,6 +504,16 @@ fn source_list(cx: &mut Checker, node: &Node, path: &str) -> Vec<SourceSpec> {
 }
 
 fn source(cx: &mut Checker, node: &Node, path: &str) -> Option<SourceSpec> {
+    if let Value::Str(kind) = &node.value
+        && SOURCE_KINDS.contains(&kind.as_str())
+    {
+        cx.error(
+            node.pos,
+            path,
+            format!("a source is a mapping: write {{{kind}: {{}}}} (or `- {kind}:` in block style)"),
+        );
+        return None;
+    }
     let entries = cx.entries(node, path, Keys::Known(SOURCE_KINDS));
     let Value::Map(items) = &node.value else {
         if matches!(node.value, Value::Null) {

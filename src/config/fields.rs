@@ -355,7 +355,12 @@ impl Checker {
             Some(range) => Some(range),
             None => {
                 let found = match &node.value {
-                    Value::Str(s) => format!("invalid port {}", quote(s)),
+                    Value::Str(s) => match s.split_once([':', '-']).map(|(a, b)| (port(a), port(b))) {
+                        Some((Some(a), Some(b))) if a > b => {
+                            format!("invalid port range {}: it is reversed", quote(s))
+                        }
+                        _ => format!("invalid port {}", quote(s)),
+                    },
                     other => format!("found {}", other.describe()),
                 };
                 self.error(node.pos, path, format!("{found}; {VALID}"));

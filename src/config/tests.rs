@@ -296,7 +296,9 @@ fn filters_resolve_by_catalog_filter_dir_or_path() {
     let errs = parse(&text, &origin, &FilterNames(&["sshd"])).unwrap_err();
     let line = errs.to_string();
     assert!(
-        line.contains("unknown filter `custm`; available: custom, local, sshd; did you mean `custom`?"),
+        line.contains(
+            "unknown filter `custm` (did you mean `custom`?); available: custom, local, sshd, or a path"
+        ),
         "{line}"
     );
     assert!(line.contains(":3:15: jails.a.filter:"), "{line}");
@@ -441,7 +443,7 @@ fn bad_ports_say_what_is_valid() {
     for (value, column, fragment) in [
         ("[0]", 13, "found the number 0"),
         ("[70000]", 13, "the number 70000"),
-        ("['8100:8000']", 13, "invalid port `8100:8000`"),
+        ("['8100:8000']", 13, "invalid port range `8100:8000`: it is reversed"),
         ("[http]", 13, "invalid port `http`"),
         ("[true]", 13, "the boolean true"),
     ] {
@@ -571,7 +573,7 @@ fn unknown_or_missing_filters_are_rejected() {
         13,
         "jails.j.filter",
         &[
-            "unknown filter `sshdd`; available: mailu-front, nginx-http-auth, postfix, sshd; did you mean `sshd`?",
+            "unknown filter `sshdd` (did you mean `sshd`?); available: mailu-front, nginx-http-auth, postfix, sshd, or a path",
         ],
     );
     assert_error(
@@ -668,6 +670,7 @@ fn bad_sources_are_rejected() {
         "jails.j.sources",
         &["expected a list of sources"],
     );
+    assert_error(&format!("{base}[docker]\n"), 4, 15, "jails.j.sources[0]", &["write {docker: {}}"]);
 }
 
 #[test]
