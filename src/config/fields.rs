@@ -101,6 +101,11 @@ impl Checker {
                 );
                 continue;
             }
+            // Top-level `x-…` keys hold YAML anchors for reuse, as in
+            // docker-compose files; warden ignores them.
+            if path.is_empty() && key.starts_with("x-") {
+                continue;
+            }
             if let Keys::Known(known) = keys
                 && !known.contains(&key.as_str())
             {
@@ -110,6 +115,9 @@ impl Checker {
                     if path.is_empty() { String::new() } else { format!(" in {path}") },
                     known.join(", ")
                 );
+                if path.is_empty() {
+                    message.push_str(" (and x-… keys for YAML anchors)");
+                }
                 if let Some(best) = closest(&key, known.iter().copied()) {
                     message.push_str(&format!("; did you mean `{best}`?"));
                 }

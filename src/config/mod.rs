@@ -2,10 +2,16 @@
 //! validation.
 //!
 //! Reading happens in two passes so that every mistake is reported at once:
-//! [`yaml`] parses the text (with serde-saphyr) into a tree that keeps the
-//! line and column of every key and value, then [`build`] checks each field,
-//! applies defaults and produces a typed [`Config`]. Each error names the
-//! file, line, column and key path and says what would be valid.
+//! `yaml` parses the text (with serde-saphyr) into a tree that keeps the
+//! line and column of every key and value, then `build` checks each field
+//! (with the parsers in `fields`), applies defaults and produces a typed
+//! [`Config`]. Each error names the file, line, column and key path and says
+//! what would be valid; all of them come back together in [`ConfigErrors`].
+//!
+//! Defaults apply per field: a jail inherits what it does not set from
+//! `defaults`, which inherits from [`builtin`]. Top-level keys starting with
+//! `x-` are ignored, so they can hold YAML anchors (as in docker-compose).
+//! Disabled jails are validated like enabled ones.
 //!
 //! ```yaml
 //! state_dir: /var/lib/warden

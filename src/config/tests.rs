@@ -778,13 +778,21 @@ fn empty_document_is_an_empty_config() {
 
 #[test]
 fn anchors_and_merge_keys_work_like_yaml_says() {
+    // As in docker-compose files, top-level `x-` keys hold anchors and are ignored.
     let text =
         "x-common: &common {filter: sshd, sources: [docker: {}]}\njails:\n  a: {<<: *common, bantime: 1h}\n";
-    // `x-common` is not a known top-level key: anchors belong under a used key.
-    assert_error(text, 1, 1, "x-common", &["unknown key"]);
+    let config = ok(text);
+    assert_eq!(config.jails["a"].filter, FilterRef::Name("sshd".into()));
+    assert_eq!(config.jails["a"].bantime, BanTime::Finite(secs(3600)));
     let text =
         "jails:\n  a: &a {filter: sshd, sources: [docker: {}], bantime: 1h}\n  b: {<<: *a, maxretry: 2}\n";
     let config = ok(text);
     assert_eq!(config.jails["b"].bantime, BanTime::Finite(secs(3600)));
     assert_eq!(config.jails["b"].maxretry, 2);
+    // Errors inside an aliased value point at where it is used.
+    let text = "x-bad: &bad {bantime: nope}\njails:\n  a:\n    filter: sshd\n    sources: [docker: {}]\n    <<: *bad\n";
+    let all = errors(text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].key, "jails.a.bantime");
+    assert!(all[0].pos.is_some_and(|p| p.line >= 1), "{}", all[0]);
 }
