@@ -201,12 +201,17 @@ fn filter_dir_list(cx: &mut Checker, entry: &Entry<'_>) -> Vec<PathBuf> {
 /// jail-only keys are the caller's.
 fn settings(cx: &mut Checker, node: &Node, path: &str, in_defaults: bool) -> Settings {
     let mut s = Settings::default();
-    let keys: Vec<&str> = if in_defaults {
-        SETTING_KEYS.to_vec()
+    let jail_keys: Vec<&str> = JAIL_ONLY_KEYS.iter().chain(SETTING_KEYS).copied().collect();
+    let keys = if in_defaults {
+        Keys::KnownElsewhere {
+            known: SETTING_KEYS,
+            elsewhere: JAIL_ONLY_KEYS,
+            hint: "is set in each jail, not in defaults",
+        }
     } else {
-        JAIL_ONLY_KEYS.iter().chain(SETTING_KEYS).copied().collect()
+        Keys::Known(&jail_keys)
     };
-    for entry in cx.entries(node, path, Keys::Known(&keys)) {
+    for entry in cx.entries(node, path, keys) {
         let (v, p) = (entry.value, entry.path.as_str());
         match entry.key.as_str() {
             "maxretry" => s.maxretry = cx.integer(v, p, 1, u64::from(u32::MAX)).map(|n| n as u32),
@@ -245,8 +250,7 @@ fn settings(cx: &mut Checker, node: &Node, path: &str, in_defaults: bool) -> Set
             "action" => s.action = cx.choice(v, p, ACTIONS),
             "enabled" => s.enabled = cx.boolean(v, p),
             "max_tracked" => s.max_tracked = cx.integer(v, p, 1, u64::from(u32::MAX)).map(|n| n as usize),
-            // Jail-only keys (read by `jail`); in `defaults` they were
-            // reported as unknown by `entries`.
+            // Jail-only keys, read by `jail`.
             _ => {}
         }
     }
@@ -408,7 +412,7 @@ fn jail(
             ports.pos,
             &ports.path,
             format!(
-                "ports need protocol tcp or udp, but this jail's protocol is `all`{proto}; remove the ports to ban every port, or set protocol: tcp"
+                "ports need protocol tcp or udp, but jail `{name}` has protocol `all`{proto}; remove the ports to ban every port, or set protocol: tcp"
             ),
         );
     }

@@ -33,6 +33,9 @@ pub(crate) struct Entry<'n> {
 pub(crate) enum Keys<'k> {
     /// A fixed set, in the order shown in messages.
     Known(&'k [&'k str]),
+    /// A fixed set, plus keys that are valid elsewhere: those get `hint`
+    /// (like "is set in each jail, not in defaults") instead of "unknown".
+    KnownElsewhere { known: &'k [&'k str], elsewhere: &'k [&'k str], hint: &'k str },
     /// User-chosen names (jails, filter params, journal fields).
     Any,
 }
@@ -71,7 +74,9 @@ impl Checker {
             Value::Null => return Vec::new(),
             _ => {
                 let what = match keys {
-                    Keys::Known(known) => format!("a mapping with keys {}", known.join(", ")),
+                    Keys::Known(known) | Keys::KnownElsewhere { known, .. } => {
+                        format!("a mapping with keys {}", known.join(", "))
+                    }
                     Keys::Any => "a mapping".to_string(),
                 };
                 self.expected(node, path, &what);
@@ -106,7 +111,14 @@ impl Checker {
             if path.is_empty() && key.starts_with("x-") {
                 continue;
             }
-            if let Keys::Known(known) = keys
+            if let Keys::KnownElsewhere { known, elsewhere, hint } = keys
+                && elsewhere.contains(&key.as_str())
+            {
+                let message = format!("`{key}` {hint}; valid keys here are: {}", known.join(", "));
+                self.error(key_node.pos, &entry_path, message);
+                continue;
+            }
+            if let Keys::Known(known) | Keys::KnownElsewhere { known, .. } = keys
                 && !known.contains(&key.as_str())
             {
                 let mut message = format!(

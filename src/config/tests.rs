@@ -330,7 +330,7 @@ fn unknown_keys_list_valid_keys_and_suggest() {
         1,
         12,
         "defaults.filter",
-        &["unknown key `filter` in defaults"],
+        &["`filter` is set in each jail, not in defaults; valid keys here are: maxretry, findtime"],
     );
     assert_error(
         &jail("    bantime_increment: {enable: true}\n"),
@@ -461,7 +461,7 @@ fn bad_ports_say_what_is_valid() {
         5,
         12,
         "jails.j.ports",
-        &["protocol is `all` (set at jails.j.protocol)", "set protocol: tcp"],
+        &["jail `j` has protocol `all` (set at jails.j.protocol)", "set protocol: tcp"],
     );
     assert_error(
         "defaults: {protocol: all}\njails:\n  j: {filter: sshd, sources: [docker: {}], ports: [22]}\n",
