@@ -389,14 +389,10 @@ fn jail(
     let missing = |cx: &mut Checker, key: &str, what: &str| {
         cx.error(entry.key_pos, path, format!("missing key `{key}`: {what}"));
     };
-    let has = |key: &str| match &entry.value.value {
-        Value::Map(items) => items.iter().any(|(k, _)| matches!(&k.value, Value::Str(s) if s == key)),
-        _ => false,
-    };
-    if !has("filter") {
+    if !has_key(entry.value, "filter") {
         missing(cx, "filter", "every jail needs the name of the filter that recognises failures (like sshd)");
     }
-    if !has("sources") {
+    if !has_key(entry.value, "sources") {
         missing(cx, "sources", "every jail needs at least one source: docker, journald or file");
     }
 
