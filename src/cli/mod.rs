@@ -1,1 +1,4 @@
-//! placeholder
+//! Subcommands of the `warden` binary that are plain functions from inputs to
+//! printable text, so they can be tested without spawning the binary.
+
+pub mod check_config;

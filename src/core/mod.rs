@@ -11,5 +11,5 @@ pub mod time;
 pub use duration::{BanTime, DurationError, parse_duration};
 pub use event::{Ban, BanOrigin, Failure, LogLine, SourceRef};
 pub use net::{AddrError, BanPrefix, normalize_ip, parse_ip_or_net, prefix_network};
-pub use policy::{Action, IncrementPolicy, Protocol, Target};
+pub use policy::{Action, IncrementPolicy, PortRange, Protocol, Target};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -1,6 +1,7 @@
 //! Per-jail enforcement and escalation settings shared by the config, the jail
 //! logic and the firewall: where a ban is enforced, how, and how it grows.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,25 @@ pub enum Protocol {
     Udp,
     /// Every protocol; port lists are ignored.
     All,
+}
+
+/// A destination port, or an inclusive range of them, that a jail's bans
+/// apply to. `first <= last`, and port 0 is never used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl fmt::Display for PortRange {
+    /// `25` or `8000:8100`, the spelling iptables' multiport match takes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}:{}", self.first, self.last)
+        }
+    }
 }
 
 /// fail2ban's `bantime.increment`: repeat offenders get longer bans.
