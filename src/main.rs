@@ -1,1 +1,174 @@
-fn main() {}
+//! The `warden` command line: every subcommand parses its arguments here and
+//! hands off to the library (`warden::cli` for the command implementations).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use warden::cli::{check_config, test_filter};
+use warden::filter::Registry;
+
+/// Default location of the configuration file inside warden's container.
+const DEFAULT_CONFIG: &str = "/etc/warden/warden.yaml";
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "Docker-native intrusion prevention: fail2ban for container hosts"
+)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "WARDEN_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a filter over a log file (or `-` for stdin) and report what it matches.
+    TestFilter {
+        /// A shipped filter's name (see `warden filters`) or a path to a filter .yaml.
+        filter: String,
+        /// The log file to read, or `-` for standard input.
+        input: PathBuf,
+        /// Set a filter parameter, e.g. `--param mode=aggressive` (repeatable).
+        #[arg(short, long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Also look for filters in this directory (repeatable).
+        #[arg(long = "filter-dir", value_name = "DIR")]
+        filter_dirs: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Print every matched line.
+        #[arg(long)]
+        print_matches: bool,
+        /// Print every line no failregex matched.
+        #[arg(long)]
+        print_missed: bool,
+        /// Print every line an ignoreregex dropped.
+        #[arg(long)]
+        print_ignored: bool,
+    },
+    /// Validate a configuration file and summarise its jails.
+    CheckConfig {
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "WARDEN_CONFIG")]
+        config: PathBuf,
+    },
+    /// List the shipped filters (and those in --filter-dir) with their descriptions.
+    Filters {
+        #[arg(long = "filter-dir", value_name = "DIR")]
+        filter_dirs: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::TestFilter {
+            filter,
+            input,
+            params,
+            filter_dirs,
+            json,
+            print_matches,
+            print_missed,
+            print_ignored,
+        } => {
+            let registry = registry(&filter_dirs)?;
+            let params = parse_params(&params)?;
+            let filter = registry.load(&filter, &params)?;
+            let print = test_filter::PrintOptions {
+                matches: print_matches,
+                missed: print_missed,
+                ignored: print_ignored,
+            };
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::new(stdout.lock());
+            let report = if input.as_os_str() == "-" {
+                test_filter::run(&filter, io::stdin().lock(), "-", print, &mut out)?
+            } else {
+                let file = File::open(&input)
+                    .with_context(|| format!("cannot read log file {}", input.display()))?;
+                test_filter::run(&filter, file, &input.display().to_string(), print, &mut out)?
+            };
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+            } else {
+                if print_matches || print_missed || print_ignored {
+                    writeln!(out)?;
+                }
+                write!(out, "{}", test_filter::render(&report, 10))?;
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => {
+            let registry = Registry::shipped();
+            let names = registry.names();
+            let (text, ok) = check_config::check_config(&config, &|name| registry.contains(name), &names);
+            print!("{text}");
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Filters { filter_dirs } => {
+            let registry = registry(&filter_dirs)?;
+            let names = registry.names();
+            let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
+            for name in names {
+                println!("{name:width$}  {}", registry.description(name).unwrap_or(""));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn registry(dirs: &[PathBuf]) -> Result<Registry> {
+    if dirs.is_empty() { Ok(Registry::shipped()) } else { Ok(Registry::with_dirs(dirs)?) }
+}
+
+/// Parses `NAME=VALUE` pairs from `--param`.
+fn parse_params(raw: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut params = BTreeMap::new();
+    for p in raw {
+        let Some((k, v)) = p.split_once('=') else {
+            bail!("--param {p:?} is not NAME=VALUE (for example --param mode=aggressive)");
+        };
+        params.insert(k.trim().to_string(), v.to_string());
+    }
+    Ok(params)
+}

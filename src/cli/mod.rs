@@ -2,3 +2,4 @@
 //! printable text, so they can be tested without spawning the binary.
 
 pub mod check_config;
+pub mod test_filter;

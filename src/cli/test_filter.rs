@@ -1,0 +1,277 @@
+//! `warden test-filter`: runs one filter over a log file or standard input and
+//! reports what it matched, warden's counterpart of `fail2ban-regex`.
+//!
+//! It reads the input as a stream (bounded memory whatever the file size),
+//! feeds each line to [`Filter::process`] with one [`MatchState`], and tallies
+//! lines matched, recognised-but-not-counted, ignored and missed, the hits per
+//! failregex, the distinct hosts and the date formats seen.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::core::{Clock, SystemClock};
+use crate::filter::{Filter, MatchState, Outcome};
+
+/// Longest line kept whole; longer ones are cut here (the filters never need
+/// more, and it bounds memory on hostile input).
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// What to print besides the summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PrintOptions {
+    pub matches: bool,
+    pub missed: bool,
+    pub ignored: bool,
+}
+
+/// The tally of one run.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub filter: String,
+    pub input: String,
+    pub lines: u64,
+    /// Lines that produced a counted failure.
+    pub matched: u64,
+    /// Lines a failregex matched that fold into an attempt already counted
+    /// (or that only carry context, like a PAM line or a disconnect).
+    pub not_counted: u64,
+    pub ignored: u64,
+    pub missed: u64,
+    /// Lines whose bytes were not valid UTF-8 (decoded lossily, still matched).
+    pub invalid_utf8: u64,
+    /// Lines longer than [`MAX_LINE_BYTES`], cut before matching.
+    pub truncated: u64,
+    pub failregex: Vec<RegexHits>,
+    pub ignoreregex_hits: Vec<u64>,
+    /// Counted failures per host, most first.
+    pub hosts: Vec<HostCount>,
+    pub distinct_hosts: usize,
+    /// Lines per recognised date format.
+    pub date_formats: BTreeMap<String, u64>,
+    pub seconds: f64,
+    pub lines_per_second: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegexHits {
+    pub index: usize,
+    pub pattern: String,
+    /// Lines this pattern matched, counted or not.
+    pub hits: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostCount {
+    pub host: IpAddr,
+    pub failures: u64,
+}
+
+/// Runs `filter` over `input`, writing the lines asked for by `print` to `out`
+/// as they are found, and returns the tally.
+pub fn run(
+    filter: &Filter,
+    input: impl Read,
+    input_name: &str,
+    print: PrintOptions,
+    out: &mut dyn Write,
+) -> io::Result<Report> {
+    let started = Instant::now();
+    let mut state = MatchState::new(SystemClock.now());
+    let mut report =
+        Report { filter: filter.name().to_string(), input: input_name.to_string(), ..Report::default() };
+    let mut regex_hits = vec![0u64; filter.failregex_count()];
+    let mut ignore_hits: Vec<u64> = Vec::new();
+    let mut hosts: HashMap<IpAddr, u64> = HashMap::new();
+    let mut formats: HashMap<&'static str, u64> = HashMap::new();
+
+    let mut reader = BufReader::with_capacity(256 * 1024, input);
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        buf.clear();
+        if read_bounded_line(&mut reader, &mut buf, &mut report.truncated)? == 0 {
+            break;
+        }
+        trim_line_end(&mut buf);
+        report.lines += 1;
+        let lossy;
+        let line = match std::str::from_utf8(&buf) {
+            Ok(s) => s,
+            Err(_) => {
+                report.invalid_utf8 += 1;
+                lossy = String::from_utf8_lossy(&buf).into_owned();
+                &lossy
+            }
+        };
+        match filter.process(&mut state, line, None) {
+            Outcome::Miss => {
+                report.missed += 1;
+                if print.missed {
+                    writeln!(out, "missed: {line}")?;
+                }
+            }
+            Outcome::Ignored { regex_index } => {
+                report.ignored += 1;
+                if ignore_hits.len() <= regex_index {
+                    ignore_hits.resize(regex_index + 1, 0);
+                }
+                ignore_hits[regex_index] += 1;
+                if print.ignored {
+                    writeln!(out, "ignored: {line}")?;
+                }
+            }
+            Outcome::Match(hit) => {
+                if let Some(n) = regex_hits.get_mut(hit.regex_index) {
+                    *n += 1;
+                }
+                if let Some(fmt) = hit.date_format {
+                    *formats.entry(fmt).or_default() += 1;
+                }
+                if hit.counted {
+                    report.matched += 1;
+                    *hosts.entry(hit.addr).or_default() += 1;
+                } else {
+                    report.not_counted += 1;
+                }
+                if print.matches {
+                    let tag = if hit.counted { "match" } else { "not counted" };
+                    writeln!(out, "{tag}: [{}] {line}", hit.addr)?;
+                }
+            }
+        }
+    }
+
+    report.failregex = regex_hits
+        .into_iter()
+        .enumerate()
+        .map(|(index, hits)| RegexHits { index, pattern: filter.failregex_source(index).to_string(), hits })
+        .collect();
+    report.ignoreregex_hits = ignore_hits;
+    report.distinct_hosts = hosts.len();
+    let mut hosts: Vec<HostCount> =
+        hosts.into_iter().map(|(host, failures)| HostCount { host, failures }).collect();
+    hosts.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.host.cmp(&b.host)));
+    report.hosts = hosts;
+    report.date_formats = formats.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let elapsed = started.elapsed().max(Duration::from_micros(1));
+    report.seconds = elapsed.as_secs_f64();
+    report.lines_per_second = report.lines as f64 / report.seconds;
+    Ok(report)
+}
+
+/// Reads one line into `buf` (without growing past [`MAX_LINE_BYTES`]; the
+/// rest of an overlong line is skipped). Returns the bytes consumed.
+fn read_bounded_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, truncated: &mut u64) -> io::Result<usize> {
+    let mut consumed = 0;
+    let mut cut = false;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+        if take > room {
+            cut = true;
+        }
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        reader.consume(take);
+        consumed += take;
+        if done {
+            break;
+        }
+    }
+    if cut {
+        *truncated += 1;
+    }
+    Ok(consumed)
+}
+
+fn trim_line_end(buf: &mut Vec<u8>) {
+    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+        buf.pop();
+    }
+}
+
+/// The human-readable summary, in the spirit of fail2ban-regex's.
+pub fn render(report: &Report, top_hosts: usize) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "Filter: {}", report.filter);
+    let _ = writeln!(s, "Input:  {}", report.input);
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Failregex: {} lines matched", report.matched + report.not_counted);
+    let _ = writeln!(s, "  #  hits      pattern");
+    for r in &report.failregex {
+        let _ = writeln!(s, "  {:<2} {:<9} {}", r.index, r.hits, r.pattern);
+    }
+    if !report.ignoreregex_hits.is_empty() {
+        let _ = writeln!(s, "Ignoreregex hits: {:?}", report.ignoreregex_hits);
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Date formats:");
+    if report.date_formats.is_empty() {
+        let _ = writeln!(s, "  (none found; the source's own timestamps would be used)");
+    }
+    for (fmt, n) in &report.date_formats {
+        let _ = writeln!(s, "  {n:<9} {fmt}");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Hosts: {} distinct", report.distinct_hosts);
+    for h in report.hosts.iter().take(top_hosts) {
+        let _ = writeln!(s, "  {:<9} {}", h.failures, h.host);
+    }
+    if report.hosts.len() > top_hosts {
+        let _ = writeln!(s, "  … {} more (use --json for all)", report.hosts.len() - top_hosts);
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Lines: {} total, {} matched (counted failures), {} matched but not counted, {} ignored, {} missed",
+        report.lines, report.matched, report.not_counted, report.ignored, report.missed
+    );
+    if report.invalid_utf8 > 0 || report.truncated > 0 {
+        let _ = writeln!(
+            s,
+            "       {} with invalid UTF-8 (decoded lossily), {} longer than {} KiB (cut)",
+            report.invalid_utf8,
+            report.truncated,
+            MAX_LINE_BYTES / 1024
+        );
+    }
+    let _ = writeln!(s, "Processed in {:.3} s ({:.0} lines/s)", report.seconds, report.lines_per_second);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_reader_cuts_long_lines_and_keeps_the_next_one() {
+        let mut data = vec![b'a'; MAX_LINE_BYTES + 100];
+        data.extend_from_slice(b"\nshort\r\n");
+        let mut r = BufReader::with_capacity(1000, &data[..]);
+        let mut buf = Vec::new();
+        let mut truncated = 0;
+        assert_eq!(read_bounded_line(&mut r, &mut buf, &mut truncated).unwrap(), MAX_LINE_BYTES + 101);
+        assert_eq!(buf.len(), MAX_LINE_BYTES);
+        assert_eq!(truncated, 1);
+        buf.clear();
+        read_bounded_line(&mut r, &mut buf, &mut truncated).unwrap();
+        trim_line_end(&mut buf);
+        assert_eq!(buf, b"short");
+        buf.clear();
+        assert_eq!(read_bounded_line(&mut r, &mut buf, &mut truncated).unwrap(), 0);
+    }
+}
