@@ -362,3 +362,50 @@ fn a_batch_reports_each_refused_entry_and_applies_the_rest() {
         assert!(missing.failures.iter().all(|f| f.error.is_missing_set()));
     });
 }
+
+/// Drops CAP_NET_ADMIN from the calling thread's effective set (capabilities
+/// are per thread, so the rest of the test process keeps it).
+fn drop_net_admin_from_this_thread() {
+    const CAP_NET_ADMIN: u32 = 12;
+    const VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header { version: VERSION_3, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: header and data are live, correctly laid out capability structs.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    assert_eq!(rc, 0, "capget: {}", std::io::Error::last_os_error());
+    data[0].effective &= !(1 << CAP_NET_ADMIN);
+    // SAFETY: as above.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn without_cap_net_admin_operations_fail_clearly_and_batches_do_not_hang() {
+    in_netns("eperm", |_, h| {
+        h.create(&spec("t", SetType::HashIp, Family::V4, 60)).unwrap();
+        drop_net_admin_from_this_thread();
+        let err = h.add("t", net("192.0.2.1"), EntryTimeout::from_secs(60)).unwrap_err();
+        assert!(err.is_permission_denied(), "{err}");
+        assert!(err.to_string().contains("needs CAP_NET_ADMIN"), "{err}");
+        // nfnetlink answers only the first request of a datagram; the batch
+        // must still account for every entry instead of waiting for replies.
+        let entries: Vec<(IpNet, EntryTimeout)> =
+            (1..=50).map(|i| (net(&format!("192.0.2.{i}")), EntryTimeout::from_secs(60))).collect();
+        let report = h.add_batch("t", &entries).unwrap();
+        assert_eq!(report.applied, 0);
+        assert_eq!(report.failures.len(), 50);
+        assert!(report.failures.iter().all(|f| f.error.is_permission_denied()));
+    });
+}

@@ -26,6 +26,26 @@
 //! Entry timeouts are [`EntryTimeout`]s: whole seconds or permanent, capped
 //! by the kernel at 2,147,483 s. Longer bans must be refreshed by the caller
 //! (re-adding an entry resets its timeout).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::net::IpAddr;
+//! use std::time::Duration;
+//! use warden::firewall::ipset::{set_name, EntryTimeout, Family, IpsetHandle, SetSpec, SetType};
+//!
+//! let mut ipset = IpsetHandle::open()?;
+//! let name = set_name("warden", "sshd", Family::V4); // "warden-sshd-v4"
+//! ipset.create(&SetSpec::new(&name, SetType::HashIp, Family::V4))?; // or adopts the existing set
+//! let ban = Duration::from_secs(3600);
+//! let attacker: IpAddr = "203.0.113.7".parse()?;
+//! ipset.add(&name, attacker, EntryTimeout::after(ban))?;
+//! assert!(ipset.test(&name, attacker)?);
+//! for entry in ipset.list(&name)?.entries {
+//!     println!("{} expires in {:?}", entry.net, entry.timeout);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod error;
 mod name;
@@ -56,6 +76,10 @@ const MAX_BATCH_CHUNK: usize = 1024;
 const MAX_BATCH_BYTES: usize = 128 << 10;
 
 /// A connection to the kernel's ipset subsystem. See the module docs.
+///
+/// Operations take `&mut self` (they share one buffer and sequence counter),
+/// so one thread uses a handle at a time: give it to the task that owns the
+/// firewall rather than sharing it behind a lock.
 pub struct IpsetHandle {
     sock: NetlinkSocket,
     msg: MsgBuf,
@@ -64,6 +88,12 @@ pub struct IpsetHandle {
     revisions: HashMap<(SetType, Family), u8>,
     chunk: usize,
 }
+
+// The handle moves to the firewall task; keep it Send.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<IpsetHandle>();
+};
 
 /// One entry of a batch that the kernel refused.
 #[derive(Debug)]
@@ -238,7 +268,13 @@ impl IpsetHandle {
 
     /// Adds `entry` with `timeout`. Re-adding an entry that is already there
     /// succeeds and resets its timeout.
-    pub fn add(&mut self, set: &str, entry: IpNet, timeout: EntryTimeout) -> Result<(), IpsetError> {
+    pub fn add(
+        &mut self,
+        set: &str,
+        entry: impl Into<IpNet>,
+        timeout: EntryTimeout,
+    ) -> Result<(), IpsetError> {
+        let entry = entry.into();
         checked_name(Op::Add, set)?;
         let seq = self.start(Cmd::Add, NLM_F_ACK);
         encode_adt(&mut self.msg, set, entry, Some(timeout));
@@ -248,7 +284,8 @@ impl IpsetHandle {
     }
 
     /// Deletes `entry`; returns whether it was there (absent is not an error).
-    pub fn del(&mut self, set: &str, entry: IpNet) -> Result<bool, IpsetError> {
+    pub fn del(&mut self, set: &str, entry: impl Into<IpNet>) -> Result<bool, IpsetError> {
+        let entry = entry.into();
         checked_name(Op::Del, set)?;
         let seq = self.start(Cmd::Del, NLM_F_ACK | NLM_F_EXCL);
         encode_adt(&mut self.msg, set, entry, None);
@@ -262,7 +299,8 @@ impl IpsetHandle {
 
     /// True if the set matches `entry`: for `hash:net`, an address matches
     /// when any stored network contains it.
-    pub fn test(&mut self, set: &str, entry: IpNet) -> Result<bool, IpsetError> {
+    pub fn test(&mut self, set: &str, entry: impl Into<IpNet>) -> Result<bool, IpsetError> {
+        let entry = entry.into();
         checked_name(Op::Test, set)?;
         let seq = self.start(Cmd::Test, NLM_F_ACK);
         encode_adt(&mut self.msg, set, entry, None);
