@@ -40,6 +40,7 @@ fn in_netns(tag: &str, f: impl FnOnce(&TestNetns, &mut IpsetHandle) + Send) {
 fn negotiates_a_protocol_we_speak() {
     in_netns("proto", |_, h| {
         assert!(h.kernel_protocol() >= 6, "kernel protocol {}", h.kernel_protocol());
+        assert!(h.set_names().unwrap().is_empty(), "a fresh namespace has no sets");
     });
 }
 
@@ -229,6 +230,10 @@ fn swaps_flushes_renames_and_destroys() {
         let taken = h.rename("c", "a").unwrap_err();
         assert!(taken.to_string().contains("a set with the new name already exists"), "{taken}");
 
+        let mut names = h.set_names().unwrap();
+        names.sort();
+        assert_eq!(names, ["a", "c", "n"]);
+
         assert!(h.destroy("c").unwrap());
         assert!(!h.exists("c").unwrap());
         assert!(!h.destroy("c").unwrap(), "destroying twice is fine");
@@ -407,5 +412,30 @@ fn without_cap_net_admin_operations_fail_clearly_and_batches_do_not_hang() {
         assert_eq!(report.applied, 0);
         assert_eq!(report.failures.len(), 50);
         assert!(report.failures.iter().all(|f| f.error.is_permission_denied()));
+    });
+}
+
+#[test]
+fn a_v6_network_batch_lists_back_with_prefixes_and_timeouts() {
+    in_netns("batch6", |_, h| {
+        h.create(&spec("n6", SetType::HashNet, Family::V6, 0)).unwrap();
+        // 2,000 distinct /64s under 2001:db8::/32, some as /48s, timeouts 1..=2000 s.
+        let entries: Vec<(IpNet, EntryTimeout)> = (0..2_000u32)
+            .map(|i| {
+                let prefix = if i % 10 == 0 { 48 } else { 64 };
+                let n =
+                    net(&format!("2001:db8:{:x}:{:x}::/{prefix}", i, if prefix == 64 { i % 7 } else { 0 }));
+                (n, EntryTimeout::from_secs(i + 1))
+            })
+            .collect();
+        let report = h.add_batch("n6", &entries).unwrap();
+        assert!(report.is_complete(), "{:?}", report.failures.first());
+        let listed = h.list("n6").unwrap().entries;
+        assert_eq!(listed.len(), entries.len());
+        for (n, t) in &entries {
+            let got = entry_of(&listed, *n).unwrap_or_else(|| panic!("{n} missing from the listing"));
+            let left = got.timeout.unwrap();
+            assert!(left <= *t && left.secs() + 5 >= t.secs(), "{n}: added {t}, listed {left}");
+        }
     });
 }

@@ -21,6 +21,7 @@ pub enum Op {
     Rename,
     Swap,
     List,
+    ListNames,
     Add,
     Del,
     Test,
@@ -32,7 +33,7 @@ pub enum Op {
 #[error("ipset: cannot {}: {kind}", describe(*op, set, entry.as_ref(), other.as_deref()))]
 pub struct IpsetError {
     pub op: Op,
-    /// The set operated on; empty for [`Op::Open`] and [`Op::Protocol`].
+    /// The set operated on; empty for [`Op::Open`], [`Op::Protocol`] and [`Op::ListNames`].
     pub set: String,
     pub entry: Option<IpNet>,
     /// The second set of a swap, or the new name of a rename.
@@ -135,6 +136,7 @@ fn describe(op: Op, set: &str, entry: Option<&IpNet>, other: Option<&str>) -> St
         Op::Rename => format!("rename set {set} to {other}"),
         Op::Swap => format!("swap set {set} with {other}"),
         Op::List => format!("list set {set}"),
+        Op::ListNames => "list the names of all sets".to_string(),
         Op::Add => format!("add {entry} to set {set}"),
         Op::Del => format!("delete {entry} from set {set}"),
         Op::Test => format!("test {entry} in set {set}"),
@@ -251,6 +253,7 @@ impl fmt::Display for Op {
             Op::Rename => "rename",
             Op::Swap => "swap",
             Op::List => "list",
+            Op::ListNames => "list names",
             Op::Add => "add",
             Op::Del => "del",
             Op::Test => "test",

@@ -330,6 +330,29 @@ impl IpsetHandle {
         Ok(SetListing { header, entries })
     }
 
+    /// The names of every set in the namespace, warden's and others' (for
+    /// cleanup: pick those with warden's prefix).
+    pub fn set_names(&mut self) -> Result<Vec<String>, IpsetError> {
+        let seq = self.start(Cmd::List, NLM_F_DUMP);
+        self.msg.put_be32(ATTR_FLAGS, FLAG_LIST_SETNAME);
+        self.msg.end();
+        let mut names = Vec::new();
+        self.sock
+            .dump(self.msg.as_bytes(), seq, |part| {
+                if part.ty == Cmd::List.msg_type() {
+                    for attr in part.attrs()? {
+                        let attr = attr?;
+                        if attr.ty == ATTR_SETNAME {
+                            names.push(attr.str()?.to_string());
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| nl_error(Op::ListNames, "", e))?;
+        Ok(names)
+    }
+
     /// Exchanges the contents of two sets of the same type and family,
     /// atomically for packets: iptables rules naming either set see the old
     /// contents until the swap, the new ones after.

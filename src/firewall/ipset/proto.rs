@@ -83,6 +83,8 @@ pub const ATTR_MEMSIZE: u16 = 26;
 pub const ATTR_IPADDR_IPV4: u16 = 1;
 pub const ATTR_IPADDR_IPV6: u16 = 2;
 
+/// `IPSET_FLAG_LIST_SETNAME`, sent in ATTR_FLAGS of a list: names only.
+pub const FLAG_LIST_SETNAME: u32 = 1 << 1;
 /// `IPSET_FLAG_LIST_HEADER`, sent in ATTR_FLAGS of a list: header only.
 pub const FLAG_LIST_HEADER: u32 = 1 << 2;
 
