@@ -9,5 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod filter;
+pub mod firewall;
 pub mod jail;
 pub mod store;
