@@ -12,4 +12,5 @@
 //! temporary set, then swap it in), and conntrack flushing so established
 //! connections of a banned address stop at once.
 
+pub mod exec;
 pub mod ipset;
