@@ -12,5 +12,7 @@
 //! temporary set, then swap it in), and conntrack flushing so established
 //! connections of a banned address stop at once.
 
+pub mod backend;
 pub mod exec;
 pub mod ipset;
+pub mod save;
