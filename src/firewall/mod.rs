@@ -14,5 +14,6 @@
 
 pub mod backend;
 pub mod exec;
+pub mod guard;
 pub mod ipset;
 pub mod save;
