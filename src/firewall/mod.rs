@@ -16,4 +16,5 @@ pub mod backend;
 pub mod exec;
 pub mod guard;
 pub mod ipset;
+pub mod rules;
 pub mod save;
