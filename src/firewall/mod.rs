@@ -13,8 +13,13 @@
 //! connections of a banned address stop at once.
 
 pub mod backend;
+pub mod chains;
+mod error;
 pub mod exec;
 pub mod guard;
 pub mod ipset;
 pub mod rules;
 pub mod save;
+pub mod sets;
+
+pub use error::FirewallError;
