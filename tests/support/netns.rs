@@ -98,6 +98,21 @@ impl TestNetns {
         })
     }
 
+    /// Starts `f` on a new, detached thread inside the namespace (for
+    /// listeners and probers that run while the test goes on).
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let file = self.file.try_clone().expect("duplicate the namespace fd");
+        std::thread::spawn(move || {
+            // SAFETY: file is an open namespace file, owned by this thread.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns into the test namespace: {}", std::io::Error::last_os_error());
+            f()
+        })
+    }
+
     /// Runs a command inside the namespace (`ip netns exec NAME …`).
     pub fn exec(&self, program: &str, args: &[&str]) -> std::io::Result<Output> {
         Command::new("ip").args(["netns", "exec", &self.name, program]).args(args).output()
