@@ -39,13 +39,24 @@ failregex:
 "#;
 
 #[test]
-fn prefregex_is_spliced_when_content_is_plain() {
+fn prefregex_runs_in_two_stages_or_spliced() {
+    // Every pattern anchored and simple: prefregex first, then the content
+    // dispatch (fail2ban's own two stages).
     let f = filter(SVC);
-    assert!(f.prefix.is_none(), "spliced into one pattern per failregex");
-    assert_eq!(f.fail.gate_len(), 5);
+    assert!(f.prefix.is_some());
+    // An unanchored failregex is spliced into the prefregex and gated.
+    let spliced = filter(
+        "name: t\ndescription: d\nprefregex: '^svc: <F-CONTENT>.+</F-CONTENT>$'\nfailregex: ['x from <HOST>', '^y <HOST>$']\n",
+    );
+    assert!(spliced.prefix.is_none());
+    let mut s = state();
+    assert_eq!(hit(spliced.process(&mut s, "svc: a x from 192.0.2.1 b", None)).regex_index, 0);
+    assert_eq!(hit(spliced.process(&mut s, "svc: y 192.0.2.2", None)).regex_index, 1);
+    assert_eq!(spliced.process(&mut s, "svc: a y 192.0.2.2", None), Outcome::Miss);
+    assert_eq!(spliced.process(&mut s, "nosvc: x from 192.0.2.1", None), Outcome::Miss);
     // A content group that is not `.+` keeps two stages.
     let two = filter(
-        "name: t\ndescription: d\nprefregex: '^svc: <F-CONTENT>[a-z ]+</F-CONTENT> end$'\nfailregex: ['^x <HOST>']\n",
+        "name: t\ndescription: d\nprefregex: '^svc: <F-CONTENT>[a-z ]+</F-CONTENT> end$'\nfailregex: ['x <HOST>']\n",
     );
     assert!(two.prefix.is_some());
     assert!(two.process(&mut state(), "svc: x end", None) == Outcome::Miss);
