@@ -21,7 +21,7 @@ use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 /// A set of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ByteSet([u64; 4]);
+pub(crate) struct ByteSet(pub(crate) [u64; 4]);
 
 impl ByteSet {
     pub fn insert(&mut self, b: u8) {
@@ -296,7 +296,7 @@ impl Program {
             let ok = match &self.insts[pc] {
                 Inst::Match => return Ok(true),
                 Inst::Lit(lit) => {
-                    if hay.get(pos..pos + lit.len()).is_some_and(|h| h == &lit[..]) {
+                    if lit_at(hay, pos, lit) {
                         pos += lit.len();
                         pc += 1;
                         true
@@ -315,10 +315,16 @@ impl Program {
                 }
                 Inst::Run { set, min, max, greedy } => {
                     let limit = hay.len().min(pos.saturating_add(*max));
-                    let mut end = pos;
-                    while end < limit && set.contains(hay[end]) {
-                        end += 1;
-                    }
+                    let end = if *set == ANY_BUT_NEWLINE {
+                        // `.`: runs to the next newline (usually the end).
+                        memchr::memchr(b'\n', &hay[pos..limit]).map_or(limit, |i| pos + i)
+                    } else {
+                        let mut end = pos;
+                        while end < limit && set.contains(hay[end]) {
+                            end += 1;
+                        }
+                        end
+                    };
                     let lo = pos + min;
                     if end < lo {
                         false
@@ -403,6 +409,20 @@ impl Program {
             }
         }
     }
+}
+
+/// `.` in the byte syntax: every byte but `\n`.
+const ANY_BUT_NEWLINE: ByteSet = ByteSet([!(1u64 << b'\n'), u64::MAX, u64::MAX, u64::MAX]);
+
+/// Whether `lit` occurs at `pos`. Most failing comparisons fail on the first
+/// byte, and log literals are short: no `memcmp` call for them.
+#[inline]
+fn lit_at(hay: &[u8], pos: usize, lit: &[u8]) -> bool {
+    let Some(h) = hay.get(pos..pos + lit.len()) else { return false };
+    if lit.len() > 16 {
+        return h == lit;
+    }
+    h.iter().zip(lit).all(|(a, b)| a == b)
 }
 
 /// The first position from `from` (moving down for greedy runs, up for lazy
@@ -505,6 +525,8 @@ mod tests {
             ),
             (r"^(a|ab)(c|bcd)(d*)$", "abcd"),
             (r"^x(?:: .*)?(?: \[preauth\])?$", "x: y [preauth]"),
+            (r"^(.*)\n?(x*)$", "ab\nxx"),
+            (r"^(.+?)(b.*)$", "aabab"),
         ];
         for (p, h) in cases {
             same(p, h);

@@ -81,9 +81,11 @@ pub(crate) struct Slots {
 /// One compiled pattern with its roles.
 #[derive(Debug)]
 pub(crate) struct Compiled {
+    /// The regex as compiled (params and tags expanded), for tests and reports.
+    pub regex: String,
     pub engine: Engine,
     /// The hot-path capture matcher, when the pattern suits it.
-    fast: Option<Program>,
+    pub fast: Option<Program>,
     /// Whether the pattern needed Unicode mode (`\p{L}`, …) or fancy-regex,
     /// whose classes are Unicode: its gate entry is then wrapped in `(?u:…)`.
     unicode: bool,
@@ -172,7 +174,7 @@ impl Compiled {
             list.push(index);
         }
         let fast = if unicode { None } else { Program::new(regex) };
-        Ok(Compiled { engine, fast, unicode, slots })
+        Ok(Compiled { regex: regex.to_string(), engine, fast, unicode, slots })
     }
 
     pub fn is_fancy(&self) -> bool {

@@ -224,6 +224,12 @@ impl Filter {
         self.failregex_sources.get(i).map_or("", String::as_str)
     }
 
+    /// Failregex `i` as it runs: params and tags expanded (and, when the
+    /// filter splices its prefregex in, including that).
+    pub fn failregex_expanded(&self, i: usize) -> &str {
+        self.fail.patterns.get(i).map_or("", |p| p.regex.as_str())
+    }
+
     /// Processes a line that may not be UTF-8 (invalid sequences become U+FFFD).
     pub fn process_bytes(
         &self,
