@@ -11,8 +11,12 @@ use crate::core::normalize_ip;
 /// Parses a captured address (brackets, if any, stripped; an IPv6 zone
 /// `%eth0` dropped). `None` when the text is not an address.
 pub fn parse_addr(text: &str) -> Option<IpAddr> {
-    let text = text.trim_start_matches('[').trim_end_matches(']');
-    let text = text.split_once('%').map_or(text, |(addr, _zone)| addr);
+    let text = text.strip_prefix('[').unwrap_or(text);
+    let text = text.strip_suffix(']').unwrap_or(text);
+    let text = match memchr::memchr(b'%', text.as_bytes()) {
+        Some(zone) => &text[..zone],
+        None => text,
+    };
     text.parse::<IpAddr>().ok().map(normalize_ip)
 }
 

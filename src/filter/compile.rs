@@ -19,8 +19,10 @@
 use std::collections::BTreeMap;
 
 use regex_automata::util::primitives::PatternID;
-use regex_automata::{Input, MatchKind, PatternSet, meta};
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, MatchKind, meta};
 
+use super::backtrack::{ByteSet, Program, Run, Scratch};
 use super::date::DateSearch;
 use super::definition::{FilterDef, PatternEntry};
 use super::template::{Expanded, Role, expand_tags, relax_for_gate, splice_anchors, substitute_params};
@@ -29,14 +31,35 @@ use super::{Filter, FilterError, PatternError};
 /// Backtracking steps a fancy-regex pattern may take on one line before the
 /// line counts as not matching it.
 pub const BACKTRACK_LIMIT: usize = 100_000;
+/// Most patterns one first byte may select for the dispatch gate.
+const MAX_DISPATCH_CANDIDATES: usize = 6;
 /// Compiled-size cap per pattern (the regex crate's default is 10 MiB).
 const SIZE_LIMIT: usize = 16 << 20;
 
 /// The engine a pattern compiled with.
 #[derive(Debug)]
 pub(crate) enum Engine {
-    Std(regex::Regex),
+    /// A regex-crate engine. Captures run the bounded backtracker (or the
+    /// one-pass DFA) directly: the gate has already said the pattern matches,
+    /// so no DFA pass to find the match first.
+    Std(meta::Regex),
     Fancy(Box<fancy_regex::Regex>),
+}
+
+/// Byte-oriented, ASCII-class syntax: `\w`, `\d`, `\s` are ASCII, while `.`
+/// and negated classes (`\S`, `[^"]`) match any non-ASCII byte, so they
+/// span non-ASCII text. This keeps automata small (Unicode `\w` alone is
+/// hundreds of states) which is most of the matching cost.
+fn ascii_syntax() -> syntax::Config {
+    syntax::Config::new().unicode(false).utf8(false)
+}
+
+fn build_std(regex: &str, syntax: syntax::Config) -> Result<meta::Regex, String> {
+    meta::Regex::builder()
+        .syntax(syntax)
+        .configure(meta::Config::new().utf8_empty(false).nfa_size_limit(Some(SIZE_LIMIT)))
+        .build(regex)
+        .map_err(|e| e.to_string())
 }
 
 /// Capture-group indices per role (first participating group wins).
@@ -58,7 +81,14 @@ pub(crate) struct Slots {
 /// One compiled pattern with its roles.
 #[derive(Debug)]
 pub(crate) struct Compiled {
+    /// The regex as compiled (params and tags expanded), for tests and reports.
+    pub regex: String,
     pub engine: Engine,
+    /// The hot-path capture matcher, when the pattern suits it.
+    pub fast: Option<Program>,
+    /// Whether the pattern needed Unicode mode (`\p{L}`, …) or fancy-regex,
+    /// whose classes are Unicode: its gate entry is then wrapped in `(?u:…)`.
+    unicode: bool,
     slots: Slots,
 }
 
@@ -96,35 +126,38 @@ impl Raw<'_> {
 }
 
 impl Compiled {
-    /// Compiles `regex`; the error says why (the regex crate's message, or
-    /// fancy-regex's when the pattern needs its features).
+    /// Compiles `regex`: ASCII byte syntax first, Unicode syntax if the
+    /// pattern asks for Unicode classes, fancy-regex if it needs lookaround,
+    /// backreferences or conditionals. The error is the regex crate's message,
+    /// or fancy-regex's when the pattern needs its features.
     pub fn new(regex: &str, groups: &[(String, Role)]) -> Result<Compiled, String> {
-        let engine = match regex::RegexBuilder::new(regex).size_limit(SIZE_LIMIT).build() {
-            Ok(re) => Engine::Std(re),
-            Err(std_err) => {
-                let fancy = fancy_regex::RegexBuilder::new(regex)
-                    .backtrack_limit(BACKTRACK_LIMIT)
-                    .delegate_size_limit(SIZE_LIMIT)
-                    .build();
-                match fancy {
-                    Ok(re) => Engine::Fancy(Box::new(re)),
-                    Err(fancy_err) => {
-                        let s = std_err.to_string();
-                        let needs_fancy = s.contains("look-around") || s.contains("backreference");
-                        return Err(if needs_fancy { fancy_err.to_string() } else { s });
+        let (engine, unicode) = match build_std(regex, ascii_syntax()) {
+            Ok(re) => (Engine::Std(re), false),
+            Err(ascii_err) => match build_std(regex, syntax::Config::new()) {
+                Ok(re) => (Engine::Std(re), true),
+                Err(_) => {
+                    let fancy = fancy_regex::RegexBuilder::new(regex)
+                        .backtrack_limit(BACKTRACK_LIMIT)
+                        .delegate_size_limit(SIZE_LIMIT)
+                        .build();
+                    match fancy {
+                        Ok(re) => (Engine::Fancy(Box::new(re)), true),
+                        Err(fancy_err) => {
+                            let needs_fancy =
+                                ascii_err.contains("look-around") || ascii_err.contains("backreference");
+                            return Err(if needs_fancy { fancy_err.to_string() } else { ascii_err });
+                        }
                     }
                 }
-            }
+            },
         };
-        let names: Vec<Option<String>> = match &engine {
-            Engine::Std(re) => re.capture_names().map(|n| n.map(String::from)).collect(),
-            Engine::Fancy(re) => re.capture_names().map(|n| n.map(String::from)).collect(),
+        let index_of = |name: &str| match &engine {
+            Engine::Std(re) => re.group_info().to_index(PatternID::ZERO, name),
+            Engine::Fancy(re) => re.capture_names().position(|n| n == Some(name)),
         };
         let mut slots = Slots::default();
         for (name, role) in groups {
-            let Some(index) = names.iter().position(|n| n.as_deref() == Some(name.as_str())) else {
-                continue;
-            };
+            let Some(index) = index_of(name) else { continue };
             let list = match role {
                 Role::Addr => &mut slots.addr,
                 Role::Prefix => &mut slots.prefix,
@@ -140,7 +173,8 @@ impl Compiled {
             };
             list.push(index);
         }
-        Ok(Compiled { engine, slots })
+        let fast = if unicode { None } else { Program::new(regex) };
+        Ok(Compiled { regex: regex.to_string(), engine, fast, unicode, slots })
     }
 
     pub fn is_fancy(&self) -> bool {
@@ -149,12 +183,30 @@ impl Compiled {
 
     /// Runs the pattern with captures; `None` when it does not match (or a
     /// fancy pattern hits its backtrack limit).
-    pub fn captures<'h>(&self, hay: &'h str) -> Option<Raw<'h>> {
+    pub fn captures<'h>(&self, hay: &'h str, scratch: &mut Scratch) -> Option<Raw<'h>> {
         match &self.engine {
             Engine::Std(re) => {
-                let mut locs = re.capture_locations();
-                re.captures_read(&mut locs, hay)?;
-                Some(self.read(hay, |i| locs.get(i)))
+                let fast = match &self.fast {
+                    Some(p) => p.run(hay.as_bytes(), scratch),
+                    None => Run::GaveUp,
+                };
+                if fast == Run::NoMatch {
+                    return None;
+                }
+                if fast == Run::Match {
+                    let slots = &scratch.slots;
+                    let span = |i: usize| match (slots.get(2 * i), slots.get(2 * i + 1)) {
+                        (Some(&s), Some(&e)) if s != usize::MAX && e != usize::MAX => Some((s, e)),
+                        _ => None,
+                    };
+                    return Some(self.read(hay, span));
+                }
+                let mut caps = re.create_captures();
+                re.search_captures(&Input::new(hay.as_bytes()), &mut caps);
+                if !caps.is_match() {
+                    return None;
+                }
+                Some(self.read(hay, |i| caps.get_group(i).map(|sp| (sp.start, sp.end))))
             }
             Engine::Fancy(re) => {
                 let caps = re.captures(hay).ok()??;
@@ -164,7 +216,13 @@ impl Compiled {
     }
 
     fn read<'h>(&self, hay: &'h str, span: impl Fn(usize) -> Option<(usize, usize)>) -> Raw<'h> {
-        let first = |list: &[usize]| list.iter().find_map(|&i| span(i));
+        // Byte-mode groups may in theory split a character: such a span is
+        // treated as not captured rather than sliced.
+        let first = |list: &[usize]| {
+            list.iter()
+                .find_map(|&i| span(i))
+                .filter(|&(s, e)| hay.is_char_boundary(s) && hay.is_char_boundary(e))
+        };
         let text = |list: &[usize]| first(list).map(|(s, e)| &hay[s..e]);
         let s = &self.slots;
         Raw {
@@ -187,92 +245,136 @@ impl Compiled {
 #[derive(Debug)]
 pub(crate) struct PatternList {
     pub patterns: Vec<Compiled>,
+    /// All gated patterns, anchored, in order, leftmost-first: an anchored
+    /// search reports the first of them that matches (priority order), and a
+    /// DFA can stop as soon as that is decided.
     gate: Option<meta::Regex>,
-    /// Per pattern: its id in the gate, or `None` when it must always be tried.
-    gate_of: Vec<Option<usize>>,
+    /// Per pattern: whether the gate holds it (else it is always tried).
+    gated: Vec<bool>,
+    /// Gate pattern id -> pattern index.
+    pattern_of: Vec<usize>,
+    /// When every pattern runs on the fast matcher: per pattern, the bytes a
+    /// match can start with (`None`: any). The gate is then this table: a
+    /// pattern runs only on lines whose first byte it can start with, and
+    /// fails fast on the literal after it.
+    dispatch: Option<Vec<Option<ByteSet>>>,
 }
 
 impl PatternList {
-    /// `gate_sources[i]` is the regex-crate syntax gating pattern `i`, if any.
+    /// `gate_sources[i]` is the anchored gate entry for pattern `i`, if any.
     pub fn new(patterns: Vec<Compiled>, gate_sources: Vec<Option<String>>) -> PatternList {
-        let mut gated = Vec::new();
-        let mut gate_of = Vec::with_capacity(patterns.len());
-        for source in &gate_sources {
-            gate_of.push(source.as_ref().map(|s| {
-                gated.push(s.as_str());
-                gated.len() - 1
-            }));
+        if patterns.iter().all(|p| p.fast.is_some()) {
+            let firsts: Vec<Option<ByteSet>> =
+                patterns.iter().map(|p| p.fast.as_ref().and_then(Program::first_bytes)).collect();
+            // Dispatch pays off when a first byte leaves few candidates;
+            // patterns sharing a prefix (spliced ones) go through the gate.
+            let most = (0..=255u8)
+                .map(|b| firsts.iter().filter(|f| f.as_ref().is_none_or(|set| set.contains(b))).count())
+                .max()
+                .unwrap_or(0);
+            if most <= MAX_DISPATCH_CANDIDATES {
+                let gated = vec![false; patterns.len()];
+                return PatternList {
+                    patterns,
+                    gate: None,
+                    gated,
+                    pattern_of: Vec::new(),
+                    dispatch: Some(firsts),
+                };
+            }
         }
-        let gate = if gated.is_empty() {
+        let mut sources = Vec::new();
+        let mut pattern_of = Vec::new();
+        for (i, source) in gate_sources.iter().enumerate() {
+            if let Some(s) = source {
+                sources.push(s.as_str());
+                pattern_of.push(i);
+            }
+        }
+        let gate = if sources.is_empty() {
             None
         } else {
             meta::Regex::builder()
+                .syntax(ascii_syntax())
                 .configure(
-                    meta::Config::new().match_kind(MatchKind::All).nfa_size_limit(Some(SIZE_LIMIT * 4)),
+                    meta::Config::new()
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .hybrid_cache_capacity(16 << 20)
+                        .utf8_empty(false)
+                        .nfa_size_limit(Some(SIZE_LIMIT * 4)),
                 )
-                .build_many(&gated)
+                .build_many(&sources)
                 .ok()
         };
-        if gate.is_none() {
+        let gated = match gate {
+            Some(_) => gate_sources.iter().map(Option::is_some).collect(),
             // Without a gate every pattern is tried in order.
-            gate_of.iter_mut().for_each(|g| *g = None);
-        }
-        PatternList { patterns, gate, gate_of }
+            None => vec![false; patterns.len()],
+        };
+        PatternList { patterns, gate, gated, pattern_of, dispatch: None }
     }
 
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
-    /// Patterns in the gate (the `PatternSet` capacity a search needs).
-    pub fn gate_len(&self) -> usize {
-        self.gate.as_ref().map_or(0, |g| g.pattern_len())
-    }
-
+    #[cfg(test)]
     pub fn is_gated(&self, i: usize) -> bool {
-        self.gate_of.get(i).is_some_and(Option::is_some)
+        self.gated.get(i).copied().unwrap_or(false)
     }
 
-    fn run_gate(&self, hay: &str, set: &mut PatternSet) {
-        set.clear();
-        if let Some(gate) = &self.gate {
-            gate.which_overlapping_matches(&Input::new(hay), set);
-        }
+    /// The first gated pattern that matches, by the gate alone.
+    fn gate_first(&self, hay: &str) -> Option<usize> {
+        let gate = self.gate.as_ref()?;
+        let m = gate.search(&Input::new(hay.as_bytes()).anchored(Anchored::Yes))?;
+        self.pattern_of.get(m.pattern().as_usize()).copied()
     }
 
-    fn may_match(&self, i: usize, set: &PatternSet) -> bool {
-        match self.gate_of[i] {
-            // A gate id fits in PatternID: it came from the gate's own pattern count.
-            Some(pid) => PatternID::new(pid).is_ok_and(|p| set.contains(p)),
-            None => true,
+    /// Whether pattern `i` must be run, given the gate's first hit `first`:
+    /// ungated patterns always; gated ones from the gate's hit on (those
+    /// after it only if the hit's own captures failed, which only a relaxed
+    /// fancy gate entry can cause).
+    fn worth_trying(&self, i: usize, first: Option<usize>, hay: &str) -> bool {
+        if let Some(firsts) = &self.dispatch {
+            return match (&firsts[i], hay.as_bytes().first()) {
+                (Some(set), Some(&b)) => set.contains(b),
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
         }
+        !self.gated[i] || first.is_some_and(|k| i >= k)
     }
 
     /// The first pattern that matches, with its captures.
-    pub fn first_match<'h>(&self, hay: &'h str, set: &mut PatternSet) -> Option<(usize, Raw<'h>)> {
-        self.run_gate(hay, set);
+    pub fn first_match<'h>(&self, hay: &'h str, scratch: &mut Scratch) -> Option<(usize, Raw<'h>)> {
+        let first = self.gate_first(hay);
         (0..self.patterns.len())
-            .filter(|&i| self.may_match(i, set))
-            .find_map(|i| self.patterns[i].captures(hay).map(|raw| (i, raw)))
+            .filter(|&i| self.worth_trying(i, first, hay))
+            .find_map(|i| self.patterns[i].captures(hay, scratch).map(|raw| (i, raw)))
     }
 
     /// The first pattern that matches, without captures where the gate suffices.
-    pub fn first_index(&self, hay: &str, set: &mut PatternSet) -> Option<usize> {
-        self.run_gate(hay, set);
-        (0..self.patterns.len()).filter(|&i| self.may_match(i, set)).find(|&i| {
-            // A std pattern the gate reported matches by construction.
-            self.is_gated(i) && !self.patterns[i].is_fancy() || self.patterns[i].captures(hay).is_some()
+    pub fn first_index(&self, hay: &str, scratch: &mut Scratch) -> Option<usize> {
+        let first = self.gate_first(hay);
+        (0..self.patterns.len()).filter(|&i| self.worth_trying(i, first, hay)).find(|&i| {
+            // The gate's own hit on a std pattern is a match by construction.
+            Some(i) == first && !self.patterns[i].is_fancy()
+                || self.patterns[i].captures(hay, scratch).is_some()
         })
     }
 }
 
-/// The gate entry for a pattern: itself, or a superset for fancy ones.
+/// The gate entry for a pattern: itself, or a superset for fancy ones; in
+/// `(?u:…)` when the pattern's classes are Unicode; prefixed with a lazy
+/// `.*?` when not anchored, so every entry is anchored and leftmost-first
+/// priority picks the first matching pattern.
 fn gate_source(regex: &str, compiled: &Compiled) -> Option<String> {
-    if !compiled.is_fancy() {
-        return Some(regex.to_string());
-    }
-    let relaxed = relax_for_gate(regex)?;
-    regex::RegexBuilder::new(&relaxed).size_limit(SIZE_LIMIT).build().ok().map(|_| relaxed)
+    let source = if compiled.is_fancy() { relax_for_gate(regex)? } else { regex.to_string() };
+    let source = if compiled.unicode { format!("(?u:{source})") } else { source };
+    let hir = regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(&source).ok()?;
+    let anchored = hir.properties().look_set_prefix().contains(regex_syntax::hir::Look::Start);
+    let source = if anchored { source } else { format!("(?s-u:.)*?(?:{source})") };
+    build_std(&source, ascii_syntax()).ok().map(|_| source)
 }
 
 /// Context for error messages.
@@ -462,8 +564,12 @@ pub(crate) fn build(
         ignores.iter().zip(&ignore_compiled).map(|(p, c)| gate_source(&p.expanded.regex, c)).collect();
     let ignore = PatternList::new(ignore_compiled, ignore_gates);
 
+    // Two stages when the fast matcher runs every pattern (prefregex once,
+    // then a first-byte dispatch over the content); else one spliced pass.
+    let all_fast = prefix_compiled.as_ref().is_some_and(|p| p.fast.is_some())
+        && standalone.iter().all(|c| c.fast.is_some());
     let spliced = match (&prefix, &prefix_compiled) {
-        (Some(p), Some(_)) => splice_all(p, &fails),
+        (Some(p), Some(_)) if !all_fast => splice_all(p, &fails),
         _ => None,
     };
     let (fail, prefix_for_two_stage) = match spliced {
@@ -475,7 +581,6 @@ pub(crate) fn build(
         }
     };
 
-    let gate_capacity = fail.gate_len().max(ignore.gate_len());
     Ok(Filter {
         name,
         description: def.description.trim().to_string(),
@@ -486,7 +591,6 @@ pub(crate) fn build(
         ignore,
         fail,
         prefix: prefix_for_two_stage,
-        gate_capacity,
     })
 }
 

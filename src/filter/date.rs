@@ -541,9 +541,27 @@ fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The UTC year of `t`, cached for the last day asked about (every line of
+/// a stream asks about the same reference).
 fn year_of(t: Timestamp) -> i32 {
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, i32)> = const { std::cell::Cell::new((i64::MIN, 0)) };
+    }
+    let day = t.as_secs().div_euclid(86_400);
+    LAST.with(|last| {
+        let (cached_day, year) = last.get();
+        if cached_day == day {
+            return year;
+        }
+        let year = compute_year(day);
+        last.set((day, year));
+        year
+    })
+}
+
+fn compute_year(day: i64) -> i32 {
     // Inverse of days_from_civil, year only.
-    let z = t.as_secs().div_euclid(86_400) + 719_468;
+    let z = day + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;

@@ -25,6 +25,7 @@
 //! lossily (invalid sequences become U+FFFD) and processes the result.
 
 pub mod addr;
+pub(crate) mod backtrack;
 pub mod compile;
 pub mod date;
 pub mod definition;
@@ -36,7 +37,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use jiff::tz::TimeZone;
-use regex_automata::PatternSet;
 
 use crate::core::Timestamp;
 
@@ -98,7 +98,6 @@ pub struct Filter {
     /// `Some` when patterns could not be spliced into the prefregex: it then
     /// runs first and the failregexes see its `<F-CONTENT>`.
     prefix: Option<Compiled>,
-    gate_capacity: usize,
 }
 
 /// Per-stream state: the multi-line connection cache, the reference time for
@@ -109,7 +108,7 @@ pub struct MatchState {
     reference: Timestamp,
     tz: Option<TimeZone>,
     conns: ConnCache,
-    gate_hits: PatternSet,
+    scratch: backtrack::Scratch,
 }
 
 impl MatchState {
@@ -120,7 +119,7 @@ impl MatchState {
             reference: reference_now,
             tz: None,
             conns: ConnCache::new(multiline::DEFAULT_CAPACITY, multiline::DEFAULT_MAX_AGE_MS),
-            gate_hits: PatternSet::new(0),
+            scratch: backtrack::Scratch::default(),
         }
     }
 
@@ -225,6 +224,12 @@ impl Filter {
         self.failregex_sources.get(i).map_or("", String::as_str)
     }
 
+    /// Failregex `i` as it runs: params and tags expanded (and, when the
+    /// filter splices its prefregex in, including that).
+    pub fn failregex_expanded(&self, i: usize) -> &str {
+        self.fail.patterns.get(i).map_or("", |p| p.regex.as_str())
+    }
+
     /// Processes a line that may not be UTF-8 (invalid sequences become U+FFFD).
     pub fn process_bytes(
         &self,
@@ -265,11 +270,8 @@ impl Filter {
             }
             _ => line,
         };
-        if state.gate_hits.capacity() < self.gate_capacity {
-            state.gate_hits = PatternSet::new(self.gate_capacity);
-        }
         if !self.ignore.is_empty()
-            && let Some(regex_index) = self.ignore.first_index(body, &mut state.gate_hits)
+            && let Some(regex_index) = self.ignore.first_index(body, &mut state.scratch)
         {
             return Outcome::Ignored { regex_index };
         }
@@ -277,7 +279,7 @@ impl Filter {
         let hay = match &self.prefix {
             None => body,
             Some(prefix) => {
-                let Some(raw) = prefix.captures(body) else { return Outcome::Miss };
+                let Some(raw) = prefix.captures(body, &mut state.scratch) else { return Outcome::Miss };
                 pre = raw;
                 match raw.content {
                     Some((s, e)) => &body[s..e],
@@ -285,14 +287,14 @@ impl Filter {
                 }
             }
         };
-        let Some((regex_index, raw)) = self.fail.first_match(hay, &mut state.gate_hits) else {
+        let Some((regex_index, raw)) = self.fail.first_match(hay, &mut state.scratch) else {
             return Outcome::Miss;
         };
         // ignoreregex also sees the prefregex's content, so it can be written
         // like the failregexes (fail2ban only tries the whole line, above).
         if !self.ignore.is_empty()
             && let Some((s, e)) = raw.content.or(pre.content)
-            && let Some(regex_index) = self.ignore.first_index(&body[s..e], &mut state.gate_hits)
+            && let Some(regex_index) = self.ignore.first_index(&body[s..e], &mut state.scratch)
         {
             return Outcome::Ignored { regex_index };
         }

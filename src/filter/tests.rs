@@ -39,13 +39,24 @@ failregex:
 "#;
 
 #[test]
-fn prefregex_is_spliced_when_content_is_plain() {
+fn prefregex_runs_in_two_stages_or_spliced() {
+    // Every pattern anchored and simple: prefregex first, then the content
+    // dispatch (fail2ban's own two stages).
     let f = filter(SVC);
-    assert!(f.prefix.is_none(), "spliced into one pattern per failregex");
-    assert_eq!(f.fail.gate_len(), 5);
+    assert!(f.prefix.is_some());
+    // An unanchored failregex is spliced into the prefregex and gated.
+    let spliced = filter(
+        "name: t\ndescription: d\nprefregex: '^svc: <F-CONTENT>.+</F-CONTENT>$'\nfailregex: ['x from <HOST>', '^y <HOST>$']\n",
+    );
+    assert!(spliced.prefix.is_none());
+    let mut s = state();
+    assert_eq!(hit(spliced.process(&mut s, "svc: a x from 192.0.2.1 b", None)).regex_index, 0);
+    assert_eq!(hit(spliced.process(&mut s, "svc: y 192.0.2.2", None)).regex_index, 1);
+    assert_eq!(spliced.process(&mut s, "svc: a y 192.0.2.2", None), Outcome::Miss);
+    assert_eq!(spliced.process(&mut s, "nosvc: x from 192.0.2.1", None), Outcome::Miss);
     // A content group that is not `.+` keeps two stages.
     let two = filter(
-        "name: t\ndescription: d\nprefregex: '^svc: <F-CONTENT>[a-z ]+</F-CONTENT> end$'\nfailregex: ['^x <HOST>']\n",
+        "name: t\ndescription: d\nprefregex: '^svc: <F-CONTENT>[a-z ]+</F-CONTENT> end$'\nfailregex: ['x <HOST>']\n",
     );
     assert!(two.prefix.is_some());
     assert!(two.process(&mut state(), "svc: x end", None) == Outcome::Miss);
@@ -91,6 +102,7 @@ fn first_match_wins_in_written_order() {
         Outcome::Ignored { regex_index: 0 }
     );
     assert_eq!(f.failregex_source(1), "^x from <HOST>$");
+    assert!(f.failregex_expanded(1).starts_with("^x from (?:\\[(?P<w"), "{}", f.failregex_expanded(1));
 }
 
 #[test]
@@ -239,4 +251,151 @@ fn filter_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Filter>();
     assert_send_sync::<Registry>();
+}
+
+/// The fast matcher must agree with regex-automata on every shipped sshd
+/// pattern (both modes), on lines built from sshd-like fragments.
+mod differential {
+    use proptest::prelude::*;
+    use regex_automata::Input;
+
+    use super::*;
+    use crate::filter::backtrack::{Run, Scratch};
+    use crate::filter::compile::Engine;
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(16)
+    }
+
+    fn compiled_sshd() -> Vec<Filter> {
+        let r = Registry::shipped();
+        [("mode", "normal"), ("mode", "aggressive"), ("publickey", "count")]
+            .iter()
+            .map(|(k, v)| r.load("sshd", &[(k.to_string(), v.to_string())].into()).unwrap())
+            .collect()
+    }
+
+    fn fragment() -> impl Strategy<Value = String> {
+        let fixed: Vec<&'static str> = vec![
+            "web1 sshd[1234]: ",
+            "sshd-session[9]: ",
+            "error: ",
+            "PAM: ",
+            "Failed password for ",
+            "Failed publickey for ",
+            "Failed none for ",
+            "invalid user ",
+            "root",
+            " from ",
+            "192.0.2.1",
+            "203.0.113.250",
+            "2001:db8::7",
+            "[2001:db8::8]",
+            "::ffff:198.51.100.3",
+            "999.1.1.1",
+            " port 22",
+            " port ",
+            " ssh2",
+            ": RSA SHA256:abc",
+            " [preauth]",
+            "Invalid user ",
+            "pam_unix(sshd:auth): authentication failure;",
+            " logname= uid=0",
+            " ruser=",
+            " rhost=",
+            "  user=admin",
+            "Connection closed by",
+            " authenticating user ",
+            " user ",
+            "Disconnected from",
+            "Received disconnect from ",
+            ":11: Bye Bye",
+            ":3: x: Auth fail",
+            ":14: No supported authentication methods available",
+            "Disconnecting",
+            ": Too many authentication failures",
+            "maximum authentication attempts exceeded for ",
+            "PAM 2 more authentication failures;",
+            "Accepted publickey for ",
+            "Unable to negotiate with ",
+            ": no matching host key type found.",
+            " Their offer: x",
+            "Did not receive identification string from ",
+            "User ",
+            " not allowed because listed in DenyUsers",
+            "Connection from ",
+            " on 10.0.0.1 port 22",
+            " ",
+            "  ",
+            ":",
+            ".",
+            "[",
+            "]",
+            "'",
+            "\0",
+            "\x1b[1m",
+        ];
+        prop_oneof![
+            4 => proptest::sample::select(fixed).prop_map(String::from),
+            1 => "[ -~]{0,6}",
+            1 => "[0-9]{1,40}",
+            1 => "\\PC{0,3}",
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        proptest::collection::vec(fragment(), 0..14).prop_map(|v| v.concat())
+    }
+
+    fn check(f: &Filter, hay: &str, scratch: &mut Scratch) -> Result<(), TestCaseError> {
+        let mut patterns: Vec<&compile::Compiled> = f.fail.patterns.iter().collect();
+        patterns.extend(f.prefix.iter());
+        for p in patterns {
+            let (Some(fast), Engine::Std(re)) = (&p.fast, &p.engine) else { continue };
+            let run = fast.run(hay.as_bytes(), scratch);
+            let mut caps = re.create_captures();
+            re.search_captures(&Input::new(hay.as_bytes()), &mut caps);
+            match run {
+                Run::GaveUp => {}
+                Run::NoMatch => {
+                    prop_assert!(!caps.is_match(), "fast: no match, regex: match; {} on {hay:?}", p.regex)
+                }
+                Run::Match => {
+                    prop_assert!(caps.is_match(), "fast: match, regex: none; {} on {hay:?}", p.regex);
+                    for g in 1..caps.group_len() {
+                        let want = caps.get_group(g).map(|s| (s.start, s.end));
+                        let (s, e) =
+                            (scratch.slots.get(2 * g).copied(), scratch.slots.get(2 * g + 1).copied());
+                        let got = match (s, e) {
+                            (Some(s), Some(e)) if s != usize::MAX && e != usize::MAX => Some((s, e)),
+                            _ => None,
+                        };
+                        prop_assert_eq!(got, want, "group {} of {} on {:?}", g, p.regex, hay);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn fast_matcher_agrees_with_regex_automata(lines in proptest::collection::vec(line(), 1..5)) {
+            let filters = compiled_sshd();
+            let mut scratch = Scratch::default();
+            for hay in &lines {
+                for f in &filters {
+                    check(f, hay, &mut scratch)?;
+                    // Content as the second stage sees it.
+                    for prefix in ["web1 sshd[1]: ", "error: ", ""] {
+                        if let Some(content) = hay.strip_prefix(prefix) {
+                            check(f, content, &mut scratch)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
