@@ -64,12 +64,14 @@ impl ByteSet {
 enum Inst {
     Lit(Box<[u8]>),
     Class(ByteSet),
-    /// A run of `min..=max` bytes of a set, greedy or lazy.
+    /// A run of `min..=max` bytes of a set, greedy or lazy; `next` is the
+    /// byte the continuation must start with, if fixed.
     Run {
         set: ByteSet,
         min: usize,
         max: usize,
         greedy: bool,
+        next: Option<u8>,
     },
     /// Try `.0` first, then `.1`.
     Split(usize, usize),
@@ -175,7 +177,13 @@ impl Compiler {
                 let max = rep.max.map(|m| m as usize);
                 if let HirKind::Class(class) = rep.sub.kind() {
                     let set = ByteSet::from_class(class)?;
-                    self.push(Inst::Run { set, min, max: max.unwrap_or(usize::MAX), greedy: rep.greedy })?;
+                    self.push(Inst::Run {
+                        set,
+                        min,
+                        max: max.unwrap_or(usize::MAX),
+                        greedy: rep.greedy,
+                        next: None,
+                    })?;
                     return Some(());
                 }
                 if let HirKind::Literal(lit) = rep.sub.kind()
@@ -183,7 +191,13 @@ impl Compiler {
                 {
                     let mut set = ByteSet([0; 4]);
                     set.0[usize::from(lit.0[0] >> 6)] |= 1u64 << (lit.0[0] & 63);
-                    self.push(Inst::Run { set, min, max: max.unwrap_or(usize::MAX), greedy: rep.greedy })?;
+                    self.push(Inst::Run {
+                        set,
+                        min,
+                        max: max.unwrap_or(usize::MAX),
+                        greedy: rep.greedy,
+                        next: None,
+                    })?;
                     return Some(());
                 }
                 // A sub-pattern that can match empty inside an unbounded loop
@@ -235,12 +249,19 @@ impl Program {
         if !hir.properties().look_set_prefix().contains(Look::Start) {
             return None;
         }
+        // Group 0 (the whole match) is not needed: no Save for it.
         let mut c = Compiler { insts: Vec::new(), max_slot: 2 };
-        c.push(Inst::Save(0))?;
         c.compile(&hir)?;
-        c.push(Inst::Save(1))?;
         c.push(Inst::Match)?;
-        Some(Program { insts: c.insts, slots: c.max_slot })
+        let mut program = Program { insts: c.insts, slots: c.max_slot };
+        // Resolve each run's following literal byte once, not per execution.
+        for pc in 0..program.insts.len() {
+            let next_byte = program.next_byte(pc + 1);
+            if let Inst::Run { next, .. } = &mut program.insts[pc] {
+                *next = next_byte;
+            }
+        }
+        Some(program)
     }
 
     /// Runs the program anchored at 0. On [`Run::Match`], `scratch.slots`
@@ -313,7 +334,7 @@ impl Program {
                         false
                     }
                 }
-                Inst::Run { set, min, max, greedy } => {
+                Inst::Run { set, min, max, greedy, next } => {
                     let limit = hay.len().min(pos.saturating_add(*max));
                     let end = if *set == ANY_BUT_NEWLINE {
                         // `.`: runs to the next newline (usually the end).
@@ -329,15 +350,35 @@ impl Program {
                     if end < lo {
                         false
                     } else {
-                        let next = self.next_byte(pc + 1);
                         let start = if *greedy { end } else { lo };
-                        match seek(hay, next, start, lo, end, *greedy) {
-                            None => false,
-                            Some(at) => {
-                                stack.push(Frame::Run { pc: pc + 1, lo, hi: end, at, greedy: *greedy, next });
-                                pos = at;
+                        if let Some(b) = *next
+                            && !set.contains(b)
+                        {
+                            // The run cannot contain the byte that must follow
+                            // it, so only its full extent can be followed:
+                            // nothing to backtrack into.
+                            if hay.get(end) == Some(&b) {
+                                pos = end;
                                 pc += 1;
-                                true
+                                continue;
+                            }
+                            false
+                        } else {
+                            match seek(hay, *next, start, lo, end, *greedy) {
+                                None => false,
+                                Some(at) => {
+                                    stack.push(Frame::Run {
+                                        pc: pc + 1,
+                                        lo,
+                                        hi: end,
+                                        at,
+                                        greedy: *greedy,
+                                        next: *next,
+                                    });
+                                    pos = at;
+                                    pc += 1;
+                                    true
+                                }
                             }
                         }
                     }
@@ -480,7 +521,7 @@ mod tests {
             return None;
         }
         Some(
-            (0..re.group_info().group_len(regex_automata::PatternID::ZERO))
+            (1..re.group_info().group_len(regex_automata::PatternID::ZERO))
                 .flat_map(|g| match caps.get_group(g) {
                     Some(s) => [s.start, s.end],
                     None => [usize::MAX, usize::MAX],
@@ -492,7 +533,7 @@ mod tests {
     fn same(pattern: &str, hay: &str) {
         let prog = Program::new(pattern).unwrap_or_else(|| panic!("{pattern} not supported"));
         let mut scratch = Scratch::default();
-        let got = (prog.run(hay.as_bytes(), &mut scratch) == Run::Match).then(|| scratch.slots.clone());
+        let got = (prog.run(hay.as_bytes(), &mut scratch) == Run::Match).then(|| scratch.slots[2..].to_vec());
         let want = reference(pattern, hay);
         let got = got.map(|mut v| {
             v.truncate(want.as_ref().map_or(v.len(), Vec::len));
@@ -527,6 +568,9 @@ mod tests {
             (r"^x(?:: .*)?(?: \[preauth\])?$", "x: y [preauth]"),
             (r"^(.*)\n?(x*)$", "ab\nxx"),
             (r"^(.+?)(b.*)$", "aabab"),
+            (r"^([0-9]+)\]([a-z]*?):$", "12]ab:"),
+            (r"^(\S+) (\S*?) x$", "a b x"),
+            (r"^(\S+)( )(\S+)$", "a  b"),
         ];
         for (p, h) in cases {
             same(p, h);

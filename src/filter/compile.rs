@@ -1,20 +1,33 @@
 //! Compilation of a [`FilterDef`] into a [`Filter`]: params applied, tags
-//! expanded, each pattern compiled with the `regex` crate when it can and with
-//! `fancy-regex` (bounded backtracking) only when it needs lookaround,
-//! backreferences or conditionals, and a multi-pattern gate built in front.
+//! expanded, each pattern compiled, and a gate built in front of each list.
 //!
-//! The gate is one `regex-automata` meta regex holding every pattern of a
-//! list (a `RegexSet` without the per-call allocation). It runs as a DFA
-//! without captures and reports which patterns match; captures then run only
-//! for the first of them, which keeps first-match order. A fancy pattern is
-//! gated by a regex-crate superset of itself ([`relax_for_gate`]) when one
-//! exists, and otherwise tried on every line that reaches it.
+//! Engines, per pattern:
+//! - the `regex` crate's engines (through regex-automata) in ASCII byte
+//!   syntax (`\w`, `\d`, `\s` ASCII; `.` and negated classes span any
+//!   non-ASCII byte), or Unicode syntax when the pattern asks for Unicode
+//!   classes; plus, for `^`-anchored patterns, the fast capture matcher of
+//!   [`super::backtrack`], which hands over to regex-automata past a step
+//!   budget;
+//! - `fancy-regex` (bounded backtracking) only for patterns that need
+//!   lookaround, backreferences or conditionals.
 //!
-//! When a prefregex wraps its content in `<F-CONTENT>.+</F-CONTENT>`, each
-//! failregex is spliced into it (the failregex's own `^`/`$` then mean the
-//! content's start/end), so a line needs one gate pass and one capture pass.
-//! Otherwise the engine falls back to two stages, as fail2ban does: prefregex
-//! captures first, then the gate over the content.
+//! The gate decides which pattern to run captures for, keeping first-match
+//! order:
+//! - when every pattern runs on the fast matcher and their first bytes tell
+//!   them apart, a first-byte dispatch table: a line reaches only the
+//!   patterns that can start with its first byte, which fail fast on their
+//!   leading literal;
+//! - otherwise one multi-pattern regex-automata DFA (a `RegexSet` without
+//!   the per-call allocation), every entry anchored, searched leftmost-first
+//!   so it reports the first pattern that matches. A fancy pattern is gated
+//!   by a regex-crate superset of itself ([`relax_for_gate`]) when one
+//!   exists, and otherwise tried on every line that reaches it.
+//!
+//! A prefregex runs first and failregexes see its `<F-CONTENT>`, as in
+//! fail2ban, when all patterns are fast-matcher patterns. Otherwise, when
+//! the content is a plain `.+`/`.*`, each failregex is spliced into the
+//! prefregex (its own `^`/`$` then mean the content's start/end) so a line
+//! needs one gate pass and one capture pass; failing that, two stages again.
 
 use std::collections::BTreeMap;
 
