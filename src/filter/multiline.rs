@@ -14,7 +14,8 @@
 //! - `<F-MLFFORGET>` drops the connection after merging.
 //!
 //! warden adds `<F-MLFONCE>`: the line counts only if nothing on the
-//! connection has counted yet (a summary like "maximum authentication
+//! connection has counted yet (a line counts when it is not a nofail and has
+//! an address or id) (a summary like "maximum authentication
 //! attempts exceeded" after failures that already counted).
 
 use std::collections::{HashMap, VecDeque};
@@ -92,15 +93,13 @@ impl ConnCache {
     /// merged view. `nofail` in the result says whether the line counts.
     pub fn merge(&mut self, mlfid: &str, mut fields: Fields, time: Option<Timestamp>) -> Fields {
         let mut nofail = fields.nofail || fields.gained;
-        let expired = match (self.map.get(mlfid), time) {
-            (Some(c), Some(t)) => c.last_time.is_some_and(|l| t.0.saturating_sub(l.0) > self.max_age_ms),
-            _ => false,
-        };
-        if expired {
-            self.map.remove(mlfid);
-        }
+        let max_age = self.max_age_ms;
+        let live = self.map.get_mut(mlfid).filter(|c| match (c.last_time, time) {
+            (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
+            _ => true,
+        });
         let users_len;
-        if let Some(conn) = self.map.get_mut(mlfid) {
+        if let Some(conn) = live {
             if let Some(u) = fields.user.as_ref()
                 && !conn.users.contains(u)
                 && conn.users.len() < MAX_USERS
@@ -126,17 +125,25 @@ impl ConnCache {
             if fields.once && conn.counted {
                 nofail = true;
             }
+            if users_len > 1 {
+                nofail = false;
+            }
             fields.addr = conn.addr;
             fields.user = conn.user.clone();
             fields.alt_user = conn.alt_user.clone();
             fields.id = conn.id.clone();
+            // A line with an address (or id) that is not a nofail counts.
+            conn.counted |= !nofail && (fields.addr.is_some() || fields.id.is_some());
             if fields.forget {
                 self.map.remove(mlfid);
             }
         } else {
+            // Absent, or silent for longer than max_age: a new connection.
+            self.map.remove(mlfid);
             users_len = usize::from(fields.user.is_some());
             if !fields.forget {
-                self.insert(mlfid, &fields, time);
+                let counted = !nofail && (fields.addr.is_some() || fields.id.is_some());
+                self.insert(mlfid, &fields, time, counted);
             }
         }
         if users_len > 1 {
@@ -146,14 +153,7 @@ impl ConnCache {
         fields
     }
 
-    /// Records that a line on `mlfid` counted, for `<F-MLFONCE>`.
-    pub fn mark_counted(&mut self, mlfid: &str) {
-        if let Some(conn) = self.map.get_mut(mlfid) {
-            conn.counted = true;
-        }
-    }
-
-    fn insert(&mut self, mlfid: &str, fields: &Fields, time: Option<Timestamp>) {
+    fn insert(&mut self, mlfid: &str, fields: &Fields, time: Option<Timestamp>, counted: bool) {
         while self.map.len() >= self.capacity {
             let Some((key, seq)) = self.order.pop_front() else { break };
             if self.map.get(&key).is_some_and(|c| c.seq == seq) {
@@ -173,7 +173,7 @@ impl ConnCache {
                 alt_user: fields.alt_user.clone(),
                 id: fields.id.clone(),
                 users: fields.user.iter().cloned().collect(),
-                counted: false,
+                counted,
             },
         );
         self.order.push_back((key, seq));
@@ -231,8 +231,10 @@ mod tests {
     #[test]
     fn once_counts_only_if_nothing_counted_yet() {
         let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
-        c.merge("1", line(ip("192.0.2.1"), None), None);
-        c.mark_counted("1");
+        assert!(
+            !c.merge("1", line(ip("192.0.2.1"), None), None).nofail,
+            "counts, and is remembered as counted"
+        );
         assert!(c.merge("1", Fields { once: true, ..line(None, None) }, None).nofail);
         c.merge("2", Fields { nofail: true, ..line(ip("192.0.2.2"), None) }, None);
         assert!(!c.merge("2", Fields { once: true, ..line(None, None) }, None).nofail);
