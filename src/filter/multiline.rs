@@ -11,7 +11,10 @@
 //! - `<F-NOFAIL>` and `<F-MLFGAINED>` make the merged line not count;
 //! - a second, different user on one connection makes it count anyway
 //!   (several logon attempts under different names);
-//! - `<F-MLFFORGET>` drops the connection after merging.
+//! - `<F-MLFFORGET>` drops the connection after merging;
+//! - a failure logged before the address is known ("User root not allowed
+//!   because account is locked") is kept pending, even past a forget, and
+//!   counts on the first later line of the connection that has the address.
 //!
 //! warden adds `<F-MLFONCE>`: the line counts only if nothing on the
 //! connection has counted yet (a line counts when it is not a nofail and has
@@ -53,6 +56,9 @@ struct Conn {
     users: Vec<String>,
     /// Whether a line on this connection has counted as a failure.
     counted: bool,
+    /// A failure was logged before the connection's address was known; the
+    /// first line that brings the address counts for it.
+    pending: bool,
 }
 
 /// The per-stream connection cache.
@@ -132,18 +138,27 @@ impl ConnCache {
             fields.user = conn.user.clone();
             fields.alt_user = conn.alt_user.clone();
             fields.id = conn.id.clone();
+            let identified = fields.addr.is_some() || fields.id.is_some();
+            if !nofail && !identified {
+                conn.pending = true;
+            } else if identified && conn.pending {
+                // The failure logged before the address was known counts now.
+                nofail = false;
+                conn.pending = false;
+            }
             // A line with an address (or id) that is not a nofail counts.
-            conn.counted |= !nofail && (fields.addr.is_some() || fields.id.is_some());
-            if fields.forget {
+            conn.counted |= !nofail && identified;
+            if fields.forget && !conn.pending {
                 self.map.remove(mlfid);
             }
         } else {
             // Absent, or silent for longer than max_age: a new connection.
             self.map.remove(mlfid);
             users_len = usize::from(fields.user.is_some());
-            if !fields.forget {
-                let counted = !nofail && (fields.addr.is_some() || fields.id.is_some());
-                self.insert(mlfid, &fields, time, counted);
+            let identified = fields.addr.is_some() || fields.id.is_some();
+            let pending = !nofail && !identified;
+            if !fields.forget || pending {
+                self.insert(mlfid, &fields, time, !nofail && identified, pending);
             }
         }
         if users_len > 1 {
@@ -153,7 +168,14 @@ impl ConnCache {
         fields
     }
 
-    fn insert(&mut self, mlfid: &str, fields: &Fields, time: Option<Timestamp>, counted: bool) {
+    fn insert(
+        &mut self,
+        mlfid: &str,
+        fields: &Fields,
+        time: Option<Timestamp>,
+        counted: bool,
+        pending: bool,
+    ) {
         while self.map.len() >= self.capacity {
             let Some((key, seq)) = self.order.pop_front() else { break };
             if self.map.get(&key).is_some_and(|c| c.seq == seq) {
@@ -174,6 +196,7 @@ impl ConnCache {
                 id: fields.id.clone(),
                 users: fields.user.iter().cloned().collect(),
                 counted,
+                pending,
             },
         );
         self.order.push_back((key, seq));
@@ -238,6 +261,16 @@ mod tests {
         assert!(c.merge("1", Fields { once: true, ..line(None, None) }, None).nofail);
         c.merge("2", Fields { nofail: true, ..line(ip("192.0.2.2"), None) }, None);
         assert!(!c.merge("2", Fields { once: true, ..line(None, None) }, None).nofail);
+    }
+
+    #[test]
+    fn a_failure_without_address_counts_when_the_address_arrives() {
+        let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
+        let locked = c.merge("1", Fields { forget: true, ..line(None, Some("root")) }, None);
+        assert_eq!((locked.addr, locked.nofail), (None, false));
+        let close = c.merge("1", Fields { nofail: true, forget: true, ..line(ip("192.0.2.1"), None) }, None);
+        assert_eq!((close.addr, close.nofail, close.user.as_deref()), (ip("192.0.2.1"), false, Some("root")));
+        assert_eq!(c.len(), 0);
     }
 
     #[test]
