@@ -17,7 +17,25 @@ pub fn parse_addr(text: &str) -> Option<IpAddr> {
         Some(zone) => &text[..zone],
         None => text,
     };
-    text.parse::<IpAddr>().ok().map(normalize_ip)
+    match text.parse::<IpAddr>() {
+        Ok(ip) => Some(normalize_ip(ip)),
+        Err(_) => parse_zero_padded_v4(text).map(IpAddr::V4),
+    }
+}
+
+/// `192.030.0.6`: decimal octets with leading zeros, which some loggers
+/// write and the standard parser rejects (as possibly octal).
+fn parse_zero_padded_v4(text: &str) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split('.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *octet = part.parse().ok()?;
+    }
+    parts.next().is_none().then_some(std::net::Ipv4Addr::from(octets))
 }
 
 /// Parses a failure id that may be an address (`<F-ID>`); used when a line
@@ -37,7 +55,8 @@ mod tests {
         assert_eq!(parse_addr("::ffff:192.0.2.1"), Some(v4));
         assert_eq!(parse_addr("[2001:db8::1]"), Some("2001:db8::1".parse().unwrap()));
         assert_eq!(parse_addr("fe80::1%eth0"), Some("fe80::1".parse().unwrap()));
-        for bad in ["999.1.1.1", "15:01:17", "", "1.2.3", "host.example"] {
+        assert_eq!(parse_addr("192.030.0.6"), Some("192.30.0.6".parse().unwrap()));
+        for bad in ["999.1.1.1", "15:01:17", "", "1.2.3", "host.example", "1.2.3.4.5", "0256.1.1.1"] {
             assert_eq!(parse_addr(bad), None, "{bad}");
         }
         assert_eq!(addr_from_id(" 203.0.113.4 "), Some("203.0.113.4".parse().unwrap()));

@@ -253,6 +253,22 @@ impl Program {
         let mut c = Compiler { insts: Vec::new(), max_slot: 2 };
         c.compile(&hir)?;
         c.push(Inst::Match)?;
+        // Runs always start at 0, where a leading `^` holds: skip it.
+        let targets_zero =
+            c.insts.iter().any(|i| matches!(i, Inst::Split(0, _) | Inst::Split(_, 0) | Inst::Jmp(0)));
+        if matches!(c.insts.first(), Some(Inst::Start)) && !targets_zero {
+            c.insts.remove(0);
+            for inst in &mut c.insts {
+                match inst {
+                    Inst::Split(a, b) => {
+                        *a -= 1;
+                        *b -= 1;
+                    }
+                    Inst::Jmp(to) => *to -= 1,
+                    _ => {}
+                }
+            }
+        }
         let mut program = Program { insts: c.insts, slots: c.max_slot };
         // Resolve each run's following literal byte once, not per execution.
         for pc in 0..program.insts.len() {
@@ -460,10 +476,18 @@ const ANY_BUT_NEWLINE: ByteSet = ByteSet([!(1u64 << b'\n'), u64::MAX, u64::MAX, 
 #[inline]
 fn lit_at(hay: &[u8], pos: usize, lit: &[u8]) -> bool {
     let Some(h) = hay.get(pos..pos + lit.len()) else { return false };
-    if lit.len() > 16 {
-        return h == lit;
+    if h.first() != lit.first() {
+        return false;
     }
-    h.iter().zip(lit).all(|(a, b)| a == b)
+    let (mut a, mut b) = (h, lit);
+    while let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        if x != y {
+            return false;
+        }
+        a = &a[8..];
+        b = &b[8..];
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The first position from `from` (moving down for greedy runs, up for lazy

@@ -312,7 +312,7 @@ impl PatternList {
                 .configure(
                     meta::Config::new()
                         .match_kind(MatchKind::LeftmostFirst)
-                        .hybrid_cache_capacity(16 << 20)
+                        .hybrid_cache_capacity(4 << 20)
                         .utf8_empty(false)
                         .nfa_size_limit(Some(SIZE_LIMIT * 4)),
                 )

@@ -438,7 +438,9 @@ fn parse_syslog(b: &[u8], ctx: &Ctx) -> Option<(Timestamp, DateFormat, usize)> {
     // No year: the most recent such date not far in the future of the reference.
     let ref_year = year_of(ctx.reference);
     let limit = ctx.reference.as_secs().saturating_add(FUTURE_TOLERANCE_SECS);
-    for y in (ref_year - 8..=ref_year + 1).rev() {
+    // Next year's date can only be within the tolerance in early January.
+    let newest = if month == 1 { ref_year + 1 } else { ref_year };
+    for y in (ref_year - 8..=newest).rev() {
         let c = civil(y);
         if !valid(&c) {
             continue;

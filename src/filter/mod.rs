@@ -319,9 +319,6 @@ impl Filter {
             return Outcome::Miss;
         };
         let counted = !fields.nofail;
-        if counted && let Some(mlfid) = raw.mlfid {
-            state.conns.mark_counted(mlfid);
-        }
         Outcome::Match(Hit {
             addr,
             user: fields.user.or(fields.alt_user),

@@ -11,10 +11,14 @@
 //! - `<F-NOFAIL>` and `<F-MLFGAINED>` make the merged line not count;
 //! - a second, different user on one connection makes it count anyway
 //!   (several logon attempts under different names);
-//! - `<F-MLFFORGET>` drops the connection after merging.
+//! - `<F-MLFFORGET>` drops the connection after merging;
+//! - a failure logged before the address is known ("User root not allowed
+//!   because account is locked") is kept pending, even past a forget, and
+//!   counts on the first later line of the connection that has the address.
 //!
 //! warden adds `<F-MLFONCE>`: the line counts only if nothing on the
-//! connection has counted yet (a summary like "maximum authentication
+//! connection has counted yet (a line counts when it is not a nofail and has
+//! an address or id) (a summary like "maximum authentication
 //! attempts exceeded" after failures that already counted).
 
 use std::collections::{HashMap, VecDeque};
@@ -52,6 +56,9 @@ struct Conn {
     users: Vec<String>,
     /// Whether a line on this connection has counted as a failure.
     counted: bool,
+    /// A failure was logged before the connection's address was known; the
+    /// first line that brings the address counts for it.
+    pending: bool,
 }
 
 /// The per-stream connection cache.
@@ -92,15 +99,13 @@ impl ConnCache {
     /// merged view. `nofail` in the result says whether the line counts.
     pub fn merge(&mut self, mlfid: &str, mut fields: Fields, time: Option<Timestamp>) -> Fields {
         let mut nofail = fields.nofail || fields.gained;
-        let expired = match (self.map.get(mlfid), time) {
-            (Some(c), Some(t)) => c.last_time.is_some_and(|l| t.0.saturating_sub(l.0) > self.max_age_ms),
-            _ => false,
-        };
-        if expired {
-            self.map.remove(mlfid);
-        }
+        let max_age = self.max_age_ms;
+        let live = self.map.get_mut(mlfid).filter(|c| match (c.last_time, time) {
+            (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
+            _ => true,
+        });
         let users_len;
-        if let Some(conn) = self.map.get_mut(mlfid) {
+        if let Some(conn) = live {
             if let Some(u) = fields.user.as_ref()
                 && !conn.users.contains(u)
                 && conn.users.len() < MAX_USERS
@@ -126,17 +131,34 @@ impl ConnCache {
             if fields.once && conn.counted {
                 nofail = true;
             }
+            if users_len > 1 {
+                nofail = false;
+            }
             fields.addr = conn.addr;
             fields.user = conn.user.clone();
             fields.alt_user = conn.alt_user.clone();
             fields.id = conn.id.clone();
-            if fields.forget {
+            let identified = fields.addr.is_some() || fields.id.is_some();
+            if !nofail && !identified {
+                conn.pending = true;
+            } else if identified && conn.pending {
+                // The failure logged before the address was known counts now.
+                nofail = false;
+                conn.pending = false;
+            }
+            // A line with an address (or id) that is not a nofail counts.
+            conn.counted |= !nofail && identified;
+            if fields.forget && !conn.pending {
                 self.map.remove(mlfid);
             }
         } else {
+            // Absent, or silent for longer than max_age: a new connection.
+            self.map.remove(mlfid);
             users_len = usize::from(fields.user.is_some());
-            if !fields.forget {
-                self.insert(mlfid, &fields, time);
+            let identified = fields.addr.is_some() || fields.id.is_some();
+            let pending = !nofail && !identified;
+            if !fields.forget || pending {
+                self.insert(mlfid, &fields, time, !nofail && identified, pending);
             }
         }
         if users_len > 1 {
@@ -146,14 +168,14 @@ impl ConnCache {
         fields
     }
 
-    /// Records that a line on `mlfid` counted, for `<F-MLFONCE>`.
-    pub fn mark_counted(&mut self, mlfid: &str) {
-        if let Some(conn) = self.map.get_mut(mlfid) {
-            conn.counted = true;
-        }
-    }
-
-    fn insert(&mut self, mlfid: &str, fields: &Fields, time: Option<Timestamp>) {
+    fn insert(
+        &mut self,
+        mlfid: &str,
+        fields: &Fields,
+        time: Option<Timestamp>,
+        counted: bool,
+        pending: bool,
+    ) {
         while self.map.len() >= self.capacity {
             let Some((key, seq)) = self.order.pop_front() else { break };
             if self.map.get(&key).is_some_and(|c| c.seq == seq) {
@@ -173,7 +195,8 @@ impl ConnCache {
                 alt_user: fields.alt_user.clone(),
                 id: fields.id.clone(),
                 users: fields.user.iter().cloned().collect(),
-                counted: false,
+                counted,
+                pending,
             },
         );
         self.order.push_back((key, seq));
@@ -231,11 +254,23 @@ mod tests {
     #[test]
     fn once_counts_only_if_nothing_counted_yet() {
         let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
-        c.merge("1", line(ip("192.0.2.1"), None), None);
-        c.mark_counted("1");
+        assert!(
+            !c.merge("1", line(ip("192.0.2.1"), None), None).nofail,
+            "counts, and is remembered as counted"
+        );
         assert!(c.merge("1", Fields { once: true, ..line(None, None) }, None).nofail);
         c.merge("2", Fields { nofail: true, ..line(ip("192.0.2.2"), None) }, None);
         assert!(!c.merge("2", Fields { once: true, ..line(None, None) }, None).nofail);
+    }
+
+    #[test]
+    fn a_failure_without_address_counts_when_the_address_arrives() {
+        let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
+        let locked = c.merge("1", Fields { forget: true, ..line(None, Some("root")) }, None);
+        assert_eq!((locked.addr, locked.nofail), (None, false));
+        let close = c.merge("1", Fields { nofail: true, forget: true, ..line(ip("192.0.2.1"), None) }, None);
+        assert_eq!((close.addr, close.nofail, close.user.as_deref()), (ip("192.0.2.1"), false, Some("root")));
+        assert_eq!(c.len(), 0);
     }
 
     #[test]
