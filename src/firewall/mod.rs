@@ -27,6 +27,7 @@
 
 pub mod backend;
 pub mod chains;
+pub mod conntrack;
 mod error;
 pub mod exec;
 pub mod guard;
