@@ -48,7 +48,7 @@ use super::conntrack::{ConntrackEntry, ConntrackError, ConntrackHandle};
 use super::error::FirewallError;
 use super::exec::Runner;
 use super::guard::{self, BanFloor, BanRefused};
-use super::ipset::{EntryTimeout, Family, IpsetError, IpsetHandle, MAX_TIMEOUT_SECS};
+use super::ipset::{EntryTimeout, Family, IpsetError, IpsetHandle, MAX_TIMEOUT_SECS, SetType};
 use super::rules::{self, JailRules, Ruleset};
 use super::sets;
 use crate::core::{Ban, Timestamp};
@@ -107,6 +107,13 @@ pub enum EnforceError {
          remove it from ignoreip to ban it"
     )]
     Allowlisted { jail: String, net: IpNet, allowed: IpNet },
+
+    #[error(
+        "jail {jail}: cannot ban the network {net}: this jail bans single addresses (its sets are \
+         hash:ip); ban it in a jail whose ban_prefix is /{} or shorter",
+        net.prefix_len()
+    )]
+    NetworkInHostJail { jail: String, net: IpNet },
 
     #[error("no jail named {jail:?} in the firewall; known jails: {}", known.join(", "))]
     UnknownJail { jail: String, known: Vec<String> },
@@ -343,6 +350,12 @@ impl Enforcer {
         if let Some(allowed) = self.ruleset.allowlist.iter().find(|a| a.contains(&net)) {
             return Err(EnforceError::Allowlisted { jail: jail_name.clone(), net, allowed: *allowed });
         }
+        // hash:ip would expand an IPv4 network into one entry per address
+        // (and refuses IPv6 ones): a network belongs in a hash:net jail.
+        let host = net.prefix_len() == net.max_prefix_len();
+        if !host && self.ruleset.jails[jail].set_spec(Family::of(&net)).set_type == SetType::HashIp {
+            return Err(EnforceError::NetworkInHostJail { jail: jail_name.clone(), net });
+        }
         Ok(net)
     }
 
@@ -484,7 +497,12 @@ impl Enforcer {
         let live = live.as_mut().ok_or(EnforceError::NotStarted("unban"))?;
         let set = ruleset.jails[jail_idx].set(Family::of(&net));
         if dry_run {
-            let present = live.ipset.test(set, net)?;
+            let present = match live.ipset.test(set, net) {
+                Ok(present) => present,
+                // A dry run never created the set.
+                Err(e) if e.is_missing_set() => false,
+                Err(e) => return Err(e.into()),
+            };
             tracing::info!(jail, ip = %net, "dry run: would delete {net} from {set} (present: {present})");
             return Ok(present);
         }
@@ -681,6 +699,12 @@ mod tests {
             err.to_string(),
             "jail sshd: refusing to ban 192.0.2.3/32: the allowlist (ignoreip) holds 192.0.2.0/28, which \
              covers it; remove it from ignoreip to ban it"
+        );
+        let err = e.vet(jail, &ban("203.0.113.0/24", "sshd", None)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "jail sshd: cannot ban the network 203.0.113.0/24: this jail bans single addresses (its sets \
+             are hash:ip); ban it in a jail whose ban_prefix is /24 or shorter"
         );
         let err = e.jail_of("nope").unwrap_err();
         assert_eq!(err.to_string(), "no jail named \"nope\" in the firewall; known jails: sshd");
