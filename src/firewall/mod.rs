@@ -27,6 +27,8 @@
 
 pub mod backend;
 pub mod chains;
+pub mod conntrack;
+pub mod enforcer;
 mod error;
 pub mod exec;
 pub mod guard;

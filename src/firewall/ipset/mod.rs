@@ -50,9 +50,10 @@
 mod error;
 mod name;
 mod proto;
-mod socket;
+// The socket and the message codec also serve conntrack (`super::conntrack`).
+pub(in crate::firewall) mod socket;
 mod types;
-mod wire;
+pub(in crate::firewall) mod wire;
 
 use std::collections::HashMap;
 

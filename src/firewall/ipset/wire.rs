@@ -51,16 +51,23 @@ impl MsgBuf {
     /// Starts an ipset message: netlink header, nfnetlink header and the
     /// protocol attribute every ipset command must carry.
     pub fn begin(&mut self, cmd: Cmd, flags: u16, seq: u32) {
+        // nfgenmsg family: unused by ipset.
+        self.begin_nfnl(cmd.msg_type(), NFPROTO_IPV4, flags, seq);
+        self.put_u8(ATTR_PROTOCOL, PROTOCOL);
+    }
+
+    /// Starts any nfnetlink message: netlink header (with `NLM_F_REQUEST`)
+    /// and the nfgenmsg header carrying `family`.
+    pub fn begin_nfnl(&mut self, msg_type: u16, family: u8, flags: u16, seq: u32) {
         debug_assert!(self.msg_start.is_none(), "previous message not ended");
         self.msg_start = Some(self.buf.len());
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // length, set by end()
-        self.buf.extend_from_slice(&cmd.msg_type().to_ne_bytes());
+        self.buf.extend_from_slice(&msg_type.to_ne_bytes());
         self.buf.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
         self.buf.extend_from_slice(&seq.to_ne_bytes());
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
-        // nfgenmsg: family (unused by ipset), version, resource id (big endian).
-        self.buf.extend_from_slice(&[NFPROTO_IPV4, NFNETLINK_V0, 0, 0]);
-        self.put_u8(ATTR_PROTOCOL, PROTOCOL);
+        // nfgenmsg: family, version, resource id (big endian).
+        self.buf.extend_from_slice(&[family, NFNETLINK_V0, 0, 0]);
     }
 
     /// Finishes the current message by writing its length.
@@ -71,7 +78,8 @@ impl MsgBuf {
         self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
     }
 
-    fn put_attr(&mut self, ty: u16, value: &[u8]) {
+    /// An attribute of type `ty` (flags included) holding `value` as is.
+    pub fn put_attr(&mut self, ty: u16, value: &[u8]) {
         let len = (NLA_HDRLEN + value.len()) as u16;
         self.buf.extend_from_slice(&len.to_ne_bytes());
         self.buf.extend_from_slice(&ty.to_ne_bytes());

@@ -1,0 +1,557 @@
+//! The [`Enforcer`] proven with real packets and the real kernel, in
+//! network namespaces the tests create: a "server" namespace stands in for
+//! the host (iptables-nft rules, ipsets and the connection tracker live
+//! there), and "attacker" and "bystander" namespaces reach it over veth.
+//!
+//! The server has a host firewall of its own, as hosts do: `INPUT` accepts
+//! `ESTABLISHED` traffic first. warden's jump goes above it, which is why an
+//! open connection stops at the ban. (That rule also switches the connection
+//! tracker on in the namespace; without a rule needing it, a fresh
+//! namespace tracks nothing.)
+//!
+//! Addresses are the tests' own, inside their own namespaces: attacker
+//! 10.232.1.2 — server 10.232.1.1 / 10.232.2.1 — bystander 10.232.2.2.
+//!
+//! Root required; skipped with a reason elsewhere, never skipped with CI=true.
+
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use netns::TestNetns;
+use warden::core::{Ban, BanOrigin, BanPrefix, PortRange, Protocol, Target, Timestamp};
+use warden::firewall::backend::Backend;
+use warden::firewall::conntrack::ConntrackHandle;
+use warden::firewall::enforcer::{ConntrackOutcome, EnforceError, Enforcer, EnforcerConfig};
+use warden::firewall::ipset::{EntryTimeout, Family, IpsetHandle, MAX_TIMEOUT_SECS};
+use warden::firewall::rules::JailRules;
+use warden::store::Store;
+
+const SERVER_A: Ipv4Addr = Ipv4Addr::new(10, 232, 1, 1);
+const ATTACKER: Ipv4Addr = Ipv4Addr::new(10, 232, 1, 2);
+const SERVER_B: Ipv4Addr = Ipv4Addr::new(10, 232, 2, 1);
+const BYSTANDER: Ipv4Addr = Ipv4Addr::new(10, 232, 2, 2);
+const PORT: u16 = 9100;
+
+/// How long an echo may take on a busy machine; a dropped one costs this much.
+const ECHO_WITHIN: Duration = Duration::from_secs(2);
+const SILENT_FOR: Duration = Duration::from_millis(500);
+
+/// A fixed "now": bans carry absolute times, the kernel only their remainder.
+const NOW: Timestamp = Timestamp::from_secs(2_000_000_000);
+const HOUR: i64 = 3600;
+const DAY: i64 = 24 * HOUR;
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip").args(args).output().expect("run ip");
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+fn exec(ns: &TestNetns, program: &str, args: &[&str]) -> String {
+    let out = ns.exec(program, args).unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(out.status.success(), "{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn link(server: &TestNetns, client: &TestNetns, dev: &str, server_addr: Ipv4Addr, client_addr: Ipv4Addr) {
+    let (s, c) = (server.name(), client.name());
+    ip(&["-n", s, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", c]);
+    ip(&["-n", s, "addr", "add", &format!("{server_addr}/24"), "dev", dev]);
+    ip(&["-n", s, "link", "set", dev, "up"]);
+    ip(&["-n", c, "addr", "add", &format!("{client_addr}/24"), "dev", "eth0"]);
+    ip(&["-n", c, "link", "set", "eth0", "up"]);
+    ip(&["-n", c, "link", "set", "lo", "up"]);
+    ip(&["-n", c, "route", "add", "default", "via", &server_addr.to_string()]);
+}
+
+struct Lab {
+    server: TestNetns,
+    attacker: TestNetns,
+    bystander: TestNetns,
+    stop: Arc<AtomicBool>,
+}
+
+impl Lab {
+    /// Three linked namespaces, an echo server on the server's `PORT`, and
+    /// the host firewall's `ESTABLISHED` accept; `None` if the test must skip.
+    fn new(tag: &str) -> Option<Lab> {
+        let server = TestNetns::create(&format!("{tag}-srv"))?;
+        let attacker = TestNetns::create(&format!("{tag}-att"))?;
+        let bystander = TestNetns::create(&format!("{tag}-bys"))?;
+        ip(&["-n", server.name(), "link", "set", "lo", "up"]);
+        link(&server, &attacker, "v-att", SERVER_A, ATTACKER);
+        link(&server, &bystander, "v-bys", SERVER_B, BYSTANDER);
+        exec(
+            &server,
+            "iptables-nft",
+            &["-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+        );
+        let lab = Lab { server, attacker, bystander, stop: Arc::new(AtomicBool::new(false)) };
+        lab.serve_echo();
+        Some(lab)
+    }
+
+    /// Echoes every byte each client sends, one thread per client.
+    fn serve_echo(&self) {
+        let listener = self.server.run(|| TcpListener::bind(("0.0.0.0", PORT)).expect("bind listener"));
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::clone(&self.stop);
+        self.server.spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd; the timeout only bounds how late we see `stop`.
+                unsafe { libc::poll(&mut pfd, 1, 50) };
+                if let Ok((mut stream, _)) = listener.accept() {
+                    stream.set_nonblocking(false).unwrap();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 64];
+                        while let Ok(n @ 1..) = stream.read(&mut buf) {
+                            if stream.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+    }
+
+    /// A connection from `ns` to `server:PORT`, retried until the links are up.
+    fn open(&self, ns: &TestNetns, server: Ipv4Addr) -> TcpStream {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let addr = SocketAddr::from((server, PORT));
+            match ns.run(|| TcpStream::connect_timeout(&addr, Duration::from_millis(300))) {
+                Ok(stream) => return stream,
+                Err(e) if Instant::now() > deadline => panic!("cannot reach {addr} from {}: {e}", ns.name()),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// Everything `iptables-save`/`ip6tables-save` show in the server
+    /// namespace (counters dropped), and every set with its entries.
+    fn kernel_state(&self) -> String {
+        let mut state = String::new();
+        for save in ["iptables-nft-save", "ip6tables-nft-save"] {
+            for line in exec(&self.server, save, &[]).lines().filter(|l| !l.starts_with('#')) {
+                let line = match line.find(" [") {
+                    Some(i) if line.starts_with(':') => &line[..i],
+                    _ => line,
+                };
+                state += line;
+                state.push('\n');
+            }
+        }
+        self.server.run(|| {
+            let mut h = IpsetHandle::open().unwrap();
+            let mut names = h.set_names().unwrap();
+            names.sort();
+            for name in names {
+                let mut entries: Vec<IpNet> = h.list(&name).unwrap().entries.iter().map(|e| e.net).collect();
+                entries.sort();
+                state += &format!("set {name}: {entries:?}\n");
+            }
+        });
+        state
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sends one byte and waits for its echo.
+fn echo(stream: &mut TcpStream, within: Duration) -> io::Result<()> {
+    stream.set_read_timeout(Some(within))?;
+    stream.write_all(b"x")?;
+    let mut byte = [0u8];
+    stream.read_exact(&mut byte)
+}
+
+fn assert_silent(stream: &mut TcpStream, who: &str) {
+    match echo(stream, SILENT_FOR) {
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+        other => panic!("{who}'s open connection should have stopped passing data, got {other:?}"),
+    }
+}
+
+fn host_jail(name: &str) -> JailRules {
+    JailRules {
+        ports: vec![PortRange { first: PORT, last: PORT }],
+        protocol: Protocol::Tcp,
+        target: Target::Host,
+        ..JailRules::new(name)
+    }
+}
+
+fn config() -> EnforcerConfig {
+    EnforcerConfig { backend: Some(Backend::Nft), ..EnforcerConfig::default() }
+}
+
+fn ban(net: impl Into<IpNet>, jail: &str, until: Option<Timestamp>) -> Ban {
+    Ban { net: net.into(), jail: jail.into(), origin: BanOrigin::Jail, at: NOW, until, count: 1, failures: 5 }
+}
+
+fn in_hours(h: i64) -> Option<Timestamp> {
+    Some(Timestamp::from_secs(NOW.as_secs() + h * HOUR))
+}
+
+/// The server's conntrack entries whose original source is `src`, as warden
+/// sees them.
+fn tracked_from(lab: &Lab, src: Ipv4Addr) -> usize {
+    lab.server.run(|| {
+        let mut ct = ConntrackHandle::open().unwrap();
+        ct.entries(Family::V4).unwrap().iter().filter(|e| e.src == IpAddr::V4(src)).count()
+    })
+}
+
+/// The same count as `conntrack -L` shows it, if the tool is installed.
+fn conntrack_tool_count(lab: &Lab, src: Ipv4Addr) -> Option<usize> {
+    if !netns::have_program("conntrack") {
+        eprintln!("note: conntrack is not installed; checking with warden's own dump only");
+        return None;
+    }
+    let listing = exec(&lab.server, "conntrack", &["-L", "-s", &src.to_string()]);
+    Some(listing.lines().filter(|l| l.contains(&format!("src={src} "))).count())
+}
+
+/// An open connection from the attacker, with its conntrack entry in place.
+fn connected(lab: &Lab) -> (TcpStream, TcpStream) {
+    let mut attacker = lab.open(&lab.attacker, SERVER_A);
+    let mut bystander = lab.open(&lab.bystander, SERVER_B);
+    echo(&mut attacker, ECHO_WITHIN).expect("the attacker's connection echoes before the ban");
+    echo(&mut bystander, ECHO_WITHIN).expect("the bystander's connection echoes");
+    assert_eq!(tracked_from(lab, ATTACKER), 1, "the attacker's connection is tracked");
+    if let Some(n) = conntrack_tool_count(lab, ATTACKER) {
+        assert_eq!(n, 1, "conntrack -L sees the attacker's connection");
+    }
+    (attacker, bystander)
+}
+
+#[test]
+fn an_open_connection_stops_at_the_ban_and_its_conntrack_entries_are_deleted() {
+    let Some(lab) = Lab::new("ct") else { return };
+    let (mut attacker, mut bystander) = connected(&lab);
+
+    let outcome = lab.server.run(|| {
+        let mut enforcer = Enforcer::new(config(), vec![host_jail("ct")], vec![]);
+        enforcer.start(&[], NOW).unwrap();
+        enforcer.ban(&ban(IpAddr::V4(ATTACKER), "ct", in_hours(1)), NOW).unwrap()
+    });
+    assert!(matches!(outcome.conntrack, ConntrackOutcome::Deleted(1)), "{:?}", outcome.conntrack);
+
+    assert_silent(&mut attacker, "the attacker");
+    echo(&mut bystander, ECHO_WITHIN).expect("the bystander's connection still echoes");
+    assert_eq!(tracked_from(&lab, ATTACKER), 0, "the attacker's conntrack entries are gone");
+    if let Some(n) = conntrack_tool_count(&lab, ATTACKER) {
+        assert_eq!(n, 0, "conntrack -L finds none either");
+    }
+}
+
+/// With `keep_conntrack`, the rules alone stop the open connection (warden's
+/// jump comes before the `ESTABLISHED` accept), and the entry stays in the
+/// table, still `ESTABLISHED`, until its own timeout (5 days for TCP) or
+/// until the peers give up: dropped packets never reach the tracker's
+/// confirmation, so they neither refresh nor replace it.
+#[test]
+fn without_conntrack_flushing_the_rules_still_stop_the_connection_but_entries_remain() {
+    let Some(lab) = Lab::new("keep") else { return };
+    let (mut attacker, mut bystander) = connected(&lab);
+
+    let outcome = lab.server.run(|| {
+        let config = EnforcerConfig { keep_conntrack: ["keep".to_string()].into(), ..config() };
+        let mut enforcer = Enforcer::new(config, vec![host_jail("keep")], vec![]);
+        enforcer.start(&[], NOW).unwrap();
+        enforcer.ban(&ban(IpAddr::V4(ATTACKER), "keep", in_hours(1)), NOW).unwrap()
+    });
+    assert!(matches!(outcome.conntrack, ConntrackOutcome::Kept), "{:?}", outcome.conntrack);
+
+    assert_silent(&mut attacker, "the attacker");
+    echo(&mut bystander, ECHO_WITHIN).expect("the bystander's connection still echoes");
+    assert_eq!(tracked_from(&lab, ATTACKER), 1, "the attacker's entry remains");
+    if let Some(n) = conntrack_tool_count(&lab, ATTACKER) {
+        assert_eq!(n, 1, "conntrack -L still lists it");
+        let listing = exec(&lab.server, "conntrack", &["-L", "-s", &ATTACKER.to_string()]);
+        assert!(listing.contains("ESTABLISHED"), "{listing}");
+    }
+}
+
+#[test]
+fn bans_that_would_lock_out_everything_or_the_host_are_refused_with_their_reason() {
+    let Some(lab) = Lab::new("guard") else { return };
+    lab.server.run(|| {
+        let allow: IpNet = "10.232.2.0/24".parse().unwrap();
+        let mut enforcer = Enforcer::new(config(), vec![host_jail("guard")], vec![allow]);
+        enforcer.start(&[], NOW).unwrap();
+        let refuse = |enforcer: &mut Enforcer, net: &str| {
+            let net: IpNet = net.parse().unwrap_or_else(|_| IpNet::from(net.parse::<IpAddr>().unwrap()));
+            let err = enforcer.ban(&ban(net, "guard", in_hours(1)), NOW).unwrap_err();
+            err.to_string()
+        };
+        assert_eq!(
+            refuse(&mut enforcer, "0.0.0.0/0"),
+            "jail guard: refusing to ban 0.0.0.0/0: it covers every address"
+        );
+        assert_eq!(
+            refuse(&mut enforcer, "::/0"),
+            "jail guard: refusing to ban ::/0: it covers every address"
+        );
+        assert_eq!(
+            refuse(&mut enforcer, "10.0.0.0/8"),
+            "jail guard: refusing to ban 10.0.0.0/8: /8 is broader than the floor /16; ban a /16 or narrower \
+             (or lower the floor in the configuration)"
+        );
+        assert_eq!(
+            refuse(&mut enforcer, "127.0.0.1"),
+            "jail guard: refusing to ban 127.0.0.1/32: it covers loopback, which the host itself uses"
+        );
+        assert_eq!(
+            refuse(&mut enforcer, "::1"),
+            "jail guard: refusing to ban ::1/128: it covers loopback, which the host itself uses"
+        );
+        assert_eq!(
+            refuse(&mut enforcer, "10.232.1.0/24"),
+            "jail guard: refusing to ban 10.232.1.0/24: it covers 10.232.1.1, an address of this host"
+        );
+        assert_eq!(
+            refuse(&mut enforcer, "10.232.3.0/24"),
+            "jail guard: cannot ban the network 10.232.3.0/24: this jail bans single addresses (its sets are \
+             hash:ip); ban it in a jail whose ban_prefix is /24 or shorter"
+        );
+        assert_eq!(
+            refuse(&mut enforcer, "10.232.2.2"),
+            "jail guard: refusing to ban 10.232.2.2/32: the allowlist (ignoreip) holds 10.232.2.0/24, which \
+             covers it; remove it from ignoreip to ban it"
+        );
+
+        // A batch enforces what it may and names what it refused.
+        let batch = [
+            ban("0.0.0.0/0".parse::<IpNet>().unwrap(), "guard", in_hours(1)),
+            ban(IpAddr::V4(ATTACKER), "guard", in_hours(1)),
+            ban(IpAddr::V4(SERVER_A), "guard", in_hours(1)),
+            ban(IpAddr::V4(ATTACKER), "no-such-jail", in_hours(1)),
+        ];
+        let done = enforcer.ban_batch(&batch, NOW).unwrap();
+        assert_eq!(done.applied, 1);
+        let rejected: Vec<_> = done.rejected.iter().map(|(i, _)| *i).collect();
+        assert_eq!(rejected, [0, 2, 3]);
+        assert!(matches!(done.rejected[2].1, EnforceError::UnknownJail { .. }));
+
+        let mut h = IpsetHandle::open().unwrap();
+        let jail = host_jail("guard");
+        let listed: Vec<IpNet> = h.list(&jail.set_v4).unwrap().entries.iter().map(|e| e.net).collect();
+        assert_eq!(listed, [IpNet::from(IpAddr::V4(ATTACKER))], "only the ordinary ban reached the kernel");
+        assert!(h.list(&jail.set_v6).unwrap().entries.is_empty());
+    });
+}
+
+#[test]
+fn kernel_timeouts_are_the_remaining_time_permanent_or_clamped_and_refreshed() {
+    let Some(ns) = TestNetns::create("timeouts") else { return };
+    ns.run(|| {
+        let jail = host_jail("time");
+        let mut enforcer = Enforcer::new(config(), vec![jail.clone()], vec![]);
+        enforcer.start(&[], NOW).unwrap();
+        let hour = "203.0.113.1".parse::<IpAddr>().unwrap();
+        let forever = "203.0.113.2".parse::<IpAddr>().unwrap();
+        let month = "2001:db8::3".parse::<IpAddr>().unwrap();
+        enforcer.ban(&ban(hour, "time", in_hours(1)), NOW).unwrap();
+        enforcer.ban(&ban(forever, "time", None), NOW).unwrap();
+        let done =
+            enforcer.ban(&ban(month, "time", Some(Timestamp::from_secs(NOW.as_secs() + 30 * DAY))), NOW);
+        let done = done.unwrap();
+        assert_eq!(done.timeout, EntryTimeout::MAX, "30 days is clamped to the kernel's cap");
+        assert_eq!(enforcer.next_refresh(), done.refresh_at);
+        let refresh_at = done.refresh_at.expect("a clamped ban is refreshed");
+
+        let mut h = IpsetHandle::open().unwrap();
+        let timeout_of = |h: &mut IpsetHandle, set: &str, addr: IpAddr| {
+            let listing = h.list(set).unwrap();
+            let entry = listing.entries.iter().find(|e| e.net == IpNet::from(addr)).unwrap();
+            entry.timeout.unwrap()
+        };
+        let secs = |t: EntryTimeout| t.secs();
+        assert!((3590..=3600).contains(&secs(timeout_of(&mut h, &jail.set_v4, hour))));
+        assert_eq!(timeout_of(&mut h, &jail.set_v4, forever), EntryTimeout::PERMANENT);
+        assert!(secs(timeout_of(&mut h, &jail.set_v6, month)) > MAX_TIMEOUT_SECS - 10);
+
+        assert_eq!(
+            enforcer.refresh(Timestamp::from_secs(refresh_at.as_secs() - 1)).unwrap(),
+            0,
+            "not yet due"
+        );
+        // At the refresh, 30 days - (cap - 1 day) remain: about 6.1 days, within the cap.
+        assert_eq!(enforcer.refresh(refresh_at).unwrap(), 1);
+        let left = (NOW.as_secs() + 30 * DAY - refresh_at.as_secs()) as u32;
+        let now_listed = secs(timeout_of(&mut h, &jail.set_v6, month));
+        assert!((left - 10..=left).contains(&now_listed), "{now_listed} s listed, {left} s left");
+        assert_eq!(enforcer.next_refresh(), None, "the ban now fits the kernel's cap");
+    });
+}
+
+#[test]
+fn a_restart_from_the_store_keeps_the_attacker_blocked_and_dropping_changes_nothing() {
+    let Some(lab) = Lab::new("store") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    let stale: IpNet = "10.232.9.9/32".parse().unwrap();
+    store
+        .put_bans(&[
+            ban(IpAddr::V4(ATTACKER), "web", in_hours(1)),
+            ban("10.232.7.0/24".parse::<IpNet>().unwrap(), "web", None),
+            ban("10.232.8.8/32".parse::<IpNet>().unwrap(), "web", in_hours(-1)),
+        ])
+        .unwrap();
+    // Subnet bans need hash:net sets.
+    let web = JailRules { ban_prefix: BanPrefix { v4: 24, v6: 64 }, ..host_jail("web") };
+    let jails = || vec![web.clone()];
+    let start = || {
+        lab.server.run(|| {
+            let active = store.active_bans(NOW).unwrap();
+            assert_eq!(active.len(), 2, "the expired ban is not active");
+            let mut enforcer = Enforcer::new(config(), jails(), vec![]);
+            enforcer.start(&active, NOW).unwrap();
+            enforcer
+        })
+    };
+    // A first run, which also left an entry the store no longer lists.
+    let first = start();
+    lab.server
+        .run(|| {
+            IpsetHandle::open().unwrap().add(&host_jail("web").set_v4, stale, EntryTimeout::from_secs(600))
+        })
+        .unwrap();
+    let before_drop = lab.kernel_state();
+    drop(first);
+    assert_eq!(lab.kernel_state(), before_drop, "dropping the enforcer leaves sets and rules in place");
+
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let successes = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let (attempts, successes, stop) = (Arc::clone(&attempts), Arc::clone(&successes), Arc::clone(&stop));
+        lab.attacker.spawn(move || {
+            let server = SocketAddr::from((SERVER_A, PORT));
+            while !stop.load(Ordering::Relaxed) {
+                if TcpStream::connect_timeout(&server, Duration::from_millis(20)).is_ok() {
+                    successes.fetch_add(1, Ordering::Relaxed);
+                }
+                attempts.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let wait_for_attempts = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while attempts.load(Ordering::Relaxed) < n {
+            assert!(Instant::now() < deadline, "the prober stalled");
+            std::thread::yield_now();
+        }
+    };
+    wait_for_attempts(2);
+    let started_at = attempts.load(Ordering::Relaxed);
+    for _ in 0..3 {
+        drop(start());
+    }
+    wait_for_attempts(attempts.load(Ordering::Relaxed) + 2);
+    stop.store(true, Ordering::Relaxed);
+    prober.join().unwrap();
+    assert!(attempts.load(Ordering::Relaxed) - started_at >= 2, "the prober ran across the restarts");
+    assert_eq!(successes.load(Ordering::Relaxed), 0, "the attacker got through during a restart");
+
+    lab.server.run(|| {
+        let mut h = IpsetHandle::open().unwrap();
+        let mut listed: Vec<IpNet> =
+            h.list(&host_jail("web").set_v4).unwrap().entries.iter().map(|e| e.net).collect();
+        listed.sort();
+        let expected: Vec<IpNet> = vec!["10.232.1.2/32".parse().unwrap(), "10.232.7.0/24".parse().unwrap()];
+        assert_eq!(listed, expected, "exactly the store's active bans, the stale entry gone");
+    });
+    // The ban, not a broken path, kept the prober out.
+    lab.server.run(|| {
+        let mut enforcer = start();
+        assert!(enforcer.unban(&IpNet::from(IpAddr::V4(ATTACKER)), "web").unwrap());
+    });
+    let mut back = lab.open(&lab.attacker, SERVER_A);
+    echo(&mut back, ECHO_WITHIN).expect("after the unban the attacker gets through");
+}
+
+/// Collects what tracing writes, for checking a dry run's log.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_dry_run_logs_every_change_and_makes_none() {
+    let Some(lab) = Lab::new("dry") else { return };
+    let (mut attacker, _bystander) = connected(&lab);
+    let before = lab.kernel_state();
+
+    let log = Captured::default();
+    let writer = log.clone();
+    lab.server.run(move || {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let config = EnforcerConfig { dry_run: true, ..config() };
+            let mut enforcer =
+                Enforcer::new(config, vec![host_jail("dry")], vec!["10.232.2.2/32".parse().unwrap()]);
+            let stored = [ban("10.232.5.5/32".parse::<IpNet>().unwrap(), "dry", in_hours(1))];
+            let changes = enforcer.start(&stored, NOW).unwrap();
+            assert!(
+                changes.iter().any(|c| c.contains("would change: chain WARDEN-HOST created")),
+                "{changes:?}"
+            );
+            let done = enforcer.ban(&ban(IpAddr::V4(ATTACKER), "dry", in_hours(1)), NOW).unwrap();
+            assert!(matches!(done.conntrack, ConntrackOutcome::WouldDelete(1)), "{:?}", done.conntrack);
+            let month = Some(Timestamp::from_secs(NOW.as_secs() + 30 * DAY));
+            let batch =
+                enforcer.ban_batch(&[ban("10.232.6.6/32".parse::<IpNet>().unwrap(), "dry", month)], NOW);
+            assert_eq!(batch.unwrap().applied, 1);
+            assert_eq!(enforcer.refresh(Timestamp::from_secs(NOW.as_secs() + 29 * DAY)).unwrap(), 1);
+            assert!(!enforcer.unban(&IpNet::from(IpAddr::V4(ATTACKER)), "dry").unwrap());
+            enforcer.check().unwrap();
+            enforcer.cleanup().unwrap();
+        });
+    });
+
+    assert_eq!(lab.kernel_state(), before, "a dry run changes no set and no rule");
+    assert_eq!(tracked_from(&lab, ATTACKER), 1, "nor any conntrack entry");
+    echo(&mut attacker, ECHO_WITHIN).expect("the attacker's connection still passes data");
+
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let set = host_jail("dry").set_v4;
+    for expected in [
+        format!("dry run: would create set {set}"),
+        "dry run: would put 10.232.2.2/32 in the allowlist set warden.allow-v4".to_string(),
+        format!("dry run: would add 10.232.5.5/32 to {set} (timeout 3600s)"),
+        "jail=dry ip=10.232.1.2/32".to_string(),
+        "dry run: would delete conntrack entry tcp 10.232.1.2:".to_string(),
+        "would re-add 10.232.6.6/32".to_string(),
+        format!("dry run: would delete 10.232.1.2/32 from {set}"),
+        "iptables: would change: chain WARDEN-HOST created".to_string(),
+    ] {
+        assert!(log.contains(&expected), "the log lacks {expected:?}:\n{log}");
+    }
+}
