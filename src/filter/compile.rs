@@ -234,7 +234,7 @@ impl Compiled {
         let first = |list: &[usize]| {
             list.iter()
                 .find_map(|&i| span(i))
-                .filter(|&(s, e)| hay.is_char_boundary(s) && hay.is_char_boundary(e))
+                .filter(|&(s, e)| s <= e && hay.is_char_boundary(s) && hay.is_char_boundary(e))
         };
         let text = |list: &[usize]| first(list).map(|(s, e)| &hay[s..e]);
         let s = &self.slots;
