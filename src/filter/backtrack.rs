@@ -72,6 +72,11 @@ enum Inst {
         max: usize,
         greedy: bool,
         next: Option<u8>,
+        /// The set is `.` (every byte but `\n`): find the end with memchr.
+        dot: bool,
+        /// `next` is fixed and outside the set: only the full extent can be
+        /// followed, so there is nothing to backtrack into.
+        atomic: bool,
     },
     /// Try `.0` first, then `.1`.
     Split(usize, usize),
@@ -82,7 +87,8 @@ enum Inst {
     Match,
 }
 
-/// Steps a line may take (plus 8 per byte) before the matcher gives up.
+/// Choices and backtracks a line may take (plus 8 per byte) before the
+/// matcher gives up.
 const STEP_BUDGET_BASE: usize = 4096;
 
 /// Programs longer than this are left to regex-automata.
@@ -183,6 +189,8 @@ impl Compiler {
                         max: max.unwrap_or(usize::MAX),
                         greedy: rep.greedy,
                         next: None,
+                        dot: false,
+                        atomic: false,
                     })?;
                     return Some(());
                 }
@@ -197,6 +205,8 @@ impl Compiler {
                         max: max.unwrap_or(usize::MAX),
                         greedy: rep.greedy,
                         next: None,
+                        dot: false,
+                        atomic: false,
                     })?;
                     return Some(());
                 }
@@ -273,8 +283,10 @@ impl Program {
         // Resolve each run's following literal byte once, not per execution.
         for pc in 0..program.insts.len() {
             let next_byte = program.next_byte(pc + 1);
-            if let Inst::Run { next, .. } = &mut program.insts[pc] {
+            if let Inst::Run { set, next, dot, atomic, .. } = &mut program.insts[pc] {
                 *next = next_byte;
+                *dot = *set == ANY_BUT_NEWLINE;
+                *atomic = next_byte.is_some_and(|b| !set.contains(b));
             }
         }
         Some(program)
@@ -328,8 +340,10 @@ impl Program {
         // (linear time) answers instead.
         let mut budget = STEP_BUDGET_BASE.saturating_add(hay.len().saturating_mul(8));
         let (mut pc, mut pos) = (0usize, 0usize);
+        // The budget is charged at choice points and backtracking: every
+        // loop goes through a Split, so forward runs between charges are
+        // bounded by the program length.
         loop {
-            budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
             let ok = match &self.insts[pc] {
                 Inst::Match => return Ok(true),
                 Inst::Lit(lit) => {
@@ -350,9 +364,9 @@ impl Program {
                         false
                     }
                 }
-                Inst::Run { set, min, max, greedy, next } => {
+                Inst::Run { set, min, max, greedy, next, dot, atomic } => {
                     let limit = hay.len().min(pos.saturating_add(*max));
-                    let end = if *set == ANY_BUT_NEWLINE {
+                    let end = if *dot {
                         // `.`: runs to the next newline (usually the end).
                         memchr::memchr(b'\n', &hay[pos..limit]).map_or(limit, |i| pos + i)
                     } else {
@@ -367,13 +381,8 @@ impl Program {
                         false
                     } else {
                         let start = if *greedy { end } else { lo };
-                        if let Some(b) = *next
-                            && !set.contains(b)
-                        {
-                            // The run cannot contain the byte that must follow
-                            // it, so only its full extent can be followed:
-                            // nothing to backtrack into.
-                            if hay.get(end) == Some(&b) {
+                        if *atomic {
+                            if hay.get(end).copied() == *next {
                                 pos = end;
                                 pc += 1;
                                 continue;
@@ -383,6 +392,7 @@ impl Program {
                             match seek(hay, *next, start, lo, end, *greedy) {
                                 None => false,
                                 Some(at) => {
+                                    budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
                                     stack.push(Frame::Run {
                                         pc: pc + 1,
                                         lo,
@@ -400,6 +410,7 @@ impl Program {
                     }
                 }
                 Inst::Split(a, b) => {
+                    budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
                     stack.push(Frame::Alt { pc: *b, pos });
                     pc = *a;
                     true

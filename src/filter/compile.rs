@@ -6,7 +6,7 @@
 //!   syntax (`\w`, `\d`, `\s` ASCII; `.` and negated classes span any
 //!   non-ASCII byte), or Unicode syntax when the pattern asks for Unicode
 //!   classes; plus, for `^`-anchored patterns, the fast capture matcher of
-//!   [`super::backtrack`], which hands over to regex-automata past a step
+//!   `backtrack.rs`, which hands over to regex-automata past a step
 //!   budget;
 //! - `fancy-regex` (bounded backtracking) only for patterns that need
 //!   lookaround, backreferences or conditionals.
@@ -20,7 +20,7 @@
 //! - otherwise one multi-pattern regex-automata DFA (a `RegexSet` without
 //!   the per-call allocation), every entry anchored, searched leftmost-first
 //!   so it reports the first pattern that matches. A fancy pattern is gated
-//!   by a regex-crate superset of itself ([`relax_for_gate`]) when one
+//!   by a regex-crate superset of itself (`relax_for_gate`) when one
 //!   exists, and otherwise tried on every line that reaches it.
 //!
 //! A prefregex runs first and failregexes see its `<F-CONTENT>`, as in
@@ -234,7 +234,7 @@ impl Compiled {
         let first = |list: &[usize]| {
             list.iter()
                 .find_map(|&i| span(i))
-                .filter(|&(s, e)| hay.is_char_boundary(s) && hay.is_char_boundary(e))
+                .filter(|&(s, e)| s <= e && hay.is_char_boundary(s) && hay.is_char_boundary(e))
         };
         let text = |list: &[usize]| first(list).map(|(s, e)| &hay[s..e]);
         let s = &self.slots;

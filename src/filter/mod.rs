@@ -1,8 +1,9 @@
 //! Filters: turn log lines into failures.
 //!
 //! A filter is defined in YAML ([`definition`]), compiled once into an
-//! immutable [`Filter`] ([`compile`], `Send + Sync`, shared by every stream
-//! that uses it), and run line by line with a per-stream [`MatchState`].
+//! immutable [`Filter`] (`compile.rs`: params, tags, engines, gate; `Send +
+//! Sync`, shared by every stream that uses it), and run line by line with a
+//! per-stream [`MatchState`].
 //! [`Registry`] knows the shipped filters (embedded in the binary) and the
 //! user's `filter_dirs`.
 //!
@@ -18,20 +19,20 @@
 //!    `ignoreregex` again on the prefregex's `<F-CONTENT>` of a matched line,
 //!    so ignoreregexes may be written like failregexes;
 //! 4. reads the address, user and ids, merges multi-line state
-//!    ([`multiline`]) and reports a [`Hit`]. A source-supplied time wins over
+//!    (`multiline.rs`, fail2ban's semantics) and reports a [`Hit`]. A source-supplied time wins over
 //!    the parsed one.
 //!
 //! Invalid UTF-8: callers pass `&str`; [`Filter::process_bytes`] converts
 //! lossily (invalid sequences become U+FFFD) and processes the result.
 
 pub mod addr;
-pub(crate) mod backtrack;
-pub mod compile;
+mod backtrack;
+mod compile;
 pub mod date;
 pub mod definition;
-pub mod multiline;
+mod multiline;
 pub mod registry;
-pub mod template;
+mod template;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -40,7 +41,11 @@ use jiff::tz::TimeZone;
 
 use crate::core::Timestamp;
 
+pub use compile::BACKTRACK_LIMIT;
 pub use date::{DateFormat, DateMatch, DateSearch, parse_date};
+pub use multiline::{
+    DEFAULT_CAPACITY as DEFAULT_CONNECTION_CAPACITY, DEFAULT_MAX_AGE_MS as DEFAULT_CONNECTION_MAX_AGE_MS,
+};
 pub use registry::Registry;
 
 use compile::{Compiled, PatternList, Raw};

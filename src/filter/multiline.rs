@@ -1,7 +1,7 @@
 //! Multi-line failure ids (`<F-MLFID>`): what a stream has said so far about
 //! each open connection, so an attempt logged on several lines counts once.
 //!
-//! State owned: one [`Conn`] per connection id, in a map capped at
+//! State owned: one `Conn` per connection id, in a map capped at
 //! `capacity` entries; when full, the oldest connection is evicted first.
 //! Entries older than `max_age` (by line time) are treated as gone.
 //!

@@ -4,7 +4,7 @@
 //! first, innermost first, so `<mdre-<mode>>` works as in fail2ban; a param
 //! that refers back to itself is an error. Then the built-in tags become
 //! named capture groups (`w0`, `w1`, …, numbered across the whole filter so
-//! prefregex and failregex groups never clash), each with a [`Role`].
+//! prefregex and failregex groups never clash), each with a `Role`.
 //!
 //! `<` is only read as a tag when it is followed by a name and `>` and is not
 //! part of regex syntax (`(?P<name>`, `(?<name>`, `(?<=`, `(?<!`, `\k<name>`,

@@ -264,7 +264,7 @@ mod differential {
     use crate::filter::compile::Engine;
 
     fn cases() -> u32 {
-        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(16)
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(8)
     }
 
     fn compiled_sshd() -> Vec<Filter> {
