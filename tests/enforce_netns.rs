@@ -258,6 +258,35 @@ fn an_open_connection_stops_at_the_ban_and_its_conntrack_entries_are_deleted() {
     }
 }
 
+/// During a burst, bans queue their conntrack deletions and one walk of the
+/// table serves them all; the rules stop the flow meanwhile.
+#[test]
+fn conntrack_deletions_in_a_burst_wait_for_one_walk() {
+    let Some(lab) = Lab::new("burst") else { return };
+    let (mut attacker, _bystander) = connected(&lab);
+    let mut enforcer = lab.server.run(|| {
+        // An interval no test outlasts: every walk after the first is explicit.
+        let config = EnforcerConfig { conntrack_interval: Duration::from_secs(3600), ..config() };
+        let mut enforcer = Enforcer::new(config, vec![host_jail("burst")], vec![]);
+        enforcer.start(&[], NOW).unwrap();
+        let first = enforcer.ban(&ban("10.232.1.99".parse::<IpAddr>().unwrap(), "burst", in_hours(1)), NOW);
+        assert!(
+            matches!(first.unwrap().conntrack, ConntrackOutcome::Deleted(0)),
+            "the first ban walks at once"
+        );
+        let second = enforcer.ban(&ban(IpAddr::V4(ATTACKER), "burst", in_hours(1)), NOW).unwrap();
+        assert!(matches!(second.conntrack, ConntrackOutcome::Pending), "{:?}", second.conntrack);
+        enforcer
+    });
+    assert_silent(&mut attacker, "the attacker");
+    assert_eq!(tracked_from(&lab, ATTACKER), 1, "the deletion waits for the next walk");
+    assert!(enforcer.has_pending_conntrack());
+    let flushed = lab.server.run(|| enforcer.flush_conntrack());
+    assert!(matches!(flushed, ConntrackOutcome::Deleted(1)), "{flushed:?}");
+    assert!(!enforcer.has_pending_conntrack());
+    assert_eq!(tracked_from(&lab, ATTACKER), 0, "the walk deleted the attacker's entry");
+}
+
 /// With `keep_conntrack`, the rules alone stop the open connection (warden's
 /// jump comes before the `ESTABLISHED` accept), and the entry stays in the
 /// table, still `ESTABLISHED`, until its own timeout (5 days for TCP) or
