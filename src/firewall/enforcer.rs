@@ -267,8 +267,7 @@ impl Enforcer {
             let conntrack = if needs_conntrack { Some(ConntrackHandle::open()?) } else { None };
             self.live = Some(Live { chains, ipset, conntrack });
         }
-        // Set just above when it was missing.
-        Ok(self.live.as_mut().expect("live was just set"))
+        self.live.as_mut().ok_or(EnforceError::NotStarted("connecting"))
     }
 
     fn refresh_own_addresses(&mut self) -> Result<(), EnforceError> {
