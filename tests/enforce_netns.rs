@@ -18,7 +18,7 @@
 mod netns;
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +39,11 @@ const ATTACKER: Ipv4Addr = Ipv4Addr::new(10, 232, 1, 2);
 const SERVER_B: Ipv4Addr = Ipv4Addr::new(10, 232, 2, 1);
 const BYSTANDER: Ipv4Addr = Ipv4Addr::new(10, 232, 2, 2);
 const PORT: u16 = 9100;
+/// IPv6 twins of the attacker link (on-link /64, no duplicate address
+/// detection so they work at once) and the port their echo listens on.
+const SERVER_A6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x232, 1, 0, 0, 0, 0, 1);
+const ATTACKER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x232, 1, 0, 0, 0, 0, 2);
+const PORT6: u16 = 9101;
 
 /// How long an echo may take on a busy machine; a dropped one costs this much.
 const ECHO_WITHIN: Duration = Duration::from_secs(2);
@@ -88,19 +93,24 @@ impl Lab {
         ip(&["-n", server.name(), "link", "set", "lo", "up"]);
         link(&server, &attacker, "v-att", SERVER_A, ATTACKER);
         link(&server, &bystander, "v-bys", SERVER_B, BYSTANDER);
-        exec(
-            &server,
-            "iptables-nft",
-            &["-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
-        );
+        ip(&["-n", server.name(), "addr", "add", &format!("{SERVER_A6}/64"), "dev", "v-att", "nodad"]);
+        ip(&["-n", attacker.name(), "addr", "add", &format!("{ATTACKER6}/64"), "dev", "eth0", "nodad"]);
+        for iptables in ["iptables-nft", "ip6tables-nft"] {
+            exec(
+                &server,
+                iptables,
+                &["-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+            );
+        }
         let lab = Lab { server, attacker, bystander, stop: Arc::new(AtomicBool::new(false)) };
-        lab.serve_echo();
+        lab.serve_echo(SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)));
+        lab.serve_echo(SocketAddr::from((Ipv6Addr::UNSPECIFIED, PORT6)));
         Some(lab)
     }
 
     /// Echoes every byte each client sends, one thread per client.
-    fn serve_echo(&self) {
-        let listener = self.server.run(|| TcpListener::bind(("0.0.0.0", PORT)).expect("bind listener"));
+    fn serve_echo(&self, addr: SocketAddr) {
+        let listener = self.server.run(|| TcpListener::bind(addr).expect("bind listener"));
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::clone(&self.stop);
         self.server.spawn(move || {
@@ -123,11 +133,13 @@ impl Lab {
         });
     }
 
-    /// A connection from `ns` to `server:PORT`, retried until the links are up.
-    fn open(&self, ns: &TestNetns, server: Ipv4Addr) -> TcpStream {
+    /// A connection from `ns` to `server` (on `PORT`, or `PORT6` for
+    /// IPv6), retried until the links are up.
+    fn open(&self, ns: &TestNetns, server: impl Into<IpAddr>) -> TcpStream {
+        let server = server.into();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let addr = SocketAddr::from((server, PORT));
+            let addr = SocketAddr::from((server, if server.is_ipv6() { PORT6 } else { PORT }));
             match ns.run(|| TcpStream::connect_timeout(&addr, Duration::from_millis(300))) {
                 Ok(stream) => return stream,
                 Err(e) if Instant::now() > deadline => panic!("cannot reach {addr} from {}: {e}", ns.name()),
@@ -187,7 +199,7 @@ fn assert_silent(stream: &mut TcpStream, who: &str) {
 
 fn host_jail(name: &str) -> JailRules {
     JailRules {
-        ports: vec![PortRange { first: PORT, last: PORT }],
+        ports: vec![PortRange { first: PORT, last: PORT }, PortRange { first: PORT6, last: PORT6 }],
         protocol: Protocol::Tcp,
         target: Target::Host,
         ..JailRules::new(name)
@@ -208,20 +220,24 @@ fn in_hours(h: i64) -> Option<Timestamp> {
 
 /// The server's conntrack entries whose original source is `src`, as warden
 /// sees them.
-fn tracked_from(lab: &Lab, src: Ipv4Addr) -> usize {
+fn tracked_from(lab: &Lab, src: impl Into<IpAddr>) -> usize {
+    let src = src.into();
+    let family = if src.is_ipv4() { Family::V4 } else { Family::V6 };
     lab.server.run(|| {
         let mut ct = ConntrackHandle::open().unwrap();
-        ct.entries(Family::V4).unwrap().iter().filter(|e| e.src == IpAddr::V4(src)).count()
+        ct.entries(family).unwrap().iter().filter(|e| e.src == src).count()
     })
 }
 
 /// The same count as `conntrack -L` shows it, if the tool is installed.
-fn conntrack_tool_count(lab: &Lab, src: Ipv4Addr) -> Option<usize> {
+fn conntrack_tool_count(lab: &Lab, src: impl Into<IpAddr>) -> Option<usize> {
+    let src = src.into();
     if !netns::have_program("conntrack") {
         eprintln!("note: conntrack is not installed; checking with warden's own dump only");
         return None;
     }
-    let listing = exec(&lab.server, "conntrack", &["-L", "-s", &src.to_string()]);
+    let family = if src.is_ipv4() { "ipv4" } else { "ipv6" };
+    let listing = exec(&lab.server, "conntrack", &["-L", "-f", family, "-s", &src.to_string()]);
     Some(listing.lines().filter(|l| l.contains(&format!("src={src} "))).count())
 }
 
@@ -256,6 +272,63 @@ fn an_open_connection_stops_at_the_ban_and_its_conntrack_entries_are_deleted() {
     if let Some(n) = conntrack_tool_count(&lab, ATTACKER) {
         assert_eq!(n, 0, "conntrack -L finds none either");
     }
+}
+
+#[test]
+fn an_open_ipv6_connection_stops_at_the_ban_and_its_conntrack_entries_are_deleted() {
+    let Some(lab) = Lab::new("ct6") else { return };
+    let mut attacker = lab.open(&lab.attacker, SERVER_A6);
+    echo(&mut attacker, ECHO_WITHIN).expect("the attacker's IPv6 connection echoes before the ban");
+    assert_eq!(tracked_from(&lab, ATTACKER6), 1, "the attacker's IPv6 connection is tracked");
+    if let Some(n) = conntrack_tool_count(&lab, ATTACKER6) {
+        assert_eq!(n, 1, "conntrack -L sees it");
+    }
+
+    let outcome = lab.server.run(|| {
+        let jail = JailRules { ban_prefix: BanPrefix { v4: 32, v6: 64 }, ..host_jail("ct6") };
+        let mut enforcer = Enforcer::new(config(), vec![jail], vec![]);
+        enforcer.start(&[], NOW).unwrap();
+        // The attacker's /64, as a ban_prefix of 64 bans it.
+        let net: IpNet = "fd00:232:1::/64".parse().unwrap();
+        let err = enforcer.ban(&ban(net, "ct6", in_hours(1)), NOW).unwrap_err();
+        assert!(err.to_string().contains("an address of this host"), "the server's own /64: {err}");
+        enforcer.ban(&ban(IpAddr::V6(ATTACKER6), "ct6", in_hours(1)), NOW).unwrap()
+    });
+    assert!(matches!(outcome.conntrack, ConntrackOutcome::Deleted(1)), "{:?}", outcome.conntrack);
+    assert_silent(&mut attacker, "the IPv6 attacker");
+    assert_eq!(tracked_from(&lab, ATTACKER6), 0, "the attacker's IPv6 conntrack entries are gone");
+    if let Some(n) = conntrack_tool_count(&lab, ATTACKER6) {
+        assert_eq!(n, 0, "conntrack -L finds none either");
+    }
+}
+
+/// During a burst, bans queue their conntrack deletions and one walk of the
+/// table serves them all; the rules stop the flow meanwhile.
+#[test]
+fn conntrack_deletions_in_a_burst_wait_for_one_walk() {
+    let Some(lab) = Lab::new("burst") else { return };
+    let (mut attacker, _bystander) = connected(&lab);
+    let mut enforcer = lab.server.run(|| {
+        // An interval no test outlasts: every walk after the first is explicit.
+        let config = EnforcerConfig { conntrack_interval: Duration::from_secs(3600), ..config() };
+        let mut enforcer = Enforcer::new(config, vec![host_jail("burst")], vec![]);
+        enforcer.start(&[], NOW).unwrap();
+        let first = enforcer.ban(&ban("10.232.1.99".parse::<IpAddr>().unwrap(), "burst", in_hours(1)), NOW);
+        assert!(
+            matches!(first.unwrap().conntrack, ConntrackOutcome::Deleted(0)),
+            "the first ban walks at once"
+        );
+        let second = enforcer.ban(&ban(IpAddr::V4(ATTACKER), "burst", in_hours(1)), NOW).unwrap();
+        assert!(matches!(second.conntrack, ConntrackOutcome::Pending), "{:?}", second.conntrack);
+        enforcer
+    });
+    assert_silent(&mut attacker, "the attacker");
+    assert_eq!(tracked_from(&lab, ATTACKER), 1, "the deletion waits for the next walk");
+    assert!(enforcer.has_pending_conntrack());
+    let flushed = lab.server.run(|| enforcer.flush_conntrack());
+    assert!(matches!(flushed, ConntrackOutcome::Deleted(1)), "{flushed:?}");
+    assert!(!enforcer.has_pending_conntrack());
+    assert_eq!(tracked_from(&lab, ATTACKER), 0, "the walk deleted the attacker's entry");
 }
 
 /// With `keep_conntrack`, the rules alone stop the open connection (warden's

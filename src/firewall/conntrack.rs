@@ -143,7 +143,7 @@ pub struct ConntrackError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConntrackErrorKind {
-    #[error("the kernel refused: {} (errno {errno}){}", io::Error::from_raw_os_error(*errno), errno_hint(*errno))]
+    #[error("the kernel refused: {} (errno {errno}){}", strerror(*errno), errno_hint(*errno))]
     Kernel { errno: i32 },
 
     #[error("netlink socket error: {0}")]
@@ -151,6 +151,15 @@ pub enum ConntrackErrorKind {
 
     #[error("malformed reply from the kernel: {0}")]
     Malformed(String),
+}
+
+/// The C library's words for `errno`, without Rust's "(os error N)".
+fn strerror(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
 }
 
 fn errno_hint(errno: i32) -> &'static str {
@@ -422,6 +431,24 @@ mod tests {
         for no in ["203.0.113.8", "198.51.100.9", "2001:db8:1::5", "192.0.2.1"] {
             assert!(!m.matches(no.parse().unwrap()), "{no}");
         }
+    }
+
+    #[test]
+    fn errors_name_the_operation_and_the_errno() {
+        let e = ConntrackError::new(ConntrackOp::Dump(Family::V6), NlError::Errno(libc::EPERM));
+        assert_eq!(
+            e.to_string(),
+            "conntrack: cannot dump the IPv6 connection table: the kernel refused: Operation not permitted \
+             (errno 1); warden needs CAP_NET_ADMIN"
+        );
+        assert_eq!(e.errno(), Some(libc::EPERM));
+        let op = ConntrackOp::Delete("tcp 10.0.0.2:40000 -> 10.0.0.1:9000".into());
+        let e = ConntrackError::new(op, NlError::Errno(libc::EBUSY));
+        assert_eq!(
+            e.to_string(),
+            "conntrack: cannot delete the connection tracking entry tcp 10.0.0.2:40000 -> 10.0.0.1:9000: \
+             the kernel refused: Device or resource busy (errno 16)"
+        );
     }
 
     /// A dump message as the kernel builds it: nfgenmsg, then the original

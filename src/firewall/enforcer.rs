@@ -11,7 +11,7 @@
 //!   the host's own addresses) and what the allowlist covers, adds the entry
 //!   with its remaining time (permanent bans: timeout 0; beyond the kernel's
 //!   cap: clamped, and remembered for [`Enforcer::refresh`]), then deletes
-//!   the address's conntrack entries (per jail, on by default).
+//!   the address's conntrack entries (per jail, on by default; see below).
 //! - [`Enforcer::unban`], [`Enforcer::refresh`] (re-adds long bans before
 //!   their kernel timeout lapses), [`Enforcer::check`] (restores jumps and
 //!   chains), [`Enforcer::cleanup`] (removes everything warden created).
@@ -19,6 +19,18 @@
 //! Bans and unbans are netlink messages from this process; only start,
 //! check and cleanup run external programs (`iptables-save`/`-restore`),
 //! through the bounded [`Runner`], one at a time.
+//!
+//! **Conntrack deletions are coalesced.** The kernel cannot find a
+//! source's entries without walking its whole connection table, which
+//! costs milliseconds on a default-sized table (about 8 ms for 262,144
+//! buckets, empty or not) against microseconds for the ipset add. So a ban
+//! queues its network, and the queue is walked once for all: at once when
+//! the last walk is older than `conntrack_interval` (an isolated ban's
+//! entries are gone when `ban` returns), otherwise by a later ban, by
+//! [`Enforcer::ban_batch`], or by [`Enforcer::flush_conntrack`], which the
+//! firewall task calls whenever its inbox is empty. The ban itself is in
+//! the set before any of this, and its rules already stop the flows, so
+//! the delay only affects how long stale flow state lingers.
 //!
 //! **Dry run** (`dry_run: true`): every set, rule and conntrack change is
 //! logged (`tracing::info`, with `jail` and `ip` fields where they apply)
@@ -33,18 +45,19 @@
 //! State owned: the ruleset, the sockets (an [`IpsetHandle`], a
 //! [`ConntrackHandle`]), the iptables [`Chains`] once the backend is known,
 //! the host's own addresses (re-read on each check), and the bans whose
-//! kernel timeout was clamped, with when to refresh each.
+//! kernel timeout was clamped, with when to refresh each, and the networks
+//! whose conntrack entries are still to be deleted.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
 
 use super::backend::{self, Backend};
 use super::chains::Chains;
-use super::conntrack::{ConntrackEntry, ConntrackError, ConntrackHandle};
+use super::conntrack::{ConntrackError, ConntrackHandle};
 use super::error::FirewallError;
 use super::exec::Runner;
 use super::guard::{self, BanFloor, BanRefused};
@@ -74,7 +87,14 @@ pub struct EnforcerConfig {
     pub runner: Runner,
     /// See [`DEFAULT_REFRESH_MARGIN`]; must stay well below the kernel cap.
     pub refresh_margin: Duration,
+    /// Least time between two walks of the connection table during a burst
+    /// of bans (see the module documentation).
+    pub conntrack_interval: Duration,
 }
+
+/// See [`EnforcerConfig::conntrack_interval`]: at ~8 ms a walk, at most a
+/// few percent of a core goes to walking during a burst.
+pub const DEFAULT_CONNTRACK_INTERVAL: Duration = Duration::from_millis(200);
 
 impl Default for EnforcerConfig {
     fn default() -> Self {
@@ -85,6 +105,7 @@ impl Default for EnforcerConfig {
             keep_conntrack: BTreeSet::new(),
             runner: Runner::default(),
             refresh_margin: DEFAULT_REFRESH_MARGIN,
+            conntrack_interval: DEFAULT_CONNTRACK_INTERVAL,
         }
     }
 }
@@ -145,10 +166,12 @@ impl From<IpsetError> for EnforceError {
 pub enum ConntrackOutcome {
     /// The jail keeps conntrack entries (`keep_conntrack`).
     Kept,
+    /// Queued; deleted by the next walk (see the module documentation).
+    Pending,
     /// Dry run: this many entries would have been deleted.
     WouldDelete(usize),
     Deleted(usize),
-    /// The ban is in place, but deleting the entries failed (logged too).
+    /// The bans are in place, but deleting the entries failed (logged too).
     Failed(ConntrackError),
 }
 
@@ -199,6 +222,9 @@ pub struct Enforcer {
     own_addrs: Vec<IpAddr>,
     live: Option<Live>,
     long_bans: HashMap<(usize, IpNet), LongBan>,
+    /// Networks whose conntrack entries are still to be deleted, with their jail.
+    pending_conntrack: HashMap<IpNet, usize>,
+    last_conntrack_walk: Option<Instant>,
 }
 
 impl Enforcer {
@@ -213,6 +239,8 @@ impl Enforcer {
             own_addrs: Vec::new(),
             live: None,
             long_bans: HashMap::new(),
+            pending_conntrack: HashMap::new(),
+            last_conntrack_walk: None,
         }
     }
 
@@ -239,8 +267,7 @@ impl Enforcer {
             let conntrack = if needs_conntrack { Some(ConntrackHandle::open()?) } else { None };
             self.live = Some(Live { chains, ipset, conntrack });
         }
-        // Set just above when it was missing.
-        Ok(self.live.as_mut().expect("live was just set"))
+        self.live.as_mut().ok_or(EnforceError::NotStarted("connecting"))
     }
 
     fn refresh_own_addresses(&mut self) -> Result<(), EnforceError> {
@@ -410,10 +437,15 @@ impl Enforcer {
             Some(long) => long_bans.insert((jail, net), long),
             None => long_bans.remove(&(jail, net)),
         };
-        let conntrack = if flush {
-            flush_conntrack(live, &[net], &ruleset.allowlist, dry_run, &rules.name)
-        } else {
+        let conntrack = if !flush {
             ConntrackOutcome::Kept
+        } else {
+            self.pending_conntrack.insert(net, jail);
+            if self.last_conntrack_walk.is_none_or(|t| t.elapsed() >= self.config.conntrack_interval) {
+                self.flush_conntrack()
+            } else {
+                ConntrackOutcome::Pending
+            }
         };
         Ok(Enforced { net, timeout, refresh_at: long.map(|l| l.refresh_at), conntrack })
     }
@@ -466,7 +498,7 @@ impl Enforcer {
                 }
             }
             if config.flushes_conntrack(&rules.name) {
-                flush_nets.extend(entries.iter().map(|(net, _)| *net));
+                flush_nets.extend(entries.iter().map(|(net, _)| (*net, *jail)));
             }
         }
         for (jail, net, long) in longs {
@@ -482,7 +514,8 @@ impl Enforcer {
         let conntrack = if flush_nets.is_empty() {
             ConntrackOutcome::Kept
         } else {
-            flush_conntrack(live, &flush_nets, &ruleset.allowlist, dry_run, "(batch)")
+            self.pending_conntrack.extend(flush_nets);
+            self.flush_conntrack()
         };
         Ok(BatchEnforced { applied, rejected, conntrack })
     }
@@ -492,6 +525,7 @@ impl Enforcer {
         let jail_idx = self.jail_of(jail)?;
         let net = canonical(*net);
         self.long_bans.remove(&(jail_idx, net));
+        self.pending_conntrack.remove(&net);
         let dry_run = self.config.dry_run;
         let Enforcer { ruleset, live, .. } = self;
         let live = live.as_mut().ok_or(EnforceError::NotStarted("unban"))?;
@@ -509,6 +543,49 @@ impl Enforcer {
         let present = live.ipset.del(set, net)?;
         tracing::debug!(jail, ip = %net, present, "unbanned");
         Ok(present)
+    }
+
+    /// True if some bans' conntrack entries are still to be deleted: the
+    /// firewall task then calls [`Enforcer::flush_conntrack`] once its inbox
+    /// is empty.
+    pub fn has_pending_conntrack(&self) -> bool {
+        !self.pending_conntrack.is_empty()
+    }
+
+    /// Deletes (in a dry run, lists) the conntrack entries of every queued
+    /// network, in one walk per family. A failure is logged and reported,
+    /// never fatal: the bans hold anyway, and the queue is emptied so one
+    /// failure does not repeat on every ban.
+    pub fn flush_conntrack(&mut self) -> ConntrackOutcome {
+        if self.pending_conntrack.is_empty() {
+            return ConntrackOutcome::Deleted(0);
+        }
+        let pending = std::mem::take(&mut self.pending_conntrack);
+        let nets: Vec<IpNet> = pending.keys().copied().collect();
+        let Some(conntrack) = self.live.as_mut().and_then(|l| l.conntrack.as_mut()) else {
+            return ConntrackOutcome::Kept;
+        };
+        let allowlist = &self.ruleset.allowlist;
+        let result = if self.config.dry_run {
+            conntrack.entries_from(&nets, allowlist).map(|entries| {
+                for entry in &entries {
+                    let jail =
+                        jail_of_source(&pending, entry.src).map_or("", |j| &self.ruleset.jails[j].name);
+                    tracing::info!(jail, ip = %entry.src, "dry run: would delete conntrack entry {entry}");
+                }
+                ConntrackOutcome::WouldDelete(entries.len())
+            })
+        } else {
+            conntrack.delete_from(&nets, allowlist).map(ConntrackOutcome::Deleted)
+        };
+        self.last_conntrack_walk = Some(Instant::now());
+        result.unwrap_or_else(|e| {
+            tracing::warn!(
+                bans = nets.len(),
+                "the bans hold, but their connections' conntrack entries remain: {e}"
+            );
+            ConntrackOutcome::Failed(e)
+        })
     }
 
     /// When the next clamped ban needs [`Enforcer::refresh`], if any does.
@@ -595,34 +672,12 @@ impl Enforcer {
     }
 }
 
-/// Deletes (or, in a dry run, lists) the conntrack entries from `nets`;
-/// a failure is logged and reported, never fatal: the ban holds anyway.
-fn flush_conntrack(
-    live: &mut Live,
-    nets: &[IpNet],
-    allowlist: &[IpNet],
-    dry_run: bool,
-    jail: &str,
-) -> ConntrackOutcome {
-    let Some(conntrack) = live.conntrack.as_mut() else { return ConntrackOutcome::Kept };
-    let result = if dry_run {
-        conntrack.entries_from(nets, allowlist).map(|entries| {
-            log_would_delete(&entries, jail);
-            ConntrackOutcome::WouldDelete(entries.len())
-        })
-    } else {
-        conntrack.delete_from(nets, allowlist).map(ConntrackOutcome::Deleted)
-    };
-    result.unwrap_or_else(|e| {
-        tracing::warn!(jail, "the ban holds, but its connections' conntrack entries remain: {e}");
-        ConntrackOutcome::Failed(e)
-    })
-}
-
-fn log_would_delete(entries: &[ConntrackEntry], jail: &str) {
-    for entry in entries {
-        tracing::info!(jail, ip = %entry.src, "dry run: would delete conntrack entry {entry}");
-    }
+/// The jail of the queued network holding `src`, for logs.
+fn jail_of_source(pending: &HashMap<IpNet, usize>, src: IpAddr) -> Option<usize> {
+    pending
+        .get(&IpNet::from(src))
+        .or_else(|| pending.iter().find(|(n, _)| n.contains(&src)).map(|(_, j)| j))
+        .copied()
 }
 
 fn tables(family: Family) -> &'static str {

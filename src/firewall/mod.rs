@@ -16,14 +16,20 @@
 //!   the host's own addresses).
 //! - [`save`]: reads `iptables-save` output.
 //!
+//! - [`conntrack`]: deletes a banned network's conntrack entries over
+//!   netlink, in-process.
+//! - [`enforcer`]: the firewall task's core, tying the above together:
+//!   start from the stored bans, ban, unban, refresh long bans, check the
+//!   jumps, clean up, or log all of it in a dry run.
+//!
 //! Startup order: [`sets::ensure_sets`], [`sets::reconcile`] per jail from
 //! the store, then [`chains::Chains::apply`] (rules cannot name missing
 //! sets). Cleanup order: [`chains::Chains::cleanup`], then
 //! [`sets::destroy_sets`] (referenced sets cannot be destroyed).
+//! [`enforcer::Enforcer`] follows both orders.
 //!
-//! Still to come (issue 3): conntrack flushing so established connections
-//! of a banned address stop at once, dry run, the periodic jump check and
-//! the firewall task in the daemon.
+//! Still to come (issue 3): the firewall task in the daemon around
+//! [`enforcer::Enforcer`], and the CLI.
 
 pub mod backend;
 pub mod chains;

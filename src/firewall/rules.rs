@@ -44,6 +44,11 @@ pub const JUMPS: [(&str, &str); 2] = [(DOCKER_USER, DOCKER_CHAIN), (INPUT, HOST_
 /// Most ports one `multiport` match takes (a range counts twice).
 const MULTIPORT_SLOTS: usize = 15;
 
+/// Most entries a jail's set holds. The kernel's default (65,536) is too
+/// few for a botnet's worth of bans, and an add beyond it fails; memory is
+/// only spent on entries present.
+pub const JAIL_SET_MAXELEM: u32 = 1 << 20;
+
 /// The allowlist set of `family`: `warden.allow-v4`. The dot keeps it
 /// apart from every jail set (see [`set_name`]: plain names have no dot,
 /// hashed ones end in `.<12 hex digits>-v4`).
@@ -115,7 +120,7 @@ impl JailRules {
             Family::V6 => self.ban_prefix.v6 < 128,
         };
         let set_type = if subnet { SetType::HashNet } else { SetType::HashIp };
-        SetSpec::new(self.set(family), set_type, family)
+        SetSpec { maxelem: JAIL_SET_MAXELEM, ..SetSpec::new(self.set(family), set_type, family) }
     }
 
     fn enforced_in(&self, chain: &str) -> bool {
