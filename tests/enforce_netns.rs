@@ -16,6 +16,8 @@
 
 #[path = "support/netns.rs"]
 mod netns;
+#[path = "support/topology.rs"]
+mod topology;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use netns::TestNetns;
+use topology::{exec, ip, link};
 use warden::core::{Ban, BanOrigin, BanPrefix, PortRange, Protocol, Target, Timestamp};
 use warden::firewall::backend::Backend;
 use warden::firewall::conntrack::ConntrackHandle;
@@ -54,28 +57,6 @@ const NOW: Timestamp = Timestamp::from_secs(2_000_000_000);
 const HOUR: i64 = 3600;
 const DAY: i64 = 24 * HOUR;
 
-fn ip(args: &[&str]) {
-    let out = std::process::Command::new("ip").args(args).output().expect("run ip");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
-fn exec(ns: &TestNetns, program: &str, args: &[&str]) -> String {
-    let out = ns.exec(program, args).unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(out.status.success(), "{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn link(server: &TestNetns, client: &TestNetns, dev: &str, server_addr: Ipv4Addr, client_addr: Ipv4Addr) {
-    let (s, c) = (server.name(), client.name());
-    ip(&["-n", s, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", c]);
-    ip(&["-n", s, "addr", "add", &format!("{server_addr}/24"), "dev", dev]);
-    ip(&["-n", s, "link", "set", dev, "up"]);
-    ip(&["-n", c, "addr", "add", &format!("{client_addr}/24"), "dev", "eth0"]);
-    ip(&["-n", c, "link", "set", "eth0", "up"]);
-    ip(&["-n", c, "link", "set", "lo", "up"]);
-    ip(&["-n", c, "route", "add", "default", "via", &server_addr.to_string()]);
-}
-
 struct Lab {
     server: TestNetns,
     attacker: TestNetns,
@@ -91,8 +72,8 @@ impl Lab {
         let attacker = TestNetns::create(&format!("{tag}-att"))?;
         let bystander = TestNetns::create(&format!("{tag}-bys"))?;
         ip(&["-n", server.name(), "link", "set", "lo", "up"]);
-        link(&server, &attacker, "v-att", SERVER_A, ATTACKER);
-        link(&server, &bystander, "v-bys", SERVER_B, BYSTANDER);
+        link(&server, &attacker, "v-att", SERVER_A, &[ATTACKER]);
+        link(&server, &bystander, "v-bys", SERVER_B, &[BYSTANDER]);
         ip(&["-n", server.name(), "addr", "add", &format!("{SERVER_A6}/64"), "dev", "v-att", "nodad"]);
         ip(&["-n", attacker.name(), "addr", "add", &format!("{ATTACKER6}/64"), "dev", "eth0", "nodad"]);
         for iptables in ["iptables-nft", "ip6tables-nft"] {

@@ -12,6 +12,8 @@
 
 #[path = "support/netns.rs"]
 mod netns;
+#[path = "support/topology.rs"]
+mod topology;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use netns::TestNetns;
+use topology::{exec, ip, link};
 use warden::core::{Action, BanPrefix, PortRange, Protocol, Target};
 use warden::firewall::backend::{self, Backend};
 use warden::firewall::chains::Chains;
@@ -45,32 +48,6 @@ const CONTAINER_PORT: u16 = 80;
 /// Long enough for a local connect on a busy machine; a dropped SYN costs this much.
 const DROPPED_AFTER: Duration = Duration::from_millis(400);
 const PASSES_WITHIN: Duration = Duration::from_secs(3);
-
-fn ip(args: &[&str]) {
-    let out = std::process::Command::new("ip").args(args).output().expect("run ip");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
-fn exec(ns: &TestNetns, program: &str, args: &[&str]) -> String {
-    let out = ns.exec(program, args).unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(out.status.success(), "{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Connects `client` to `server` over a veth pair: `server_addr`/24 on the
-/// server side, `client_addrs`/24 on the client side.
-fn link(server: &TestNetns, client: &TestNetns, dev: &str, server_addr: Ipv4Addr, client_addrs: &[Ipv4Addr]) {
-    let (s, c) = (server.name(), client.name());
-    ip(&["-n", s, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", c]);
-    ip(&["-n", s, "addr", "add", &format!("{server_addr}/24"), "dev", dev]);
-    ip(&["-n", s, "link", "set", dev, "up"]);
-    for addr in client_addrs {
-        ip(&["-n", c, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
-    }
-    ip(&["-n", c, "link", "set", "eth0", "up"]);
-    ip(&["-n", c, "link", "set", "lo", "up"]);
-    ip(&["-n", c, "route", "add", "default", "via", &server_addr.to_string()]);
-}
 
 struct Lab {
     server: TestNetns,
