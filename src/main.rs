@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use warden::cli::{check_config, test_filter};
 use warden::filter::Registry;
+use warden::firewall::backend::Backend;
+use warden::firewall::enforcer::{Enforcer, EnforcerConfig};
 
 /// Default location of the configuration file inside warden's container.
 const DEFAULT_CONFIG: &str = "/etc/warden/warden.yaml";
@@ -67,6 +69,15 @@ enum Command {
     CheckConfig {
         #[arg(long, short, default_value = DEFAULT_CONFIG, env = "WARDEN_CONFIG")]
         config: PathBuf,
+    },
+    /// Remove every ipset, chain and jump warden created, and nothing else.
+    Cleanup {
+        /// Print what would be removed without removing it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Use this iptables backend instead of detecting the host's.
+        #[arg(long, value_name = "nft|legacy")]
+        iptables_backend: Option<Backend>,
     },
     /// List the shipped filters (and those in --filter-dir) with their descriptions.
     Filters {
@@ -144,6 +155,17 @@ fn run(command: Command) -> Result<ExitCode> {
             let (text, ok) = check_config::check_config(&config, &|name| registry.contains(name), &names);
             print!("{text}");
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Cleanup { dry_run, iptables_backend } => {
+            let config = EnforcerConfig { backend: iptables_backend, dry_run, ..EnforcerConfig::default() };
+            let removed = Enforcer::new(config, Vec::new(), Vec::new()).cleanup()?;
+            if removed.is_empty() {
+                println!("nothing to remove: no warden chains, jumps or sets found");
+            }
+            for change in removed {
+                println!("{change}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Filters { filter_dirs } => {
             let registry = registry(&filter_dirs)?;

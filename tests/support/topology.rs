@@ -2,6 +2,9 @@
 //! client namespace to a server namespace over a veth pair with addresses
 //! the test assigns. Used together with `netns.rs` (as module `netns`).
 
+// Each test binary uses only some of these helpers.
+#![allow(dead_code)]
+
 use std::net::Ipv4Addr;
 
 use crate::netns::TestNetns;
