@@ -64,7 +64,8 @@ struct Conn {
 /// The per-stream connection cache.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnCache {
-    map: HashMap<Box<str>, Conn>,
+    /// foldhash: fast and randomly seeded (ids come from log lines).
+    map: HashMap<Box<str>, Conn, foldhash::fast::RandomState>,
     /// Insertion order for eviction; entries whose seq no longer matches are stale.
     order: VecDeque<(Box<str>, u64)>,
     next_seq: u64,
@@ -78,7 +79,7 @@ const MAX_USERS: usize = 8;
 impl ConnCache {
     pub fn new(capacity: usize, max_age_ms: i64) -> Self {
         ConnCache {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             next_seq: 0,
             capacity: capacity.max(1),
@@ -100,9 +101,14 @@ impl ConnCache {
     pub fn merge(&mut self, mlfid: &str, mut fields: Fields, time: Option<Timestamp>) -> Fields {
         let mut nofail = fields.nofail || fields.gained;
         let max_age = self.max_age_ms;
-        let live = self.map.get_mut(mlfid).filter(|c| match (c.last_time, time) {
-            (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
-            _ => true,
+        let mut stale = false;
+        let live = self.map.get_mut(mlfid).filter(|c| {
+            let fresh = match (c.last_time, time) {
+                (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
+                _ => true,
+            };
+            stale = !fresh;
+            fresh
         });
         let users_len;
         if let Some(conn) = live {
@@ -153,7 +159,9 @@ impl ConnCache {
             }
         } else {
             // Absent, or silent for longer than max_age: a new connection.
-            self.map.remove(mlfid);
+            if stale {
+                self.map.remove(mlfid);
+            }
             users_len = usize::from(fields.user.is_some());
             let identified = fields.addr.is_some() || fields.id.is_some();
             let pending = !nofail && !identified;
