@@ -122,14 +122,18 @@ impl ConnCache {
             if fields.addr.is_some() {
                 conn.addr = fields.addr;
             }
-            if fields.user.is_some() {
-                conn.user = fields.user.take();
-            }
-            if fields.alt_user.is_some() {
-                conn.alt_user = fields.alt_user.take();
-            }
-            if fields.id.is_some() {
-                conn.id = fields.id.take();
+            // The line's values win; the connection lends the ones it lacks.
+            // (Cloned only when they change: most lines repeat them.)
+            for (line, kept) in [
+                (&mut fields.user, &mut conn.user),
+                (&mut fields.alt_user, &mut conn.alt_user),
+                (&mut fields.id, &mut conn.id),
+            ] {
+                match line {
+                    Some(v) if kept.as_ref() != Some(v) => *kept = Some(v.clone()),
+                    Some(_) => {}
+                    None => line.clone_from(kept),
+                }
             }
             if time.is_some() {
                 conn.last_time = time;
@@ -141,9 +145,6 @@ impl ConnCache {
                 nofail = false;
             }
             fields.addr = conn.addr;
-            fields.user = conn.user.clone();
-            fields.alt_user = conn.alt_user.clone();
-            fields.id = conn.id.clone();
             let identified = fields.addr.is_some() || fields.id.is_some();
             if !nofail && !identified {
                 conn.pending = true;
