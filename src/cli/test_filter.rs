@@ -85,8 +85,12 @@ pub fn run(
         Report { filter: filter.name().to_string(), input: input_name.to_string(), ..Report::default() };
     let mut regex_hits = vec![0u64; filter.failregex_count()];
     let mut ignore_hits: Vec<u64> = Vec::new();
-    let mut hosts: HashMap<IpAddr, u64> = HashMap::new();
-    let mut formats: HashMap<&'static str, u64> = HashMap::new();
+    // foldhash: a fast, randomly seeded hasher; addresses come from the log,
+    // so the map must not be keyed predictably.
+    let mut hosts: HashMap<IpAddr, u64, foldhash::fast::RandomState> = HashMap::default();
+    // A handful of formats per file: a linear scan beats hashing the
+    // description on every matched line.
+    let mut formats: Vec<(&'static str, u64)> = Vec::new();
 
     let mut reader = BufReader::with_capacity(256 * 1024, input);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
@@ -128,7 +132,10 @@ pub fn run(
                     *n += 1;
                 }
                 if let Some(fmt) = hit.date_format {
-                    *formats.entry(fmt).or_default() += 1;
+                    match formats.iter_mut().find(|(f, _)| std::ptr::eq(*f, fmt) || *f == fmt) {
+                        Some((_, n)) => *n += 1,
+                        None => formats.push((fmt, 1)),
+                    }
                 }
                 if hit.counted {
                     report.matched += 1;
@@ -155,7 +162,9 @@ pub fn run(
         hosts.into_iter().map(|(host, failures)| HostCount { host, failures }).collect();
     hosts.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.host.cmp(&b.host)));
     report.hosts = hosts;
-    report.date_formats = formats.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    for (fmt, n) in formats {
+        *report.date_formats.entry(fmt.to_string()).or_default() += n;
+    }
     let elapsed = started.elapsed().max(Duration::from_micros(1));
     report.seconds = elapsed.as_secs_f64();
     report.lines_per_second = report.lines as f64 / report.seconds;

@@ -17,6 +17,12 @@ pub fn parse_addr(text: &str) -> Option<IpAddr> {
         Some(zone) => &text[..zone],
         None => text,
     };
+    // Without a colon only dotted IPv4 can parse: read it directly (the
+    // common case, and the standard parser's leading-zero rule is relaxed
+    // below anyway).
+    if !text.as_bytes().contains(&b':') {
+        return parse_zero_padded_v4(text).map(IpAddr::V4);
+    }
     match text.parse::<IpAddr>() {
         Ok(ip) => Some(normalize_ip(ip)),
         Err(_) => parse_zero_padded_v4(text).map(IpAddr::V4),
@@ -27,15 +33,23 @@ pub fn parse_addr(text: &str) -> Option<IpAddr> {
 /// write and the standard parser rejects (as possibly octal).
 fn parse_zero_padded_v4(text: &str) -> Option<std::net::Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = text.split('.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+    let mut bytes = text.as_bytes().iter();
+    for (n, octet) in octets.iter_mut().enumerate() {
+        let (mut value, mut digits) = (0u32, 0);
+        loop {
+            match bytes.next() {
+                Some(&c) if c.is_ascii_digit() && digits < 3 => {
+                    value = value * 10 + u32::from(c - b'0');
+                    digits += 1;
+                }
+                Some(b'.') if n < 3 && digits > 0 => break,
+                None if n == 3 && digits > 0 => break,
+                _ => return None,
+            }
         }
-        *octet = part.parse().ok()?;
+        *octet = u8::try_from(value).ok()?;
     }
-    parts.next().is_none().then_some(std::net::Ipv4Addr::from(octets))
+    Some(std::net::Ipv4Addr::from(octets))
 }
 
 /// Parses a failure id that may be an address (`<F-ID>`); used when a line
@@ -56,7 +70,24 @@ mod tests {
         assert_eq!(parse_addr("[2001:db8::1]"), Some("2001:db8::1".parse().unwrap()));
         assert_eq!(parse_addr("fe80::1%eth0"), Some("fe80::1".parse().unwrap()));
         assert_eq!(parse_addr("192.030.0.6"), Some("192.30.0.6".parse().unwrap()));
-        for bad in ["999.1.1.1", "15:01:17", "", "1.2.3", "host.example", "1.2.3.4.5", "0256.1.1.1"] {
+        assert_eq!(parse_addr("0.0.0.0"), Some("0.0.0.0".parse().unwrap()));
+        assert_eq!(parse_addr("255.255.255.255"), Some("255.255.255.255".parse().unwrap()));
+        for bad in [
+            "999.1.1.1",
+            "15:01:17",
+            "",
+            "1.2.3",
+            "host.example",
+            "1.2.3.4.5",
+            "0256.1.1.1",
+            "1..2.3",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.4.",
+            "256.1.1.1",
+            "1.2.3.-4",
+            "1.2.3.4 ",
+        ] {
             assert_eq!(parse_addr(bad), None, "{bad}");
         }
         assert_eq!(addr_from_id(" 203.0.113.4 "), Some("203.0.113.4".parse().unwrap()));

@@ -64,17 +64,19 @@ impl ByteSet {
 enum Inst {
     Lit(Box<[u8]>),
     Class(ByteSet),
-    /// A run of `min..=max` bytes of a set, greedy or lazy; `next` is the
-    /// byte the continuation must start with, if fixed.
+    /// A run of `min..=max` bytes of a set, greedy or lazy; `follow` is the
+    /// literal the continuation must start with (empty when not fixed), so
+    /// backtracking visits only the positions where it occurs.
     Run {
         set: ByteSet,
         min: usize,
         max: usize,
         greedy: bool,
-        next: Option<u8>,
+        follow: Box<[u8]>,
         /// The set is `.` (every byte but `\n`): find the end with memchr.
         dot: bool,
-        /// `next` is fixed and outside the set: only the full extent can be
+        /// The continuation cannot start with a byte of the set (nor match
+        /// nothing before a byte of it): only the full extent can be
         /// followed, so there is nothing to backtrack into.
         atomic: bool,
     },
@@ -99,6 +101,32 @@ const MAX_INSTS: usize = 20_000;
 pub(crate) struct Program {
     insts: Vec<Inst>,
     slots: usize,
+    /// Per instruction: what a match continuing from it can start with
+    /// (filled for branch targets). A branch that cannot start with the
+    /// next byte is not tried, and is not pushed as a choice: most
+    /// alternations and optional parts of log patterns start with a literal,
+    /// so most choice points disappear.
+    guards: Vec<Guard>,
+}
+
+/// The bytes a match from some instruction can start with, and whether it
+/// can succeed at the end of the input without consuming anything.
+#[derive(Debug, Clone, Copy)]
+struct Guard {
+    set: ByteSet,
+    at_end: bool,
+}
+
+impl Guard {
+    const ANY: Guard = Guard { set: ByteSet([u64::MAX; 4]), at_end: true };
+
+    #[inline]
+    fn admits(&self, byte: Option<&u8>) -> bool {
+        match byte {
+            Some(&b) => self.set.contains(b),
+            None => self.at_end,
+        }
+    }
 }
 
 struct Compiler {
@@ -188,7 +216,7 @@ impl Compiler {
                         min,
                         max: max.unwrap_or(usize::MAX),
                         greedy: rep.greedy,
-                        next: None,
+                        follow: Box::default(),
                         dot: false,
                         atomic: false,
                     })?;
@@ -204,7 +232,7 @@ impl Compiler {
                         min,
                         max: max.unwrap_or(usize::MAX),
                         greedy: rep.greedy,
-                        next: None,
+                        follow: Box::default(),
                         dot: false,
                         atomic: false,
                     })?;
@@ -279,17 +307,61 @@ impl Program {
                 }
             }
         }
-        let mut program = Program { insts: c.insts, slots: c.max_slot };
-        // Resolve each run's following literal byte once, not per execution.
+        let mut program = Program { insts: c.insts, slots: c.max_slot, guards: Vec::new() };
+        // Resolve each run's continuation once, not per execution.
         for pc in 0..program.insts.len() {
-            let next_byte = program.next_byte(pc + 1);
-            if let Inst::Run { set, next, dot, atomic, .. } = &mut program.insts[pc] {
-                *next = next_byte;
+            if !matches!(program.insts[pc], Inst::Run { .. }) {
+                continue;
+            }
+            let next_lit = program.next_literal(pc + 1);
+            let cont = program.guard(pc + 1);
+            if let Inst::Run { set, follow, dot, atomic, .. } = &mut program.insts[pc] {
+                *follow = next_lit;
                 *dot = *set == ANY_BUT_NEWLINE;
-                *atomic = next_byte.is_some_and(|b| !set.contains(b));
+                *atomic = set.0.iter().zip(cont.set.0).all(|(a, b)| a & b == 0);
             }
         }
+        let mut guards = vec![Guard::ANY; program.insts.len()];
+        for inst in &program.insts {
+            if let Inst::Split(a, b) = *inst {
+                guards[a] = program.guard(a);
+                guards[b] = program.guard(b);
+            }
+        }
+        program.guards = guards;
         Some(program)
+    }
+
+    /// What a match continuing at `pc` can start with (a superset: the
+    /// guard only ever skips branches that would fail).
+    fn guard(&self, pc: usize) -> Guard {
+        let mut guard = Guard { set: ByteSet([0; 4]), at_end: false };
+        let mut seen = vec![false; self.insts.len()];
+        let mut todo = vec![pc];
+        while let Some(pc) = todo.pop() {
+            if pc >= self.insts.len() || std::mem::replace(&mut seen[pc], true) {
+                continue;
+            }
+            match &self.insts[pc] {
+                Inst::Save(_) | Inst::Start => todo.push(pc + 1),
+                Inst::Jmp(to) => todo.push(*to),
+                Inst::Split(a, b) => todo.extend([*a, *b]),
+                Inst::Lit(lit) => match lit.first() {
+                    Some(&b) => guard.set.insert(b),
+                    None => todo.push(pc + 1),
+                },
+                Inst::Class(c) => guard.set.union(c),
+                Inst::Run { set, min, .. } => {
+                    guard.set.union(set);
+                    if *min == 0 {
+                        todo.push(pc + 1);
+                    }
+                }
+                Inst::End => guard.at_end = true,
+                Inst::Match => return Guard::ANY,
+            }
+        }
+        guard
     }
 
     /// Runs the program anchored at 0. On [`Run::Match`], `scratch.slots`
@@ -364,7 +436,7 @@ impl Program {
                         false
                     }
                 }
-                Inst::Run { set, min, max, greedy, next, dot, atomic } => {
+                Inst::Run { set, min, max, greedy, follow, dot, atomic } => {
                     let limit = hay.len().min(pos.saturating_add(*max));
                     let end = if *dot {
                         // `.`: runs to the next newline (usually the end).
@@ -382,25 +454,15 @@ impl Program {
                     } else {
                         let start = if *greedy { end } else { lo };
                         if *atomic {
-                            if hay.get(end).copied() == *next {
-                                pos = end;
-                                pc += 1;
-                                continue;
-                            }
-                            false
+                            pos = end;
+                            pc += 1;
+                            continue;
                         } else {
-                            match seek(hay, *next, start, lo, end, *greedy) {
+                            match seek(hay, follow, start, lo, end, *greedy) {
                                 None => false,
                                 Some(at) => {
                                     budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                                    stack.push(Frame::Run {
-                                        pc: pc + 1,
-                                        lo,
-                                        hi: end,
-                                        at,
-                                        greedy: *greedy,
-                                        next: *next,
-                                    });
+                                    stack.push(Frame::Run { run: pc, lo, hi: end, at });
                                     pos = at;
                                     pc += 1;
                                     true
@@ -411,16 +473,33 @@ impl Program {
                 }
                 Inst::Split(a, b) => {
                     budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                    stack.push(Frame::Alt { pc: *b, pos });
-                    pc = *a;
-                    true
+                    let byte = hay.get(pos);
+                    match (self.guards[*a].admits(byte), self.guards[*b].admits(byte)) {
+                        (true, true) => {
+                            stack.push(Frame::Alt { pc: *b, pos });
+                            pc = *a;
+                            true
+                        }
+                        (true, false) => {
+                            pc = *a;
+                            true
+                        }
+                        (false, true) => {
+                            pc = *b;
+                            true
+                        }
+                        (false, false) => false,
+                    }
                 }
                 Inst::Jmp(to) => {
                     pc = *to;
                     true
                 }
                 Inst::Save(slot) => {
-                    stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                    // With no choice left, a failure ends the run: nothing to restore.
+                    if !stack.is_empty() {
+                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                    }
                     slots[*slot] = pos;
                     pc += 1;
                     true
@@ -448,16 +527,17 @@ impl Program {
                         pos = q;
                         break;
                     }
-                    Frame::Run { pc: p, lo, hi, at, greedy, next } => {
-                        let candidate = if greedy {
+                    Frame::Run { run, lo, hi, at } => {
+                        let Inst::Run { greedy, follow, .. } = &self.insts[run] else { continue };
+                        let candidate = if *greedy {
                             at.checked_sub(1).filter(|&c| c >= lo)
                         } else {
                             Some(at + 1).filter(|&c| c <= hi)
                         };
                         let Some(from) = candidate else { continue };
-                        let Some(at) = seek(hay, next, from, lo, hi, greedy) else { continue };
-                        stack.push(Frame::Run { pc: p, lo, hi, at, greedy, next });
-                        pc = p;
+                        let Some(at) = seek(hay, follow, from, lo, hi, *greedy) else { continue };
+                        stack.push(Frame::Run { run, lo, hi, at });
+                        pc = run + 1;
                         pos = at;
                         break;
                     }
@@ -466,14 +546,15 @@ impl Program {
         }
     }
 
-    /// The byte the instructions from `pc` must match first, if fixed
-    /// (looking through group saves), so a run can skip positions.
-    fn next_byte(&self, mut pc: usize) -> Option<u8> {
+    /// The literal the instructions from `pc` must match first, if fixed
+    /// (looking through group saves; empty if none), so a run can skip
+    /// positions.
+    fn next_literal(&self, mut pc: usize) -> Box<[u8]> {
         loop {
-            match self.insts.get(pc)? {
-                Inst::Save(_) => pc += 1,
-                Inst::Lit(lit) => return lit.first().copied(),
-                _ => return None,
+            match self.insts.get(pc) {
+                Some(Inst::Save(_)) => pc += 1,
+                Some(Inst::Lit(lit)) => return lit.clone(),
+                _ => return Box::default(),
             }
         }
     }
@@ -502,14 +583,22 @@ fn lit_at(hay: &[u8], pos: usize, lit: &[u8]) -> bool {
 }
 
 /// The first position from `from` (moving down for greedy runs, up for lazy
-/// ones, within `lo..=hi`) where the continuation can start.
-fn seek(hay: &[u8], next: Option<u8>, from: usize, lo: usize, hi: usize, greedy: bool) -> Option<usize> {
-    let Some(byte) = next else { return Some(from) };
-    if greedy {
-        // positions lo..=from with hay[p] == byte
-        memchr::memrchr(byte, hay.get(lo..(from + 1).min(hay.len()))?).map(|i| lo + i)
-    } else {
-        memchr::memchr(byte, hay.get(from..(hi + 1).min(hay.len()))?).map(|i| from + i)
+/// ones, within `lo..=hi`) where the continuation's leading literal
+/// `follow` occurs (any position when it is empty).
+fn seek(hay: &[u8], follow: &[u8], from: usize, lo: usize, hi: usize, greedy: bool) -> Option<usize> {
+    let Some(&byte) = follow.first() else { return Some(from) };
+    let mut from = from;
+    loop {
+        let at = if greedy {
+            // positions lo..=from with hay[p] == byte
+            memchr::memrchr(byte, hay.get(lo..(from + 1).min(hay.len()))?).map(|i| lo + i)?
+        } else {
+            memchr::memchr(byte, hay.get(from..(hi + 1).min(hay.len()))?).map(|i| from + i)?
+        };
+        if lit_at(hay, at, follow) {
+            return Some(at);
+        }
+        from = if greedy { at.checked_sub(1).filter(|&c| c >= lo)? } else { at + 1 };
     }
 }
 
@@ -533,9 +622,22 @@ pub(crate) struct Scratch {
 
 #[derive(Debug, Clone, Copy)]
 enum Frame {
-    Alt { pc: usize, pos: usize },
-    Restore { slot: usize, old: usize },
-    Run { pc: usize, lo: usize, hi: usize, at: usize, greedy: bool, next: Option<u8> },
+    Alt {
+        pc: usize,
+        pos: usize,
+    },
+    Restore {
+        slot: usize,
+        old: usize,
+    },
+    /// A run at instruction `run` matched `lo..=hi` long and is followed
+    /// from `at`.
+    Run {
+        run: usize,
+        lo: usize,
+        hi: usize,
+        at: usize,
+    },
 }
 
 #[cfg(test)]
@@ -606,6 +708,14 @@ mod tests {
             (r"^([0-9]+)\]([a-z]*?):$", "12]ab:"),
             (r"^(\S+) (\S*?) x$", "a b x"),
             (r"^(\S+)( )(\S+)$", "a  b"),
+            // guards, continuation-based atomic runs, whole-literal seeks
+            (r"^([0-9]+)(?: port ([0-9]+))?(?: ssh2)?$", "12 port 34 ssh2"),
+            (r"^([0-9]+?)(?: port)?$", "12 port"),
+            (r"^(\S+?) x$", "ab x"),
+            (r"^(.*) from (\S+)$", "a fro from b from c"),
+            (r"^(.*?) from (\S+)$", "a fro from b from c"),
+            (r"^(?:ab|ac|a)(c?)d$", "acd"),
+            (r"^([a-z]*)(?:[0-9]|[a-z]x)$", "abx"),
         ];
         for (p, h) in cases {
             same(p, h);

@@ -75,22 +75,6 @@ fn build_std(regex: &str, syntax: syntax::Config) -> Result<meta::Regex, String>
         .map_err(|e| e.to_string())
 }
 
-/// Capture-group indices per role (first participating group wins).
-#[derive(Debug, Default)]
-pub(crate) struct Slots {
-    addr: Vec<usize>,
-    prefix: Vec<usize>,
-    user: Vec<usize>,
-    alt_user: Vec<usize>,
-    id: Vec<usize>,
-    mlfid: Vec<usize>,
-    content: Vec<usize>,
-    nofail: Vec<usize>,
-    forget: Vec<usize>,
-    gained: Vec<usize>,
-    once: Vec<usize>,
-}
-
 /// One compiled pattern with its roles.
 #[derive(Debug)]
 pub(crate) struct Compiled {
@@ -102,7 +86,9 @@ pub(crate) struct Compiled {
     /// Whether the pattern needed Unicode mode (`\p{L}`, …) or fancy-regex,
     /// whose classes are Unicode: its gate entry is then wrapped in `(?u:…)`.
     unicode: bool,
-    slots: Slots,
+    /// Capture-group index per role, in group order: per role, the first
+    /// group that participated in a match wins.
+    roles: Vec<(Role, usize)>,
 }
 
 /// What a match captured, as slices of the haystack.
@@ -168,26 +154,9 @@ impl Compiled {
             Engine::Std(re) => re.group_info().to_index(PatternID::ZERO, name),
             Engine::Fancy(re) => re.capture_names().position(|n| n == Some(name)),
         };
-        let mut slots = Slots::default();
-        for (name, role) in groups {
-            let Some(index) = index_of(name) else { continue };
-            let list = match role {
-                Role::Addr => &mut slots.addr,
-                Role::Prefix => &mut slots.prefix,
-                Role::User => &mut slots.user,
-                Role::AltUser => &mut slots.alt_user,
-                Role::Id => &mut slots.id,
-                Role::Mlfid => &mut slots.mlfid,
-                Role::Content => &mut slots.content,
-                Role::NoFail => &mut slots.nofail,
-                Role::MlfForget => &mut slots.forget,
-                Role::MlfGained => &mut slots.gained,
-                Role::MlfOnce => &mut slots.once,
-            };
-            list.push(index);
-        }
+        let roles = groups.iter().filter_map(|(name, role)| Some((*role, index_of(name)?))).collect();
         let fast = if unicode { None } else { Program::new(regex) };
-        Ok(Compiled { regex: regex.to_string(), engine, fast, unicode, slots })
+        Ok(Compiled { regex: regex.to_string(), engine, fast, unicode, roles })
     }
 
     pub fn is_fancy(&self) -> bool {
@@ -229,28 +198,39 @@ impl Compiled {
     }
 
     fn read<'h>(&self, hay: &'h str, span: impl Fn(usize) -> Option<(usize, usize)>) -> Raw<'h> {
-        // Byte-mode groups may in theory split a character: such a span is
-        // treated as not captured rather than sliced.
-        let first = |list: &[usize]| {
-            list.iter()
-                .find_map(|&i| span(i))
-                .filter(|&(s, e)| s <= e && hay.is_char_boundary(s) && hay.is_char_boundary(e))
-        };
-        let text = |list: &[usize]| first(list).map(|(s, e)| &hay[s..e]);
-        let s = &self.slots;
-        Raw {
-            addr: text(&s.addr),
-            prefix: text(&s.prefix),
-            user: text(&s.user),
-            alt_user: text(&s.alt_user),
-            id: text(&s.id),
-            mlfid: text(&s.mlfid),
-            content: first(&s.content),
-            nofail: first(&s.nofail).is_some(),
-            forget: first(&s.forget).is_some(),
-            gained: first(&s.gained).is_some(),
-            once: first(&s.once).is_some(),
+        let mut raw = Raw::default();
+        for &(role, index) in &self.roles {
+            let Some((s, e)) = span(index) else { continue };
+            // Byte-mode groups may in theory split a character: such a span is
+            // treated as not captured rather than sliced.
+            if s > e || !hay.is_char_boundary(s) || !hay.is_char_boundary(e) {
+                continue;
+            }
+            let text = Some(&hay[s..e]);
+            let first = |slot: &mut Option<&'h str>| {
+                if slot.is_none() {
+                    *slot = text;
+                }
+            };
+            match role {
+                Role::Addr => first(&mut raw.addr),
+                Role::Prefix => first(&mut raw.prefix),
+                Role::User => first(&mut raw.user),
+                Role::AltUser => first(&mut raw.alt_user),
+                Role::Id => first(&mut raw.id),
+                Role::Mlfid => first(&mut raw.mlfid),
+                Role::Content => {
+                    if raw.content.is_none() {
+                        raw.content = Some((s, e));
+                    }
+                }
+                Role::NoFail => raw.nofail = true,
+                Role::MlfForget => raw.forget = true,
+                Role::MlfGained => raw.gained = true,
+                Role::MlfOnce => raw.once = true,
+            }
         }
+        raw
     }
 }
 

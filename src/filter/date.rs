@@ -369,6 +369,82 @@ fn is_weekday(b: &[u8]) -> bool {
 
 /// `[Www ]Mmm [d]d [YYYY ]HH:MM:SS[.frac][ YYYY]`, the day space-padded or not.
 fn parse_syslog(b: &[u8], ctx: &Ctx) -> Option<(Timestamp, DateFormat, usize)> {
+    let (month, day, hour, minute, second, millis, year, i) = match syslog_common(b) {
+        Some((month, day, hour, minute, second)) => (month, day, hour, minute, second, 0, None, 15),
+        None => syslog_fields(b)?,
+    };
+    let civil = |year| Civil {
+        year,
+        month,
+        day: day as u8,
+        hour: hour as u8,
+        minute: minute as u8,
+        second: second as u8,
+        millis,
+        offset: None,
+    };
+    if let Some(y) = year {
+        let c = civil(y);
+        if !valid(&c) {
+            return None;
+        }
+        return Some((resolve(c, ctx)?, DateFormat::SyslogWithYear, i));
+    }
+    // No year: the most recent such date not far in the future of the reference.
+    let ref_year = year_of(ctx.reference);
+    let limit = ctx.reference.as_secs().saturating_add(FUTURE_TOLERANCE_SECS);
+    // Next year's date can only be within the tolerance in early January.
+    let newest = if month == 1 { ref_year + 1 } else { ref_year };
+    for y in (ref_year - 8..=newest).rev() {
+        let c = civil(y);
+        if !valid(&c) {
+            continue;
+        }
+        let t = resolve(c, ctx)?;
+        if t.as_secs() <= limit {
+            return Some((t, DateFormat::Syslog, i));
+        }
+    }
+    None
+}
+
+/// The layout nearly every syslog line has, `Mmm dd hh:mm:ss` (day padded
+/// with a space or a digit; no weekday, fraction or year after it), read
+/// at fixed offsets: (month, day, hour, minute, second). `None` means "use
+/// the general parser", not "no date".
+fn syslog_common(b: &[u8]) -> Option<(u8, u32, u32, u32, u32)> {
+    let h: &[u8; 15] = b.first_chunk()?;
+    let d = |i: usize| h[i].wrapping_sub(b'0');
+    let two = |i: usize| (d(i) < 10 && d(i + 1) < 10).then(|| u32::from(d(i)) * 10 + u32::from(d(i + 1)));
+    if h[3] != b' ' || h[6] != b' ' || h[9] != b':' || h[12] != b':' {
+        return None;
+    }
+    if !matches!(b.get(15), None | Some(b' ')) || b.get(16).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let month = match &h[..3] {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    };
+    let day = if h[4] == b' ' && d(5) < 10 { u32::from(d(5)) } else { two(4)? };
+    Some((month, day, two(7)?, two(10)?, two(13)?))
+}
+
+/// The general syslog date reader: (month, day, hour, minute, second,
+/// millis, year, length).
+#[allow(clippy::type_complexity)]
+fn syslog_fields(b: &[u8]) -> Option<(u8, u32, u32, u32, u32, u16, Option<i32>, usize)> {
     let mut i = 0;
     if is_weekday(b) && b.get(3) == Some(&b' ') && month_from(&b[4..]).is_some() {
         i = 4;
@@ -418,39 +494,7 @@ fn parse_syslog(b: &[u8], ctx: &Ctx) -> Option<(Timestamp, DateFormat, usize)> {
         year = Some(y as i32);
         i += 5;
     }
-    let civil = |year| Civil {
-        year,
-        month,
-        day: day as u8,
-        hour: hour as u8,
-        minute: minute as u8,
-        second: second as u8,
-        millis,
-        offset: None,
-    };
-    if let Some(y) = year {
-        let c = civil(y);
-        if !valid(&c) {
-            return None;
-        }
-        return Some((resolve(c, ctx)?, DateFormat::SyslogWithYear, i));
-    }
-    // No year: the most recent such date not far in the future of the reference.
-    let ref_year = year_of(ctx.reference);
-    let limit = ctx.reference.as_secs().saturating_add(FUTURE_TOLERANCE_SECS);
-    // Next year's date can only be within the tolerance in early January.
-    let newest = if month == 1 { ref_year + 1 } else { ref_year };
-    for y in (ref_year - 8..=newest).rev() {
-        let c = civil(y);
-        if !valid(&c) {
-            continue;
-        }
-        let t = resolve(c, ctx)?;
-        if t.as_secs() <= limit {
-            return Some((t, DateFormat::Syslog, i));
-        }
-    }
-    None
+    Some((month, day, hour, minute, second, millis, year, i))
 }
 
 /// `DD/Mmm/YYYY:HH:MM:SS[ ±HHMM]]` (the opening bracket already consumed).
@@ -603,6 +647,32 @@ fn resolve(c: Civil, ctx: &Ctx) -> Option<Timestamp> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn common_syslog_layout_reads_like_the_general_parser() {
+        for line in [
+            "Nov 21 15:01:17 host sshd[1]: x",
+            "Nov  1 15:01:17 host",
+            "Jan 01 00:00:00",
+            "Dec 31 23:59:59 ",
+            "Feb 30 12:00:00 x",
+            "Nov 21 15:01:17 2026 host",
+            "Nov 21 15:01:17.250 host",
+            "nov 21 15:01:17 host",
+            "Mon Nov 21 15:01:17 host",
+            "Nov 1 15:01:17 host",
+            "Nov 21 15:01:17x",
+            "Nov 21 25:01:17 host",
+        ] {
+            let b = line.as_bytes();
+            if let Some((month, day, hour, minute, second)) = syslog_common(b) {
+                assert_eq!(syslog_fields(b), Some((month, day, hour, minute, second, 0, None, 15)), "{line}");
+            }
+        }
+        assert!(syslog_common(b"Nov 21 15:01:17 host").is_some());
+        assert!(syslog_common(b"Nov  1 15:01:17").is_some());
+        assert!(syslog_common(b"Nov 21 15:01:17 2026 host").is_none());
+    }
+
     use super::*;
 
     fn ts(s: &str) -> Timestamp {

@@ -64,7 +64,8 @@ struct Conn {
 /// The per-stream connection cache.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnCache {
-    map: HashMap<Box<str>, Conn>,
+    /// foldhash: fast and randomly seeded (ids come from log lines).
+    map: HashMap<Box<str>, Conn, foldhash::fast::RandomState>,
     /// Insertion order for eviction; entries whose seq no longer matches are stale.
     order: VecDeque<(Box<str>, u64)>,
     next_seq: u64,
@@ -78,7 +79,7 @@ const MAX_USERS: usize = 8;
 impl ConnCache {
     pub fn new(capacity: usize, max_age_ms: i64) -> Self {
         ConnCache {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             next_seq: 0,
             capacity: capacity.max(1),
@@ -100,9 +101,14 @@ impl ConnCache {
     pub fn merge(&mut self, mlfid: &str, mut fields: Fields, time: Option<Timestamp>) -> Fields {
         let mut nofail = fields.nofail || fields.gained;
         let max_age = self.max_age_ms;
-        let live = self.map.get_mut(mlfid).filter(|c| match (c.last_time, time) {
-            (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
-            _ => true,
+        let mut stale = false;
+        let live = self.map.get_mut(mlfid).filter(|c| {
+            let fresh = match (c.last_time, time) {
+                (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
+                _ => true,
+            };
+            stale = !fresh;
+            fresh
         });
         let users_len;
         if let Some(conn) = live {
@@ -116,14 +122,18 @@ impl ConnCache {
             if fields.addr.is_some() {
                 conn.addr = fields.addr;
             }
-            if fields.user.is_some() {
-                conn.user = fields.user.take();
-            }
-            if fields.alt_user.is_some() {
-                conn.alt_user = fields.alt_user.take();
-            }
-            if fields.id.is_some() {
-                conn.id = fields.id.take();
+            // The line's values win; the connection lends the ones it lacks.
+            // (Cloned only when they change: most lines repeat them.)
+            for (line, kept) in [
+                (&mut fields.user, &mut conn.user),
+                (&mut fields.alt_user, &mut conn.alt_user),
+                (&mut fields.id, &mut conn.id),
+            ] {
+                match line {
+                    Some(v) if kept.as_ref() != Some(v) => *kept = Some(v.clone()),
+                    Some(_) => {}
+                    None => line.clone_from(kept),
+                }
             }
             if time.is_some() {
                 conn.last_time = time;
@@ -135,9 +145,6 @@ impl ConnCache {
                 nofail = false;
             }
             fields.addr = conn.addr;
-            fields.user = conn.user.clone();
-            fields.alt_user = conn.alt_user.clone();
-            fields.id = conn.id.clone();
             let identified = fields.addr.is_some() || fields.id.is_some();
             if !nofail && !identified {
                 conn.pending = true;
@@ -153,7 +160,9 @@ impl ConnCache {
             }
         } else {
             // Absent, or silent for longer than max_age: a new connection.
-            self.map.remove(mlfid);
+            if stale {
+                self.map.remove(mlfid);
+            }
             users_len = usize::from(fields.user.is_some());
             let identified = fields.addr.is_some() || fields.id.is_some();
             let pending = !nofail && !identified;
