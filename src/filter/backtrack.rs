@@ -209,24 +209,17 @@ impl Compiler {
             HirKind::Repetition(rep) => {
                 let min = rep.min as usize;
                 let max = rep.max.map(|m| m as usize);
-                if let HirKind::Class(class) = rep.sub.kind() {
-                    let set = ByteSet::from_class(class)?;
-                    self.push(Inst::Run {
-                        set,
-                        min,
-                        max: max.unwrap_or(usize::MAX),
-                        greedy: rep.greedy,
-                        follow: Box::default(),
-                        dot: false,
-                        atomic: false,
-                    })?;
-                    return Some(());
-                }
-                if let HirKind::Literal(lit) = rep.sub.kind()
-                    && lit.0.len() == 1
-                {
-                    let mut set = ByteSet([0; 4]);
-                    set.0[usize::from(lit.0[0] >> 6)] |= 1u64 << (lit.0[0] & 63);
+                // A repeated class or single byte is one run.
+                let run_set = match rep.sub.kind() {
+                    HirKind::Class(class) => Some(ByteSet::from_class(class)?),
+                    HirKind::Literal(lit) if lit.0.len() == 1 => {
+                        let mut set = ByteSet([0; 4]);
+                        set.insert(lit.0[0]);
+                        Some(set)
+                    }
+                    _ => None,
+                };
+                if let Some(set) = run_set {
                     self.push(Inst::Run {
                         set,
                         min,

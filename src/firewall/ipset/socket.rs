@@ -210,24 +210,10 @@ impl NetlinkSocket {
         mut on_reply: impl FnMut(&Message<'_>),
     ) -> Result<(), NlError> {
         self.send(bytes).map_err(NlError::Io)?;
-        loop {
-            let n = self.recv().map_err(NlError::Io)?;
-            for msg in Messages::new(&self.buf[..n]) {
-                let msg = msg?;
-                if msg.seq != seq {
-                    continue;
-                }
-                match msg.ty {
-                    NLMSG_ERROR => {
-                        return match msg.error_code()? {
-                            0 => Ok(()),
-                            errno => Err(NlError::Errno(errno)),
-                        };
-                    }
-                    _ => on_reply(&msg),
-                }
-            }
-        }
+        self.receive(seq, false, |msg| {
+            on_reply(msg);
+            Ok(())
+        })
     }
 
     /// Sends a dump request (encoded with `seq` and `NLM_F_DUMP`, without
@@ -236,9 +222,21 @@ impl NetlinkSocket {
         &mut self,
         bytes: &[u8],
         seq: u32,
-        mut on_part: impl FnMut(&Message<'_>) -> Result<(), Malformed>,
+        on_part: impl FnMut(&Message<'_>) -> Result<(), Malformed>,
     ) -> Result<(), NlError> {
         self.send(bytes).map_err(NlError::Io)?;
+        self.receive(seq, true, on_part)
+    }
+
+    /// Reads replies to request `seq` until its ACK (`NLMSG_ERROR`) or, when
+    /// `done_ends`, the end of a dump (`NLMSG_DONE`), handing every other
+    /// reply to `on_msg`. Fails with the kernel's errno if it refused.
+    fn receive(
+        &mut self,
+        seq: u32,
+        done_ends: bool,
+        mut on_msg: impl FnMut(&Message<'_>) -> Result<(), Malformed>,
+    ) -> Result<(), NlError> {
         loop {
             let n = self.recv().map_err(NlError::Io)?;
             for msg in Messages::new(&self.buf[..n]) {
@@ -246,21 +244,18 @@ impl NetlinkSocket {
                 if msg.seq != seq {
                     continue;
                 }
-                match msg.ty {
-                    NLMSG_DONE => {
-                        return match msg.done_code() {
-                            0 => Ok(()),
-                            errno => Err(NlError::Errno(errno)),
-                        };
+                let code = match msg.ty {
+                    NLMSG_DONE if done_ends => msg.done_code(),
+                    NLMSG_ERROR => msg.error_code()?,
+                    _ => {
+                        on_msg(&msg)?;
+                        continue;
                     }
-                    NLMSG_ERROR => {
-                        return match msg.error_code()? {
-                            0 => Ok(()),
-                            errno => Err(NlError::Errno(errno)),
-                        };
-                    }
-                    _ => on_part(&msg)?,
-                }
+                };
+                return match code {
+                    0 => Ok(()),
+                    errno => Err(NlError::Errno(errno)),
+                };
             }
         }
     }
