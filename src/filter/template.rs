@@ -96,16 +96,7 @@ fn find_tags(text: &str) -> Vec<TagAt<'_>> {
                 i += 2;
                 continue;
             }
-            b'[' => {
-                class_depth += 1;
-                // `[]…]` and `[^]…]`: a leading ']' is literal.
-                if b.get(i + 1) == Some(&b'^') {
-                    i += 1;
-                }
-                if class_depth == 1 && b.get(i + 1) == Some(&b']') {
-                    i += 1;
-                }
-            }
+            b'[' => i = enter_class(b, i, &mut class_depth),
             b']' if class_depth > 0 => class_depth -= 1,
             b'<' if class_depth == 0 => {
                 let before = &text[..i];
@@ -130,6 +121,20 @@ fn find_tags(text: &str) -> Vec<TagAt<'_>> {
         i += 1;
     }
     out
+}
+
+/// At the `[` at `i`: enters a character class and returns the index of its
+/// last opening byte, stepping over a `^` and, in an outermost class, a
+/// leading `]`, which are literal there (`[]…]`, `[^]…]`).
+fn enter_class(b: &[u8], mut i: usize, class_depth: &mut usize) -> usize {
+    *class_depth += 1;
+    if b.get(i + 1) == Some(&b'^') {
+        i += 1;
+    }
+    if *class_depth == 1 && b.get(i + 1) == Some(&b']') {
+        i += 1;
+    }
+    i
 }
 
 /// Substitutes declared params, innermost first and recursively.
@@ -317,15 +322,7 @@ fn has_anchor(regex: &str) -> bool {
                 i += 2;
                 continue;
             }
-            b'[' => {
-                class_depth += 1;
-                if b.get(i + 1) == Some(&b'^') {
-                    i += 1;
-                }
-                if class_depth == 1 && b.get(i + 1) == Some(&b']') {
-                    i += 1;
-                }
-            }
+            b'[' => i = enter_class(b, i, &mut class_depth),
             b']' if class_depth > 0 => class_depth -= 1,
             b'^' | b'$' if class_depth == 0 => return true,
             _ => {}
