@@ -11,4 +11,5 @@ pub mod core;
 pub mod filter;
 pub mod firewall;
 pub mod jail;
+pub mod source;
 pub mod store;

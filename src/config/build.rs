@@ -41,8 +41,8 @@ const JAIL_ONLY_KEYS: &[&str] = &["filter", "filter_params", "sources"];
 const INCREMENT_KEYS: &[&str] = &["enabled", "factor", "multipliers", "maxtime", "rndtime"];
 const BAN_PREFIX_KEYS: &[&str] = &["v4", "v6"];
 const SOURCE_KINDS: &[&str] = &["docker", "journald", "file"];
-const DOCKER_KEYS: &[&str] = &["containers"];
-const JOURNALD_KEYS: &[&str] = &["match"];
+const DOCKER_KEYS: &[&str] = &["containers", "read_from"];
+const JOURNALD_KEYS: &[&str] = &["match", "read_from"];
 const FILE_KEYS: &[&str] = &["path", "read_from"];
 
 const TARGETS: &[(&str, Target)] =
@@ -543,8 +543,18 @@ fn source(cx: &mut Checker, node: &Node, path: &str) -> Option<SourceSpec> {
 
 fn docker(cx: &mut Checker, entry: &Entry<'_>) -> Option<SourceSpec> {
     let mut containers = Vec::new();
+    // Docker keeps a container's whole log: reading it all on first sight
+    // would ban for attacks long over, so new containers start at "now".
+    let mut read_from = ReadFrom::End;
     let mut ok = true;
     for e in cx.entries(entry.value, &entry.path, Keys::Known(DOCKER_KEYS)) {
+        if e.key == "read_from" {
+            match cx.choice(e.value, &e.path, READ_FROM) {
+                Some(r) => read_from = r,
+                None => ok = false,
+            }
+            continue;
+        }
         for (node, p) in cx.seq(e.value, &e.path, "container names") {
             let Some(name) = cx.string(node, &p, "a container name") else {
                 ok = false;
@@ -566,13 +576,22 @@ fn docker(cx: &mut Checker, entry: &Entry<'_>) -> Option<SourceSpec> {
             }
         }
     }
-    ok.then_some(SourceSpec::Docker { containers })
+    ok.then_some(SourceSpec::Docker { containers, read_from })
 }
 
 fn journald(cx: &mut Checker, entry: &Entry<'_>) -> Option<SourceSpec> {
     let mut matches = Vec::new();
+    // The journal holds weeks of history; like Docker, start at "now".
+    let mut read_from = ReadFrom::End;
     let mut ok = true;
     for e in cx.entries(entry.value, &entry.path, Keys::Known(JOURNALD_KEYS)) {
+        if e.key == "read_from" {
+            match cx.choice(e.value, &e.path, READ_FROM) {
+                Some(r) => read_from = r,
+                None => ok = false,
+            }
+            continue;
+        }
         let groups: Vec<(&Node, String)> = match &e.value.value {
             Value::Seq(_) => cx.seq(e.value, &e.path, "match groups"),
             _ => vec![(e.value, e.path.clone())],
@@ -592,7 +611,7 @@ fn journald(cx: &mut Checker, entry: &Entry<'_>) -> Option<SourceSpec> {
             }
         }
     }
-    ok.then_some(SourceSpec::Journald { matches })
+    ok.then_some(SourceSpec::Journald { matches, read_from })
 }
 
 /// One group of `FIELD: value` pairs that must all match.

@@ -76,17 +76,21 @@ impl fmt::Display for FilterRef {
 pub enum SourceSpec {
     /// Docker container logs: every container labelled into the jail
     /// (`warden.jails=<name>`), plus those named here, label or not.
-    Docker { containers: Vec<String> },
+    /// `read_from` applies to a container seen for the first time
+    /// (default: only lines logged from now on).
+    Docker { containers: Vec<String>, read_from: ReadFrom },
     /// Journal entries matching any one group, where a group matches when
     /// every `FIELD: value` in it does (journalctl's `+` between groups).
     /// No groups means the filter's own `journalmatch`.
-    Journald { matches: Vec<BTreeMap<String, String>> },
+    /// `read_from` applies when there is no stored cursor yet (default: end).
+    Journald { matches: Vec<BTreeMap<String, String>>, read_from: ReadFrom },
     /// Files matching a glob, followed like `tail -F`.
     File { path: PathBuf, read_from: ReadFrom },
 }
 
-/// Where to start reading a file seen for the first time (afterwards the
-/// stored cursor decides).
+/// Where to start reading a source seen for the first time (afterwards the
+/// stored cursor decides). The default is per source kind: files start at
+/// the beginning, as in fail2ban; Docker and journald at the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReadFrom {
     /// From the beginning, as fail2ban does; old failures fall out of
@@ -102,10 +106,10 @@ impl fmt::Display for SourceSpec {
     /// `journald(CONTAINER_TAG=x | _COMM=y)`, `file(/var/log/auth.log)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SourceSpec::Docker { containers } if containers.is_empty() => f.write_str("docker"),
-            SourceSpec::Docker { containers } => write!(f, "docker({})", containers.join(",")),
-            SourceSpec::Journald { matches } if matches.is_empty() => f.write_str("journald"),
-            SourceSpec::Journald { matches } => {
+            SourceSpec::Docker { containers, .. } if containers.is_empty() => f.write_str("docker"),
+            SourceSpec::Docker { containers, .. } => write!(f, "docker({})", containers.join(",")),
+            SourceSpec::Journald { matches, .. } if matches.is_empty() => f.write_str("journald"),
+            SourceSpec::Journald { matches, .. } => {
                 let groups: Vec<String> = matches
                     .iter()
                     .map(|g| g.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))

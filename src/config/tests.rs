@@ -93,7 +93,7 @@ fn contract_example_resolves_every_field() {
     assert_eq!(bots.filter, FilterRef::Name("mailu-front".into()));
     assert_eq!(bots.filter_params.get("mode").map(String::as_str), Some("aggressive"));
     let tag = [("CONTAINER_TAG".to_string(), "mailu-front".to_string())].into_iter().collect();
-    assert_eq!(bots.sources, vec![SourceSpec::Journald { matches: vec![tag] }]);
+    assert_eq!(bots.sources, vec![SourceSpec::Journald { matches: vec![tag], read_from: ReadFrom::End }]);
     assert_eq!(bots.bantime, BanTime::Finite(secs(7 * 86_400)));
     assert_eq!(bots.ban_prefix, BanPrefix { v4: 24, v6: 128 });
     assert_eq!(bots.ports, vec![PortRange { first: 25, last: 25 }]);
@@ -102,7 +102,7 @@ fn contract_example_resolves_every_field() {
     assert_eq!(bots.findtime, secs(600));
 
     let web = &config.jails["webauth"];
-    assert_eq!(web.sources, vec![SourceSpec::Docker { containers: vec![] }]);
+    assert_eq!(web.sources, vec![SourceSpec::Docker { containers: vec![], read_from: ReadFrom::End }]);
     assert_eq!(web.bantime, BanTime::Finite(secs(600)));
     assert!(web.ports.is_empty());
     assert_eq!(web.ignoreip.iter().map(ToString::to_string).collect::<Vec<_>>(), ["127.0.0.0/8", "::1/128"]);
@@ -260,11 +260,11 @@ jails:
 "#;
     let j = &ok(text).jails["j"];
     assert_eq!(j.sources.len(), 4);
-    assert_eq!(j.sources[0], SourceSpec::Docker { containers: vec!["web".into(), "api-1".into()] });
-    let SourceSpec::Journald { matches } = &j.sources[1] else { panic!("{:?}", j.sources[1]) };
+    assert_eq!(j.sources[0], SourceSpec::Docker { containers: vec!["web".into(), "api-1".into()], read_from: ReadFrom::End });
+    let SourceSpec::Journald { matches, .. } = &j.sources[1] else { panic!("{:?}", j.sources[1]) };
     assert_eq!(matches.len(), 2);
     assert_eq!(matches[1].get("PRIORITY").map(String::as_str), Some("5"));
-    assert_eq!(j.sources[2], SourceSpec::Journald { matches: vec![] });
+    assert_eq!(j.sources[2], SourceSpec::Journald { matches: vec![], read_from: ReadFrom::End });
     assert_eq!(
         j.sources[3],
         SourceSpec::File { path: "/var/log/nginx/*.log".into(), read_from: ReadFrom::End }
