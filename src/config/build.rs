@@ -15,13 +15,30 @@ use ipnet::IpNet;
 
 use super::FilterCatalog;
 use super::fields::{Checker, Entry, Keys, check_glob, join};
-use super::model::{Config, FilterRef, JailConfig, ReadFrom, SourceSpec, builtin};
+use super::model::{
+    BackendChoice, Config, DockerSettings, FilterRef, FirewallSettings, JailConfig, ReadFrom, SourceSpec,
+    builtin,
+};
 use super::yaml::{Node, Pos, Value, quote};
 use crate::core::{
     Action, BanPrefix, BanTime, IncrementPolicy, PortRange, Protocol, Target, parse_ip_or_net,
 };
 
-const TOP_KEYS: &[&str] = &["state_dir", "socket", "filter_dirs", "defaults", "jails"];
+const TOP_KEYS: &[&str] = &[
+    "state_dir",
+    "socket",
+    "filter_dirs",
+    "defaults",
+    "jails",
+    "dry_run",
+    "firewall",
+    "docker",
+    "journal_dirs",
+];
+const FIREWALL_KEYS: &[&str] = &["backend", "ban_floor", "check_interval"];
+const DOCKER_SETTINGS_KEYS: &[&str] = &["host", "line_max"];
+const BACKENDS: &[(&str, BackendChoice)] =
+    &[("auto", BackendChoice::Auto), ("nft", BackendChoice::Nft), ("legacy", BackendChoice::Legacy)];
 const SETTING_KEYS: &[&str] = &[
     "maxretry",
     "findtime",
@@ -35,6 +52,7 @@ const SETTING_KEYS: &[&str] = &[
     "action",
     "enabled",
     "max_tracked",
+    "flush_conntrack",
 ];
 /// Keys that only make sense in a jail, never in `defaults`.
 const JAIL_ONLY_KEYS: &[&str] = &["filter", "filter_params", "sources"];
@@ -95,6 +113,7 @@ struct Settings {
     action: Option<Action>,
     enabled: Option<bool>,
     max_tracked: Option<usize>,
+    flush_conntrack: Option<bool>,
 }
 
 impl Settings {
@@ -122,6 +141,7 @@ impl Settings {
             action: self.action.or(fallback.action),
             enabled: self.enabled.or(fallback.enabled),
             max_tracked: self.max_tracked.or(fallback.max_tracked),
+            flush_conntrack: self.flush_conntrack.or(fallback.flush_conntrack),
         }
     }
 }
@@ -138,6 +158,10 @@ pub(crate) fn build(
     let mut filter_dirs = Vec::new();
     let mut defaults = Settings::default();
     let mut jails_node = None;
+    let mut dry_run = false;
+    let mut firewall = FirewallSettings::default();
+    let mut docker = DockerSettings::default();
+    let mut journal_dirs: Vec<PathBuf> = builtin::JOURNAL_DIRS.iter().map(PathBuf::from).collect();
 
     if !matches!(root.value, Value::Map(_) | Value::Null) {
         let found = root.value.describe();
@@ -163,6 +187,14 @@ pub(crate) fn build(
             "filter_dirs" => filter_dirs = filter_dir_list(cx, &entry),
             "defaults" => defaults = settings(cx, entry.value, &entry.path, true),
             "jails" => jails_node = Some(entry),
+            "dry_run" => dry_run = cx.boolean(entry.value, &entry.path).unwrap_or(false),
+            "firewall" => firewall = firewall_settings(cx, &entry),
+            "docker" => docker = docker_settings(cx, &entry),
+            "journal_dirs" => {
+                let items = cx.list_items(entry.value, &entry.path, "directories");
+                journal_dirs =
+                    items.iter().filter_map(|(n, p)| cx.absolute_path(n, p, "a journal directory")).collect();
+            }
             _ => {}
         }
     }
@@ -177,7 +209,53 @@ pub(crate) fn build(
             }
         }
     }
-    cx.errors.is_empty().then_some(Config { state_dir, socket, filter_dirs, jails })
+    cx.errors.is_empty().then_some(Config {
+        state_dir,
+        socket,
+        filter_dirs,
+        jails,
+        dry_run,
+        firewall,
+        docker,
+        journal_dirs,
+    })
+}
+
+fn firewall_settings(cx: &mut Checker, entry: &Entry<'_>) -> FirewallSettings {
+    let mut fw = FirewallSettings::default();
+    for e in cx.entries(entry.value, &entry.path, Keys::Known(FIREWALL_KEYS)) {
+        match e.key.as_str() {
+            "backend" => fw.backend = cx.choice(e.value, &e.path, BACKENDS).unwrap_or_default(),
+            "check_interval" => {
+                fw.check_interval = cx.duration(e.value, &e.path, false).unwrap_or(fw.check_interval)
+            }
+            _ => {
+                for f in cx.entries(e.value, &e.path, Keys::Known(BAN_PREFIX_KEYS)) {
+                    if f.key == "v4" {
+                        if let Some(n) = cx.integer(f.value, &f.path, 1, 32) {
+                            fw.ban_floor.v4 = n as u8;
+                        }
+                    } else if let Some(n) = cx.integer(f.value, &f.path, 1, 128) {
+                        fw.ban_floor.v6 = n as u8;
+                    }
+                }
+            }
+        }
+    }
+    fw
+}
+
+fn docker_settings(cx: &mut Checker, entry: &Entry<'_>) -> DockerSettings {
+    let mut docker = DockerSettings::default();
+    for e in cx.entries(entry.value, &entry.path, Keys::Known(DOCKER_SETTINGS_KEYS)) {
+        if e.key == "host" {
+            docker.host =
+                cx.string(e.value, &e.path, "a Docker API address (like unix:///var/run/docker.sock)");
+        } else if let Some(n) = cx.integer(e.value, &e.path, 1024, 16 * 1024 * 1024) {
+            docker.line_max = n as usize;
+        }
+    }
+    docker
 }
 
 fn filter_dir_list(cx: &mut Checker, entry: &Entry<'_>) -> Vec<PathBuf> {
@@ -250,6 +328,7 @@ fn settings(cx: &mut Checker, node: &Node, path: &str, in_defaults: bool) -> Set
             "action" => s.action = cx.choice(v, p, ACTIONS),
             "enabled" => s.enabled = cx.boolean(v, p),
             "max_tracked" => s.max_tracked = cx.integer(v, p, 1, u64::from(u32::MAX)).map(|n| n as usize),
+            "flush_conntrack" => s.flush_conntrack = cx.boolean(v, p),
             // Jail-only keys, read by `jail`.
             _ => {}
         }
@@ -440,6 +519,7 @@ fn jail(
         action: s.action.unwrap_or_default(),
         enabled: s.enabled.unwrap_or(true),
         max_tracked: s.max_tracked.unwrap_or(builtin::MAX_TRACKED),
+        flush_conntrack: s.flush_conntrack.unwrap_or(true),
     })
 }
 

@@ -24,6 +24,57 @@ pub struct Config {
     /// Jails by name, every field resolved (jail, then `defaults`, then the
     /// built-in defaults).
     pub jails: BTreeMap<String, JailConfig>,
+    /// Log every ban, set, rule and conntrack change instead of making it.
+    pub dry_run: bool,
+    pub firewall: FirewallSettings,
+    pub docker: DockerSettings,
+    /// Where the journald source finds the host's journal.
+    pub journal_dirs: Vec<PathBuf>,
+}
+
+/// The `firewall:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallSettings {
+    /// Which iptables to drive; `auto` picks the one holding Docker's chains.
+    pub backend: BackendChoice,
+    /// The broadest prefix any ban may cover (`0.0.0.0/0` is always refused).
+    pub ban_floor: BanPrefix,
+    /// How often warden checks that its chains and jumps are in place.
+    pub check_interval: Duration,
+}
+
+impl Default for FirewallSettings {
+    fn default() -> Self {
+        FirewallSettings {
+            backend: BackendChoice::Auto,
+            ban_floor: BanPrefix { v4: 16, v6: 32 },
+            check_interval: builtin::CHECK_INTERVAL,
+        }
+    }
+}
+
+/// `firewall.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Nft,
+    Legacy,
+}
+
+/// The `docker:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerSettings {
+    /// The Docker API address; `None` means `DOCKER_HOST`, else the local socket.
+    pub host: Option<String>,
+    /// Longest log line kept whole; longer lines are cut, with a warning.
+    pub line_max: usize,
+}
+
+impl Default for DockerSettings {
+    fn default() -> Self {
+        DockerSettings { host: None, line_max: builtin::LINE_MAX }
+    }
 }
 
 /// One jail: which lines it reads, how it recognises failures, and how it bans.
@@ -50,6 +101,9 @@ pub struct JailConfig {
     pub enabled: bool,
     /// Cap on addresses with failures tracked at once; the oldest is evicted.
     pub max_tracked: usize,
+    /// Delete a banned address's conntrack entries, so no open connection
+    /// outlives the ban.
+    pub flush_conntrack: bool,
 }
 
 /// Which filter a jail uses.
@@ -135,4 +189,7 @@ pub mod builtin {
     pub const BANTIME: Duration = Duration::from_secs(600);
     pub const IGNOREIP: &[&str] = &["127.0.0.0/8", "::1"];
     pub const MAX_TRACKED: usize = 100_000;
+    pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
+    pub const LINE_MAX: usize = 64 * 1024;
+    pub const JOURNAL_DIRS: &[&str] = &["/var/log/journal", "/run/log/journal"];
 }

@@ -260,7 +260,10 @@ jails:
 "#;
     let j = &ok(text).jails["j"];
     assert_eq!(j.sources.len(), 4);
-    assert_eq!(j.sources[0], SourceSpec::Docker { containers: vec!["web".into(), "api-1".into()], read_from: ReadFrom::End });
+    assert_eq!(
+        j.sources[0],
+        SourceSpec::Docker { containers: vec!["web".into(), "api-1".into()], read_from: ReadFrom::End }
+    );
     let SourceSpec::Journald { matches, .. } = &j.sources[1] else { panic!("{:?}", j.sources[1]) };
     assert_eq!(matches.len(), 2);
     assert_eq!(matches[1].get("PRIORITY").map(String::as_str), Some("5"));
@@ -795,4 +798,41 @@ fn anchors_and_merge_keys_work_like_yaml_says() {
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0].key, "jails.a.bantime");
     assert!(all[0].pos.is_some_and(|p| p.line >= 1), "{}", all[0]);
+}
+
+#[test]
+fn daemon_sections_have_defaults_and_accept_overrides() {
+    let c = ok("jails: {ssh: {filter: sshd, sources: [{file: {path: /var/log/auth.log}}]}}");
+    assert!(!c.dry_run);
+    assert_eq!(c.firewall, FirewallSettings::default());
+    assert_eq!(c.docker.line_max, 64 * 1024);
+    assert_eq!(c.journal_dirs, vec![PathBuf::from("/var/log/journal"), PathBuf::from("/run/log/journal")]);
+    assert!(c.jails["ssh"].flush_conntrack);
+
+    let c = ok("dry_run: true
+firewall: {backend: legacy, ban_floor: {v4: 20, v6: 40}, check_interval: 5s}
+docker: {host: 'unix:///run/docker.sock', line_max: 4096}
+journal_dirs: [/srv/journal]
+defaults: {flush_conntrack: false}
+jails: {ssh: {filter: sshd, sources: [{journald: {read_from: start}}]}}");
+    assert!(c.dry_run);
+    assert_eq!(c.firewall.backend, BackendChoice::Legacy);
+    assert_eq!(c.firewall.ban_floor, BanPrefix { v4: 20, v6: 40 });
+    assert_eq!(c.firewall.check_interval, secs(5));
+    assert_eq!(c.docker.host.as_deref(), Some("unix:///run/docker.sock"));
+    assert_eq!(c.docker.line_max, 4096);
+    assert_eq!(c.journal_dirs, vec![PathBuf::from("/srv/journal")]);
+    assert!(!c.jails["ssh"].flush_conntrack);
+    assert_eq!(
+        c.jails["ssh"].sources,
+        vec![SourceSpec::Journald { matches: vec![], read_from: ReadFrom::Start }]
+    );
+}
+
+#[test]
+fn daemon_sections_reject_bad_values_with_what_is_valid() {
+    let text = "firewall: {backend: iptables}\njails: {}";
+    assert_error(text, 1, 21, "firewall.backend", &["auto", "nft", "legacy"]);
+    let text = "docker: {line_max: 10}\njails: {}";
+    assert_error(text, 1, 20, "docker.line_max", &["1024"]);
 }
