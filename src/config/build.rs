@@ -63,12 +63,12 @@ const DOCKER_KEYS: &[&str] = &["containers", "read_from"];
 const JOURNALD_KEYS: &[&str] = &["match", "read_from"];
 const FILE_KEYS: &[&str] = &["path", "read_from"];
 
-const TARGETS: &[(&str, Target)] =
+pub(crate) const TARGETS: &[(&str, Target)] =
     &[("docker", Target::Docker), ("host", Target::Host), ("both", Target::Both)];
-const ACTIONS: &[(&str, Action)] = &[("drop", Action::Drop), ("reject", Action::Reject)];
-const PROTOCOLS: &[(&str, Protocol)] =
+pub(crate) const ACTIONS: &[(&str, Action)] = &[("drop", Action::Drop), ("reject", Action::Reject)];
+pub(crate) const PROTOCOLS: &[(&str, Protocol)] =
     &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp), ("all", Protocol::All)];
-const READ_FROM: &[(&str, ReadFrom)] = &[("start", ReadFrom::Start), ("end", ReadFrom::End)];
+pub(crate) const READ_FROM: &[(&str, ReadFrom)] = &[("start", ReadFrom::Start), ("end", ReadFrom::End)];
 
 /// Jail names appear in label keys (`warden.jail.<name>.bantime`), so no
 /// dots; and in ipset names, which the kernel caps at 31 bytes.
@@ -209,7 +209,16 @@ pub(crate) fn build(
             }
         }
     }
+    // What a jail defined by container labels starts from.
+    let jail_template = resolve(
+        String::new(),
+        FilterRef::Name(String::new()),
+        BTreeMap::new(),
+        vec![SourceSpec::Docker { containers: Vec::new(), read_from: ReadFrom::End }],
+        &Settings::default().or(&defaults),
+    );
     cx.errors.is_empty().then_some(Config {
+        jail_template,
         state_dir,
         socket,
         filter_dirs,
@@ -476,9 +485,7 @@ fn jail(
     }
 
     let s = own.or(defaults);
-    let increment = resolve_increment(&s.increment);
     let protocol = s.protocol.as_ref().map_or(Protocol::Tcp, |p| p.value);
-    let ports = s.ports.as_ref().map(|p| p.value.clone()).unwrap_or_default();
     if protocol == Protocol::All
         && let Some(ports) = s.ports.as_ref().filter(|p| !p.value.is_empty())
     {
@@ -494,16 +501,31 @@ fn jail(
     if cx.errors.len() > errors_before || !name_ok {
         return None;
     }
-    let ignoreip = s.ignoreip.unwrap_or_else(|| {
+    Some(resolve(name, filter?, filter_params, sources?, &s))
+}
+
+/// A jail with every setting `s` leaves open filled from the built-in
+/// defaults.
+fn resolve(
+    name: String,
+    filter: FilterRef,
+    filter_params: BTreeMap<String, String>,
+    sources: Vec<SourceSpec>,
+    s: &Settings,
+) -> JailConfig {
+    let increment = resolve_increment(&s.increment);
+    let protocol = s.protocol.as_ref().map_or(Protocol::Tcp, |p| p.value);
+    let ports = s.ports.as_ref().map(|p| p.value.clone()).unwrap_or_default();
+    let ignoreip = s.ignoreip.clone().unwrap_or_else(|| {
         // The built-in list is constant and valid (checked by a test).
         builtin::IGNOREIP.iter().filter_map(|ip| parse_ip_or_net(ip).ok()).collect()
     });
     let default_prefix = BanPrefix::default();
-    Some(JailConfig {
+    JailConfig {
         name,
-        filter: filter?,
+        filter,
         filter_params,
-        sources: sources?,
+        sources,
         maxretry: s.maxretry.unwrap_or(builtin::MAXRETRY),
         findtime: s.findtime.unwrap_or(builtin::FINDTIME),
         bantime: s.bantime.unwrap_or(BanTime::Finite(builtin::BANTIME)),
@@ -520,7 +542,19 @@ fn jail(
         enabled: s.enabled.unwrap_or(true),
         max_tracked: s.max_tracked.unwrap_or(builtin::MAX_TRACKED),
         flush_conntrack: s.flush_conntrack.unwrap_or(true),
-    })
+    }
+}
+
+/// A jail's ports need a protocol: `all` with ports is refused (the same
+/// rule as the config file's, for jails built from labels).
+pub(crate) fn check_ports_protocol(jail: &JailConfig) -> Result<(), String> {
+    if jail.protocol == Protocol::All && !jail.ports.is_empty() {
+        return Err(format!(
+            "ports need protocol tcp or udp, but jail `{}` has protocol `all`; set protocol=tcp or drop the ports",
+            jail.name
+        ));
+    }
+    Ok(())
 }
 
 fn resolve_increment(inc: &IncrementSettings) -> IncrementPolicy {

@@ -29,6 +29,7 @@
 mod build;
 mod error;
 mod fields;
+pub mod labels;
 mod model;
 mod yaml;
 

@@ -30,6 +30,9 @@ pub struct Config {
     pub docker: DockerSettings,
     /// Where the journald source finds the host's journal.
     pub journal_dirs: Vec<PathBuf>,
+    /// `defaults` resolved into a jail with no name, no filter and a
+    /// Docker source: what a jail defined by container labels starts from.
+    pub jail_template: JailConfig,
 }
 
 /// The `firewall:` section.
