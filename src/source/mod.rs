@@ -70,7 +70,7 @@ pub struct ContainerInfo {
 
 /// One published port (`-p 8080:80/tcp` gives host port 8080, tcp).
 /// DOCKER-USER rules match the original destination port, the host side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublishedPort {
     pub port: u16,
     /// [`Protocol::Tcp`] or [`Protocol::Udp`].
