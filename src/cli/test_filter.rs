@@ -92,63 +92,61 @@ pub fn run(
     // description on every matched line.
     let mut formats: Vec<(&'static str, u64)> = Vec::new();
 
+    let mut tally = Tally {
+        filter,
+        state: &mut state,
+        report: &mut report,
+        regex_hits: &mut regex_hits,
+        ignore_hits: &mut ignore_hits,
+        hosts: &mut hosts,
+        formats: &mut formats,
+        print,
+        out,
+    };
     let mut reader = BufReader::with_capacity(256 * 1024, input);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     loop {
+        // Whole lines are read where they lie in the buffer; a line the
+        // buffer does not hold whole (or the last one, without a line end)
+        // is assembled in `buf`.
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let whole = memchr::memrchr(b'\n', chunk).map_or(0, |i| i + 1);
+        if whole > 0 {
+            let lines = &chunk[..whole];
+            // One UTF-8 check for the lot; lines end at '\n', a character
+            // boundary, so each is valid when all are.
+            let valid = std::str::from_utf8(lines).ok();
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', lines) {
+                let mut line_end = end;
+                if end + 1 - start > MAX_LINE_BYTES {
+                    tally.report.truncated += 1;
+                    line_end = start + MAX_LINE_BYTES;
+                }
+                let bytes = trim_line_end_bytes(&lines[start..line_end]);
+                let (s, e) = (start, start + bytes.len());
+                match valid.and_then(|text| text.get(s..e)) {
+                    Some(text) => tally.line(text)?,
+                    None => tally.line_bytes(bytes)?,
+                }
+                start = end + 1;
+            }
+            reader.consume(whole);
+            continue;
+        }
         buf.clear();
-        if read_bounded_line(&mut reader, &mut buf, &mut report.truncated)? == 0 {
+        if read_bounded_line(&mut reader, &mut buf, &mut tally.report.truncated)? == 0 {
             break;
         }
         trim_line_end(&mut buf);
-        report.lines += 1;
-        let lossy;
-        let line = match std::str::from_utf8(&buf) {
-            Ok(s) => s,
-            Err(_) => {
-                report.invalid_utf8 += 1;
-                lossy = String::from_utf8_lossy(&buf).into_owned();
-                &lossy
-            }
-        };
-        match filter.process(&mut state, line, None) {
-            Outcome::Miss => {
-                report.missed += 1;
-                if print.missed {
-                    writeln!(out, "missed: {line}")?;
-                }
-            }
-            Outcome::Ignored { regex_index } => {
-                report.ignored += 1;
-                if ignore_hits.len() <= regex_index {
-                    ignore_hits.resize(regex_index + 1, 0);
-                }
-                ignore_hits[regex_index] += 1;
-                if print.ignored {
-                    writeln!(out, "ignored: {line}")?;
-                }
-            }
-            Outcome::Match(hit) => {
-                if let Some(n) = regex_hits.get_mut(hit.regex_index) {
-                    *n += 1;
-                }
-                if let Some(fmt) = hit.date_format {
-                    match formats.iter_mut().find(|(f, _)| std::ptr::eq(*f, fmt) || *f == fmt) {
-                        Some((_, n)) => *n += 1,
-                        None => formats.push((fmt, 1)),
-                    }
-                }
-                if hit.counted {
-                    report.matched += 1;
-                    *hosts.entry(hit.addr).or_default() += 1;
-                } else {
-                    report.not_counted += 1;
-                }
-                if print.matches {
-                    let tag = if hit.counted { "match" } else { "not counted" };
-                    writeln!(out, "{tag}: [{}] {line}", hit.addr)?;
-                }
-            }
-        }
+        tally.line_bytes(&buf)?;
     }
 
     report.failregex = regex_hits
@@ -169,6 +167,77 @@ pub fn run(
     report.seconds = elapsed.as_secs_f64();
     report.lines_per_second = report.lines as f64 / report.seconds;
     Ok(report)
+}
+
+/// The running tally of [`run`], fed one line at a time.
+struct Tally<'a> {
+    filter: &'a Filter,
+    state: &'a mut MatchState,
+    report: &'a mut Report,
+    regex_hits: &'a mut Vec<u64>,
+    ignore_hits: &'a mut Vec<u64>,
+    hosts: &'a mut HashMap<IpAddr, u64, foldhash::fast::RandomState>,
+    formats: &'a mut Vec<(&'static str, u64)>,
+    print: PrintOptions,
+    out: &'a mut dyn Write,
+}
+
+impl Tally<'_> {
+    /// A line that may not be UTF-8: decoded lossily (and counted) if not.
+    fn line_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.line(text),
+            Err(_) => {
+                self.report.invalid_utf8 += 1;
+                self.line(&String::from_utf8_lossy(bytes))
+            }
+        }
+    }
+
+    fn line(&mut self, line: &str) -> io::Result<()> {
+        let (report, print, out) = (&mut *self.report, self.print, &mut *self.out);
+        report.lines += 1;
+        match self.filter.process(self.state, line, None) {
+            Outcome::Miss => {
+                report.missed += 1;
+                if print.missed {
+                    writeln!(out, "missed: {line}")?;
+                }
+            }
+            Outcome::Ignored { regex_index } => {
+                report.ignored += 1;
+                if self.ignore_hits.len() <= regex_index {
+                    self.ignore_hits.resize(regex_index + 1, 0);
+                }
+                self.ignore_hits[regex_index] += 1;
+                if print.ignored {
+                    writeln!(out, "ignored: {line}")?;
+                }
+            }
+            Outcome::Match(hit) => {
+                if let Some(n) = self.regex_hits.get_mut(hit.regex_index) {
+                    *n += 1;
+                }
+                if let Some(fmt) = hit.date_format {
+                    match self.formats.iter_mut().find(|(f, _)| std::ptr::eq(*f, fmt) || *f == fmt) {
+                        Some((_, n)) => *n += 1,
+                        None => self.formats.push((fmt, 1)),
+                    }
+                }
+                if hit.counted {
+                    report.matched += 1;
+                    *self.hosts.entry(hit.addr).or_default() += 1;
+                } else {
+                    report.not_counted += 1;
+                }
+                if print.matches {
+                    let tag = if hit.counted { "match" } else { "not counted" };
+                    writeln!(out, "{tag}: [{}] {line}", hit.addr)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Reads one line into `buf` (without growing past [`MAX_LINE_BYTES`]; the
@@ -204,6 +273,13 @@ fn read_bounded_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, truncated: &m
         *truncated += 1;
     }
     Ok(consumed)
+}
+
+fn trim_line_end_bytes(mut line: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = line {
+        line = rest;
+    }
+    line
 }
 
 fn trim_line_end(buf: &mut Vec<u8>) {
@@ -265,6 +341,51 @@ pub fn render(report: &Report, top_hosts: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out its data a few bytes per read, so lines straddle buffer refills.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn buffered_and_straddling_lines_are_read_alike() {
+        let filter = crate::filter::Registry::shipped().load("sshd", &BTreeMap::new()).unwrap();
+        let fail = "Nov 21 15:01:19 host sshd[1]: Failed password for root from 192.0.2.1 port 2 ssh2";
+        let mut data = Vec::new();
+        for i in 0..50 {
+            data.extend_from_slice(fail.replace("[1]", &format!("[{i}]")).as_bytes());
+            data.extend_from_slice(if i % 3 == 0 { b"\r\n" } else { b"\n" });
+        }
+        data.extend_from_slice(b"Nov 21 15:01:20 host sshd[7]: Invalid user \xff\xfe from 192.0.2.9\n");
+        data.extend_from_slice(&vec![b'x'; MAX_LINE_BYTES]);
+        data.push(b'\n');
+        data.extend_from_slice(b"\n");
+        data.extend_from_slice(fail.as_bytes());
+        let mut reports = Vec::new();
+        for step in [usize::MAX, 1000, 7] {
+            let report =
+                run(&filter, Trickle(&data, step), "t", PrintOptions::default(), &mut io::sink()).unwrap();
+            let key = (
+                report.lines,
+                report.matched,
+                report.not_counted,
+                report.missed,
+                report.invalid_utf8,
+                report.truncated,
+                report.distinct_hosts,
+            );
+            reports.push(key);
+        }
+        assert_eq!(reports[0], (54, 52, 0, 2, 1, 1, 2), "lines, matched, …");
+        assert!(reports.iter().all(|r| *r == reports[0]), "{reports:?}");
+    }
 
     #[test]
     fn bounded_reader_cuts_long_lines_and_keeps_the_next_one() {

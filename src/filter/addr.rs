@@ -11,6 +11,11 @@ use crate::core::normalize_ip;
 /// Parses a captured address (brackets, if any, stripped; an IPv6 zone
 /// `%eth0` dropped). `None` when the text is not an address.
 pub fn parse_addr(text: &str) -> Option<IpAddr> {
+    // Most captures are bare dotted IPv4: one pass, no searching. Whatever
+    // this rejects (brackets, zones, colons) takes the general way below.
+    if let Some(v4) = parse_zero_padded_v4(text) {
+        return Some(IpAddr::V4(v4));
+    }
     let text = text.strip_prefix('[').unwrap_or(text);
     let text = text.strip_suffix(']').unwrap_or(text);
     let text = match memchr::memchr(b'%', text.as_bytes()) {

@@ -129,6 +129,120 @@ pub fn find_date(
     }
 }
 
+/// Per-stream memory of the last minute a leading `Mmm dd hh:mm:ss` date
+/// named, so the lines of that minute skip the month, year and time-zone
+/// work: consecutive syslog lines nearly always share their minute.
+///
+/// State owned: the minute's text (`Mmm dd hh:mm:`), the reference it was
+/// resolved against and the instant of its second 0. An entry is made only
+/// when seconds 0 and 59 of the minute resolve to the same year and offset,
+/// so every second in between reads as the full parser would read it. The
+/// owner must [`clear`](MinuteCache::clear) it when the time zone changes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MinuteCache {
+    entry: Option<MinuteEntry>,
+    /// The reference of the previous miss: a minute is only worth resolving
+    /// for the cache (two extra parses) when the reference holds still.
+    last_miss_reference: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MinuteEntry {
+    text: [u8; MINUTE_TEXT],
+    reference: Timestamp,
+    second_zero_ms: i64,
+}
+
+/// `Mmm dd hh:mm:`, the part of the common syslog layout a minute shares.
+const MINUTE_TEXT: usize = 13;
+/// `Mmm dd hh:mm:ss`.
+const SYSLOG_COMMON_LEN: usize = 15;
+
+impl MinuteCache {
+    pub fn clear(&mut self) {
+        *self = MinuteCache::default();
+    }
+}
+
+/// [`find_date`] for a stream: the same answer, from `cache` when the line
+/// starts with the minute the previous syslog line named.
+pub(crate) fn find_date_cached(
+    line: &[u8],
+    search: DateSearch,
+    reference: Timestamp,
+    tz: Option<&TimeZone>,
+    cache: &mut MinuteCache,
+) -> Option<DateMatch> {
+    let syslog_allowed = match search {
+        DateSearch::Auto => true,
+        DateSearch::Only(f) => allowed(Some(f), DateFormat::Syslog),
+        DateSearch::Disabled => false,
+    };
+    if !syslog_allowed {
+        return find_date(line, search, reference, tz);
+    }
+    if let Some(e) = &cache.entry
+        && e.reference == reference
+        && let Some(text) = line.first_chunk::<MINUTE_TEXT>()
+        && text == &e.text
+        && let Some(second) = common_tail_second(line)
+    {
+        // A leap second reads as :59, as `resolve` does.
+        let time = Timestamp(e.second_zero_ms + i64::from(second.min(59)) * 1000);
+        return Some(DateMatch {
+            time,
+            format: DateFormat::Syslog,
+            start: 0,
+            end: SYSLOG_COMMON_LEN,
+            leading: true,
+        });
+    }
+    let found = find_date(line, search, reference, tz);
+    let stable = cache.last_miss_reference == Some(reference);
+    cache.last_miss_reference = Some(reference);
+    if stable
+        && let Some(m) = found
+        && m.leading
+        && m.format == DateFormat::Syslog
+        && m.end == SYSLOG_COMMON_LEN
+        && syslog_common(line).is_some()
+        && let Some(text) = line.first_chunk::<MINUTE_TEXT>()
+    {
+        let ctx = Ctx { reference, tz };
+        let at = |second: &[u8; 2]| {
+            let mut probe = [0u8; SYSLOG_COMMON_LEN];
+            probe[..MINUTE_TEXT].copy_from_slice(text);
+            probe[MINUTE_TEXT..].copy_from_slice(second);
+            parse_syslog(&probe, &ctx).map(|(t, _, _)| t.0)
+        };
+        if let (Some(zero), Some(last)) = (at(b"00"), at(b"59"))
+            && last == zero + 59_000
+        {
+            cache.entry = Some(MinuteEntry { text: *text, reference, second_zero_ms: zero });
+        }
+    }
+    found
+}
+
+/// The seconds of a line whose first [`MINUTE_TEXT`] bytes are a cached
+/// minute, if the rest of the common layout holds (`ss`, then the end of
+/// the line or a space not followed by a digit, as [`syslog_common`] wants).
+fn common_tail_second(b: &[u8]) -> Option<u32> {
+    let tens = b.get(MINUTE_TEXT)?.wrapping_sub(b'0');
+    let ones = b.get(MINUTE_TEXT + 1)?.wrapping_sub(b'0');
+    if tens >= 10 || ones >= 10 {
+        return None;
+    }
+    if !matches!(b.get(SYSLOG_COMMON_LEN), None | Some(b' '))
+        || b.get(SYSLOG_COMMON_LEN + 1).is_some_and(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let second = u32::from(tens) * 10 + u32::from(ones);
+    // `valid` accepts up to :60; anything above is not a date.
+    (second <= 60).then_some(second)
+}
+
 struct Ctx<'a> {
     reference: Timestamp,
     tz: Option<&'a TimeZone>,
@@ -789,6 +903,50 @@ mod tests {
         assert_eq!(find_date(b"Nov 21 15:01:17 x", DateSearch::Disabled, reference(), None), None);
         let err = DateSearch::parse("strftime").unwrap_err();
         assert!(err.contains("valid values are"), "{err}");
+    }
+
+    #[test]
+    fn minute_cache_reads_every_line_as_the_parser_does() {
+        let berlin = TimeZone::get("Europe/Berlin").unwrap_or_else(|_| TimeZone::fixed(jiff::tz::offset(1)));
+        let zones = [None, Some(berlin), Some(TimeZone::fixed(jiff::tz::offset(-11)))];
+        // Around the year boundary (the year flips with the second), a DST
+        // change, and ordinary lines, with odd seconds and near-misses.
+        let references =
+            ["2026-11-21T16:00:00Z", "2026-12-30T23:59:30Z", "2027-01-01T00:00:00Z", "2026-03-29T00:30:00Z"];
+        let minutes =
+            ["Nov 21 15:01", "Jan  1 23:59", "Jan 02 23:59", "Mar 29 02:30", "Feb 29 12:00", "Dec 31 23:59"];
+        let tails = [
+            ":17 host x",
+            ":00",
+            ":59 h",
+            ":60 h",
+            ":61 h",
+            ":7 h",
+            ":17x",
+            ":17 2026 h",
+            ":17.5 h",
+            ":58 h",
+        ];
+        for tz in &zones {
+            for reference in references {
+                let reference = ts(reference);
+                let mut cache = MinuteCache::default();
+                for search in [DateSearch::Auto, DateSearch::Only(DateFormat::Syslog)] {
+                    for _round in 0..2 {
+                        for minute in minutes {
+                            for tail in tails {
+                                let line = format!("{minute}{tail}");
+                                let b = line.as_bytes();
+                                let want = find_date(b, search, reference, tz.as_ref());
+                                let got = find_date_cached(b, search, reference, tz.as_ref(), &mut cache);
+                                assert_eq!(got, want, "{line:?} at {reference:?} in {tz:?}");
+                            }
+                        }
+                    }
+                }
+                assert!(cache.entry.is_some(), "some minute was cached at {reference:?} in {tz:?}");
+            }
+        }
     }
 
     #[test]

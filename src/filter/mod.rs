@@ -36,6 +36,7 @@ mod template;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use jiff::tz::TimeZone;
 
@@ -49,7 +50,7 @@ pub use multiline::{
 pub use registry::Registry;
 
 use compile::{Compiled, PatternList, Raw};
-use multiline::{ConnCache, Fields};
+use multiline::{ConnCache, Fields, Merged};
 
 /// The part of a line the engine looks at; the rest is ignored. Bounds the
 /// work per line (1 MiB lines from a misbehaving service cost no more than
@@ -106,12 +107,14 @@ pub struct Filter {
 }
 
 /// Per-stream state: the multi-line connection cache, the reference time for
-/// yearless dates, the time zone for dates without an offset, and scratch
-/// space so a line that matches nothing allocates nothing.
+/// yearless dates, the time zone for dates without an offset, the last
+/// syslog minute read, and scratch space so a line that matches nothing
+/// allocates nothing.
 #[derive(Debug, Clone)]
 pub struct MatchState {
     reference: Timestamp,
     tz: Option<TimeZone>,
+    minute: date::MinuteCache,
     conns: ConnCache,
     scratch: backtrack::Scratch,
 }
@@ -123,6 +126,7 @@ impl MatchState {
         MatchState {
             reference: reference_now,
             tz: None,
+            minute: date::MinuteCache::default(),
             conns: ConnCache::new(multiline::DEFAULT_CAPACITY, multiline::DEFAULT_MAX_AGE_MS),
             scratch: backtrack::Scratch::default(),
         }
@@ -131,6 +135,7 @@ impl MatchState {
     /// Reads dates without an offset in `tz` instead of UTC.
     pub fn with_time_zone(mut self, tz: TimeZone) -> Self {
         self.tz = Some(tz);
+        self.minute.clear();
         self
     }
 
@@ -178,7 +183,8 @@ pub enum Outcome {
 pub struct Hit {
     /// Normalised (IPv4-mapped IPv6 is IPv4).
     pub addr: IpAddr,
-    pub user: Option<String>,
+    /// Shared with the stream's connection state (no copy per line).
+    pub user: Option<Arc<str>>,
     /// The source's time if it gave one, else the line's date, else `None`.
     pub time: Option<Timestamp>,
     /// Index into the failregexes active under the filter's params.
@@ -257,7 +263,13 @@ impl Filter {
             line
         };
         let reference = source_time.unwrap_or(state.reference);
-        let date = date::find_date(line.as_bytes(), self.date_search, reference, state.tz.as_ref());
+        let date = date::find_date_cached(
+            line.as_bytes(),
+            self.date_search,
+            reference,
+            state.tz.as_ref(),
+            &mut state.minute,
+        );
         let rendered;
         let body = match date {
             Some(d) if d.leading => {
@@ -305,7 +317,7 @@ impl Filter {
         }
         let raw = raw.or(&pre);
         let time = source_time.or(date.map(|d| d.time));
-        let mut fields = Fields {
+        let fields = Fields {
             addr: raw.addr.and_then(addr::parse_addr),
             user: non_empty(raw.user),
             alt_user: non_empty(raw.alt_user),
@@ -315,21 +327,19 @@ impl Filter {
             gained: raw.gained,
             once: raw.once,
         };
-        if let Some(mlfid) = raw.mlfid {
-            fields = state.conns.merge(mlfid, fields, time);
-        } else {
-            fields.nofail |= fields.gained;
-        }
-        let Some(addr) = fields.addr.or_else(|| fields.id.as_deref().and_then(addr::addr_from_id)) else {
+        let merged = match raw.mlfid {
+            Some(mlfid) => state.conns.merge(mlfid, &fields, time),
+            None => Merged::alone(&fields),
+        };
+        let Some(addr) = merged.addr.or_else(|| merged.id.as_deref().and_then(addr::addr_from_id)) else {
             return Outcome::Miss;
         };
-        let counted = !fields.nofail;
         Outcome::Match(Hit {
             addr,
-            user: fields.user.or(fields.alt_user),
+            user: merged.user.or(merged.alt_user),
             time,
             regex_index,
-            counted,
+            counted: !merged.nofail,
             date_format: date.map(|d| d.format.describe()),
         })
     }
@@ -344,8 +354,8 @@ pub fn parse_definition(text: &str, origin: &str) -> Result<definition::FilterDe
     })
 }
 
-fn non_empty(s: Option<&str>) -> Option<String> {
-    s.filter(|s| !s.is_empty()).map(String::from)
+fn non_empty(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !s.is_empty())
 }
 
 /// Renders the rest of an RFC 5424 header (`HOST APP PROCID MSGID SD MSG`)

@@ -23,6 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::core::Timestamp;
 
@@ -31,17 +32,44 @@ pub const DEFAULT_CAPACITY: usize = 4096;
 /// Default age after which a silent connection is forgotten (10 minutes).
 pub const DEFAULT_MAX_AGE_MS: i64 = 10 * 60 * 1000;
 
-/// What one matched line says (after its own groups are read).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Fields {
+/// What one matched line says (after its own groups are read), borrowing
+/// its text from the line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Fields<'l> {
     pub addr: Option<IpAddr>,
-    pub user: Option<String>,
-    pub alt_user: Option<String>,
-    pub id: Option<String>,
+    pub user: Option<&'l str>,
+    pub alt_user: Option<&'l str>,
+    pub id: Option<&'l str>,
     pub nofail: bool,
     pub forget: bool,
     pub gained: bool,
     pub once: bool,
+}
+
+/// A line's view after merging with its connection. Text is shared with the
+/// connection, so a line that repeats its connection's user allocates
+/// nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Merged {
+    pub addr: Option<IpAddr>,
+    pub user: Option<Arc<str>>,
+    pub alt_user: Option<Arc<str>>,
+    pub id: Option<Arc<str>>,
+    /// The line does not count as a new failure.
+    pub nofail: bool,
+}
+
+impl Merged {
+    /// A line without a connection id: its own values, as they are.
+    pub fn alone(fields: &Fields) -> Merged {
+        Merged {
+            addr: fields.addr,
+            user: fields.user.map(Arc::from),
+            alt_user: fields.alt_user.map(Arc::from),
+            id: fields.id.map(Arc::from),
+            nofail: fields.nofail || fields.gained,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -49,11 +77,13 @@ struct Conn {
     seq: u64,
     last_time: Option<Timestamp>,
     addr: Option<IpAddr>,
-    user: Option<String>,
-    alt_user: Option<String>,
-    id: Option<String>,
-    /// Distinct users seen on the connection.
-    users: Vec<String>,
+    user: Option<Arc<str>>,
+    alt_user: Option<Arc<str>>,
+    id: Option<Arc<str>>,
+    /// Distinct users seen on the connection, up to [`MAX_USERS`]: the first
+    /// apart, so the usual connection (one user) needs no list.
+    first_user: Option<Arc<str>>,
+    more_users: Vec<Arc<str>>,
     /// Whether a line on this connection has counted as a failure.
     counted: bool,
     /// A failure was logged before the connection's address was known; the
@@ -61,13 +91,43 @@ struct Conn {
     pending: bool,
 }
 
+impl Conn {
+    fn users_len(&self) -> usize {
+        usize::from(self.first_user.is_some()) + self.more_users.len()
+    }
+
+    /// Remembers `user` among the distinct users (bounded).
+    fn see_user(&mut self, user: &str) {
+        match &self.first_user {
+            None => self.first_user = Some(Arc::from(user)),
+            Some(first) if **first == *user => {}
+            Some(_) => {
+                if !self.more_users.iter().any(|u| **u == *user) && self.users_len() < MAX_USERS {
+                    self.more_users.push(Arc::from(user));
+                }
+            }
+        }
+    }
+}
+
+/// The connection's value after a line: the line's if it has one (shared
+/// with what is kept when equal), else the one kept.
+fn adopt(kept: &mut Option<Arc<str>>, line: Option<&str>) -> Option<Arc<str>> {
+    if let Some(v) = line
+        && kept.as_deref() != Some(v)
+    {
+        *kept = Some(Arc::from(v));
+    }
+    kept.clone()
+}
+
 /// The per-stream connection cache.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnCache {
     /// foldhash: fast and randomly seeded (ids come from log lines).
-    map: HashMap<Box<str>, Conn, foldhash::fast::RandomState>,
+    map: HashMap<Arc<str>, Conn, foldhash::fast::RandomState>,
     /// Insertion order for eviction; entries whose seq no longer matches are stale.
-    order: VecDeque<(Box<str>, u64)>,
+    order: VecDeque<(Arc<str>, u64)>,
     next_seq: u64,
     capacity: usize,
     max_age_ms: i64,
@@ -98,7 +158,7 @@ impl ConnCache {
 
     /// Merges `fields` of a line with connection id `mlfid`, returning the
     /// merged view. `nofail` in the result says whether the line counts.
-    pub fn merge(&mut self, mlfid: &str, mut fields: Fields, time: Option<Timestamp>) -> Fields {
+    pub fn merge(&mut self, mlfid: &str, fields: &Fields, time: Option<Timestamp>) -> Merged {
         let mut nofail = fields.nofail || fields.gained;
         let max_age = self.max_age_ms;
         let mut stale = false;
@@ -110,31 +170,20 @@ impl ConnCache {
             stale = !fresh;
             fresh
         });
+        let merged;
         let users_len;
         if let Some(conn) = live {
-            if let Some(u) = fields.user.as_ref()
-                && !conn.users.contains(u)
-                && conn.users.len() < MAX_USERS
-            {
-                conn.users.push(u.clone());
+            if let Some(u) = fields.user {
+                conn.see_user(u);
             }
-            users_len = conn.users.len();
+            users_len = conn.users_len();
             if fields.addr.is_some() {
                 conn.addr = fields.addr;
             }
             // The line's values win; the connection lends the ones it lacks.
-            // (Cloned only when they change: most lines repeat them.)
-            for (line, kept) in [
-                (&mut fields.user, &mut conn.user),
-                (&mut fields.alt_user, &mut conn.alt_user),
-                (&mut fields.id, &mut conn.id),
-            ] {
-                match line {
-                    Some(v) if kept.as_ref() != Some(v) => *kept = Some(v.clone()),
-                    Some(_) => {}
-                    None => line.clone_from(kept),
-                }
-            }
+            let user = adopt(&mut conn.user, fields.user);
+            let alt_user = adopt(&mut conn.alt_user, fields.alt_user);
+            let id = adopt(&mut conn.id, fields.id);
             if time.is_some() {
                 conn.last_time = time;
             }
@@ -144,8 +193,7 @@ impl ConnCache {
             if users_len > 1 {
                 nofail = false;
             }
-            fields.addr = conn.addr;
-            let identified = fields.addr.is_some() || fields.id.is_some();
+            let identified = conn.addr.is_some() || id.is_some();
             if !nofail && !identified {
                 conn.pending = true;
             } else if identified && conn.pending {
@@ -155,6 +203,7 @@ impl ConnCache {
             }
             // A line with an address (or id) that is not a nofail counts.
             conn.counted |= !nofail && identified;
+            merged = Merged { addr: conn.addr, user, alt_user, id, nofail };
             if fields.forget && !conn.pending {
                 self.map.remove(mlfid);
             }
@@ -166,25 +215,16 @@ impl ConnCache {
             users_len = usize::from(fields.user.is_some());
             let identified = fields.addr.is_some() || fields.id.is_some();
             let pending = !nofail && !identified;
+            let line = Merged::alone(fields);
             if !fields.forget || pending {
-                self.insert(mlfid, &fields, time, !nofail && identified, pending);
+                self.insert(mlfid, &line, time, !nofail && identified, pending);
             }
+            merged = Merged { nofail, ..line };
         }
-        if users_len > 1 {
-            nofail = false;
-        }
-        fields.nofail = nofail;
-        fields
+        Merged { nofail: merged.nofail && users_len <= 1, ..merged }
     }
 
-    fn insert(
-        &mut self,
-        mlfid: &str,
-        fields: &Fields,
-        time: Option<Timestamp>,
-        counted: bool,
-        pending: bool,
-    ) {
+    fn insert(&mut self, mlfid: &str, line: &Merged, time: Option<Timestamp>, counted: bool, pending: bool) {
         while self.map.len() >= self.capacity {
             let Some((key, seq)) = self.order.pop_front() else { break };
             if self.map.get(&key).is_some_and(|c| c.seq == seq) {
@@ -193,17 +233,18 @@ impl ConnCache {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let key: Box<str> = mlfid.into();
+        let key: Arc<str> = Arc::from(mlfid);
         self.map.insert(
             key.clone(),
             Conn {
                 seq,
                 last_time: time,
-                addr: fields.addr,
-                user: fields.user.clone(),
-                alt_user: fields.alt_user.clone(),
-                id: fields.id.clone(),
-                users: fields.user.iter().cloned().collect(),
+                addr: line.addr,
+                user: line.user.clone(),
+                alt_user: line.alt_user.clone(),
+                id: line.id.clone(),
+                first_user: line.user.clone(),
+                more_users: Vec::new(),
                 counted,
                 pending,
             },
@@ -225,38 +266,38 @@ mod tests {
         Some(s.parse().unwrap())
     }
 
-    fn line(addr: Option<IpAddr>, user: Option<&str>) -> Fields {
-        Fields { addr, user: user.map(String::from), ..Fields::default() }
+    fn line(addr: Option<IpAddr>, user: Option<&str>) -> Fields<'_> {
+        Fields { addr, user, ..Fields::default() }
     }
 
     #[test]
     fn nofail_line_lends_its_host_to_a_later_line() {
         let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
         let pam = Fields { nofail: true, ..line(ip("192.0.2.1"), Some("root")) };
-        let m = c.merge("42", pam, None);
+        let m = c.merge("42", &pam, None);
         assert!(m.nofail);
-        let later = c.merge("42", line(None, None), None);
+        let later = c.merge("42", &line(None, None), None);
         assert_eq!((later.addr, later.user.as_deref(), later.nofail), (ip("192.0.2.1"), Some("root"), false));
     }
 
     #[test]
     fn forget_drops_the_connection_after_merging() {
         let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
-        c.merge("1", line(ip("192.0.2.1"), None), None);
-        let closed = c.merge("1", Fields { nofail: true, forget: true, ..line(None, None) }, None);
+        c.merge("1", &line(ip("192.0.2.1"), None), None);
+        let closed = c.merge("1", &Fields { nofail: true, forget: true, ..line(None, None) }, None);
         assert_eq!((closed.addr, closed.nofail), (ip("192.0.2.1"), true));
         assert_eq!(c.len(), 0);
-        let fresh = c.merge("1", line(None, None), None);
+        let fresh = c.merge("1", &line(None, None), None);
         assert_eq!(fresh.addr, None);
     }
 
     #[test]
     fn gained_means_no_failure_and_a_second_user_counts_again() {
         let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
-        let m = c.merge("1", Fields { gained: true, ..line(ip("192.0.2.1"), Some("a")) }, None);
+        let m = c.merge("1", &Fields { gained: true, ..line(ip("192.0.2.1"), Some("a")) }, None);
         assert!(m.nofail);
-        c.merge("2", Fields { nofail: true, ..line(ip("192.0.2.2"), Some("a")) }, None);
-        let m = c.merge("2", Fields { nofail: true, ..line(None, Some("b")) }, None);
+        c.merge("2", &Fields { nofail: true, ..line(ip("192.0.2.2"), Some("a")) }, None);
+        let m = c.merge("2", &Fields { nofail: true, ..line(None, Some("b")) }, None);
         assert!(!m.nofail, "two users on one connection count");
     }
 
@@ -264,20 +305,20 @@ mod tests {
     fn once_counts_only_if_nothing_counted_yet() {
         let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
         assert!(
-            !c.merge("1", line(ip("192.0.2.1"), None), None).nofail,
+            !c.merge("1", &line(ip("192.0.2.1"), None), None).nofail,
             "counts, and is remembered as counted"
         );
-        assert!(c.merge("1", Fields { once: true, ..line(None, None) }, None).nofail);
-        c.merge("2", Fields { nofail: true, ..line(ip("192.0.2.2"), None) }, None);
-        assert!(!c.merge("2", Fields { once: true, ..line(None, None) }, None).nofail);
+        assert!(c.merge("1", &Fields { once: true, ..line(None, None) }, None).nofail);
+        c.merge("2", &Fields { nofail: true, ..line(ip("192.0.2.2"), None) }, None);
+        assert!(!c.merge("2", &Fields { once: true, ..line(None, None) }, None).nofail);
     }
 
     #[test]
     fn a_failure_without_address_counts_when_the_address_arrives() {
         let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
-        let locked = c.merge("1", Fields { forget: true, ..line(None, Some("root")) }, None);
+        let locked = c.merge("1", &Fields { forget: true, ..line(None, Some("root")) }, None);
         assert_eq!((locked.addr, locked.nofail), (None, false));
-        let close = c.merge("1", Fields { nofail: true, forget: true, ..line(ip("192.0.2.1"), None) }, None);
+        let close = c.merge("1", &Fields { nofail: true, forget: true, ..line(ip("192.0.2.1"), None) }, None);
         assert_eq!((close.addr, close.nofail, close.user.as_deref()), (ip("192.0.2.1"), false, Some("root")));
         assert_eq!(c.len(), 0);
     }
@@ -286,16 +327,16 @@ mod tests {
     fn capacity_evicts_oldest_first_and_age_expires() {
         let mut c = ConnCache::new(3, 1000);
         for id in ["a", "b", "c", "d"] {
-            c.merge(id, line(ip("192.0.2.1"), None), Some(Timestamp(0)));
+            c.merge(id, &line(ip("192.0.2.1"), None), Some(Timestamp(0)));
         }
         assert_eq!(c.len(), 3);
-        assert_eq!(c.merge("a", line(None, None), None).addr, None, "a was evicted");
-        assert_eq!(c.merge("d", line(None, None), Some(Timestamp(500))).addr, ip("192.0.2.1"));
-        assert_eq!(c.merge("d", line(None, None), Some(Timestamp(5000))).addr, None, "d expired");
+        assert_eq!(c.merge("a", &line(None, None), None).addr, None, "a was evicted");
+        assert_eq!(c.merge("d", &line(None, None), Some(Timestamp(500))).addr, ip("192.0.2.1"));
+        assert_eq!(c.merge("d", &line(None, None), Some(Timestamp(5000))).addr, None, "d expired");
         for i in 0..100 {
             let id = format!("x{i}");
-            c.merge(&id, line(None, None), None);
-            c.merge(&id, Fields { forget: true, ..line(None, None) }, None);
+            c.merge(&id, &line(None, None), None);
+            c.merge(&id, &Fields { forget: true, ..line(None, None) }, None);
         }
         assert!(c.order.len() <= 6, "stale order entries are compacted: {}", c.order.len());
     }
