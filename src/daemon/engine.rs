@@ -280,7 +280,7 @@ impl Engine {
             jail: jail_name.clone(),
             addr: hit.addr,
             time: hit.time.unwrap_or(now),
-            user: hit.user,
+            user: hit.user.map(|u| u.to_string()),
         };
         match rt.jail.on_failure(&failure, now, history, &mut || rng.next_f64()) {
             Decision::Ban(ban) => {
