@@ -197,6 +197,58 @@ impl Compiled {
         }
     }
 
+    /// Group names by group number (`None` for unnamed groups), for callers
+    /// that read groups by name (the fail2ban import).
+    pub fn group_names(&self) -> Vec<Option<String>> {
+        match &self.engine {
+            Engine::Std(re) => {
+                re.group_info().pattern_names(PatternID::ZERO).map(|n| n.map(String::from)).collect()
+            }
+            Engine::Fancy(re) => re.capture_names().map(|n| n.map(String::from)).collect(),
+        }
+    }
+
+    /// Runs the pattern and writes every group's span into `out` (index =
+    /// group number, `None` when the group did not participate). `false`
+    /// when it does not match (or a fancy pattern hits its backtrack limit).
+    pub fn spans(&self, hay: &str, scratch: &mut Scratch, out: &mut Vec<Option<(usize, usize)>>) -> bool {
+        out.clear();
+        match &self.engine {
+            Engine::Std(re) => {
+                let groups = re.group_info().group_len(PatternID::ZERO);
+                let fast = match &self.fast {
+                    Some(p) => p.run(hay.as_bytes(), scratch),
+                    None => Run::GaveUp,
+                };
+                match fast {
+                    Run::NoMatch => false,
+                    Run::Match => {
+                        let slots = &scratch.slots;
+                        out.extend((0..groups).map(|i| match (slots.get(2 * i), slots.get(2 * i + 1)) {
+                            (Some(&s), Some(&e)) if s != usize::MAX && e != usize::MAX => Some((s, e)),
+                            _ => None,
+                        }));
+                        true
+                    }
+                    Run::GaveUp => {
+                        let mut caps = re.create_captures();
+                        re.search_captures(&Input::new(hay.as_bytes()), &mut caps);
+                        if !caps.is_match() {
+                            return false;
+                        }
+                        out.extend((0..groups).map(|i| caps.get_group(i).map(|sp| (sp.start, sp.end))));
+                        true
+                    }
+                }
+            }
+            Engine::Fancy(re) => {
+                let Ok(Some(caps)) = re.captures(hay) else { return false };
+                out.extend(caps.iter().map(|m| m.map(|m| (m.start(), m.end()))));
+                true
+            }
+        }
+    }
+
     fn read<'h>(&self, hay: &'h str, span: impl Fn(usize) -> Option<(usize, usize)>) -> Raw<'h> {
         let mut raw = Raw::default();
         for &(role, index) in &self.roles {
@@ -338,6 +390,13 @@ impl PatternList {
         !self.gated[i] || first.is_some_and(|k| i >= k)
     }
 
+    /// The patterns worth running on `hay`, in order: those the gate (or
+    /// the first-byte dispatch) does not rule out.
+    pub fn candidates<'a>(&'a self, hay: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let first = self.gate_first(hay);
+        (0..self.patterns.len()).filter(move |&i| self.worth_trying(i, first, hay))
+    }
+
     /// The first pattern that matches, with its captures.
     pub fn first_match<'h>(&self, hay: &'h str, scratch: &mut Scratch) -> Option<(usize, Raw<'h>)> {
         let first = self.gate_first(hay);
@@ -361,7 +420,7 @@ impl PatternList {
 /// `(?u:…)` when the pattern's classes are Unicode; prefixed with a lazy
 /// `.*?` when not anchored, so every entry is anchored and leftmost-first
 /// priority picks the first matching pattern.
-fn gate_source(regex: &str, compiled: &Compiled) -> Option<String> {
+pub(crate) fn gate_source(regex: &str, compiled: &Compiled) -> Option<String> {
     let source = if compiled.is_fancy() { relax_for_gate(regex)? } else { regex.to_string() };
     let source = if compiled.unicode { format!("(?u:{source})") } else { source };
     let hir = regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(&source).ok()?;
@@ -584,6 +643,7 @@ pub(crate) fn build(
         ignore,
         fail,
         prefix: prefix_for_two_stage,
+        fail2ban: None,
     })
 }
 
