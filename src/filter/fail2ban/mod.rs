@@ -282,7 +282,7 @@ pub(crate) fn outcome(line: Fail2banLine, date_format: Option<&'static str>) -> 
     match (with_addr(true).or_else(|| with_addr(false)), line.ignored) {
         (Some((r, addr)), _) => super::Outcome::Match(super::Hit {
             addr,
-            user: r.user.clone().filter(|u| !u.is_empty()),
+            user: r.user.as_deref().filter(|u| !u.is_empty()).map(std::sync::Arc::from),
             time: r.time,
             regex_index: r.regex_index,
             counted: !r.nofail,
