@@ -27,6 +27,9 @@ ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
 
 # ---- build: compile warden, or take the prebuilt binary named by PREBUILT
 FROM ${RUST_IMAGE} AS build
+# Marks this stage's image, which the classic builder leaves untagged, so
+# scripts/warden-image can prune old ones.
+LABEL org.warden.stage=build
 # A path inside the build context; empty means compile here.
 ARG PREBUILT=
 WORKDIR /src

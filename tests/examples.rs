@@ -3,7 +3,7 @@
 //!
 //! - every `warden.yaml` passes the same validation as `warden check-config`,
 //!   and every jail's filter compiles with the jail's `filter_params`;
-//! - `compose/warden.yaml` is the image's default config, byte for byte;
+//! - `compose/config/warden.yaml` is the image's default config, byte for byte;
 //! - every example has its README, Compose file and config;
 //! - the `warden` service keeps its hardening (host network, only
 //!   NET_ADMIN and NET_RAW, read-only root, pids limit, read-only mounts)
@@ -39,8 +39,8 @@ fn example_dirs() -> Vec<PathBuf> {
 
 /// Every shipped warden.yaml.
 fn shipped_configs() -> Vec<PathBuf> {
-    let mut configs = vec![root().join("config/warden.yaml"), root().join("compose/warden.yaml")];
-    configs.extend(example_dirs().into_iter().map(|d| d.join("warden.yaml")));
+    let mut configs = vec![root().join("config/warden.yaml"), root().join("compose/config/warden.yaml")];
+    configs.extend(example_dirs().into_iter().map(|d| d.join("config/warden.yaml")));
     configs
 }
 
@@ -120,10 +120,10 @@ fn the_default_config_protects_host_ssh_and_has_a_docker_jail_per_service_filter
 #[test]
 fn compose_mounts_the_images_default_config() {
     let default = fs::read(root().join("config/warden.yaml")).expect("config/warden.yaml");
-    let compose = fs::read(root().join("compose/warden.yaml")).expect("compose/warden.yaml");
+    let compose = fs::read(root().join("compose/config/warden.yaml")).expect("compose/config/warden.yaml");
     assert!(
         default == compose,
-        "compose/warden.yaml must be a copy of config/warden.yaml (the image's default): cp config/warden.yaml compose/"
+        "compose/config/warden.yaml must be a copy of config/warden.yaml (the image's default): cp config/warden.yaml compose/config/"
     );
 }
 
@@ -136,7 +136,7 @@ fn every_example_is_complete() {
         assert!(names.iter().any(|n| n == expected), "examples/{expected} is missing (found {names:?})");
     }
     for dir in dirs {
-        for file in ["README.md", "docker-compose.yml", "warden.yaml"] {
+        for file in ["README.md", "docker-compose.yml", "config/warden.yaml"] {
             assert!(dir.join(file).is_file(), "{} has no {file}", rel(&dir));
         }
         let readme = fs::read_to_string(dir.join("README.md")).expect("README.md");
@@ -199,17 +199,13 @@ fn the_warden_service_is_hardened_everywhere() {
             parts.next();
             (source, parts.next().unwrap_or_default().to_string())
         };
-        for target in
-            ["/var/run/docker.sock", "/var/log/journal", "/run/log/journal", "/etc/warden/warden.yaml"]
-        {
+        for target in ["/var/run/docker.sock", "/var/log/journal", "/run/log/journal", "/etc/warden"] {
             let (source, mode) = mount(target);
             assert_eq!(mode, "ro", "{at}: {source} must be mounted read-only at {target}");
         }
-        assert_eq!(
-            mount("/etc/warden/warden.yaml").0,
-            "./warden.yaml",
-            "{at}: the config next to the Compose file"
-        );
+        // The directory, not the file: a bind-mounted file keeps showing the
+        // old inode after an editor replaces it.
+        assert_eq!(mount("/etc/warden").0, "./config", "{at}: the config directory next to the Compose file");
         let (state, _) = mount("/var/lib/warden");
         assert!(
             !state.starts_with('/') && !state.starts_with('.'),
@@ -273,7 +269,7 @@ fn example_labels_name_jails_of_the_example_with_valid_settings() {
     let mut labelled = 0;
     for dir in example_dirs() {
         let path = dir.join("docker-compose.yml");
-        let config = load_config(&dir.join("warden.yaml"));
+        let config = load_config(&dir.join("config/warden.yaml"));
         let doc = yaml(&path);
         let services = doc.get("services").and_then(Value::as_object).expect("services");
         for (name, svc) in services.iter().filter(|(name, _)| name.as_str() != "warden") {
@@ -299,7 +295,10 @@ fn example_labels_name_jails_of_the_example_with_valid_settings() {
             labelled += 1;
             for jail in &jails {
                 let conf = config.jails.get(jail).unwrap_or_else(|| {
-                    panic!("{at}: warden.jails names {jail}, which {}/warden.yaml does not define", rel(&dir))
+                    panic!(
+                        "{at}: warden.jails names {jail}, which {}/config/warden.yaml does not define",
+                        rel(&dir)
+                    )
                 });
                 assert!(
                     conf.sources.iter().any(|s| matches!(s, config::SourceSpec::Docker { .. })),

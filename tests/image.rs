@@ -98,7 +98,7 @@ fn every_example_config_validates_inside_the_image() {
         "/bin/sh",
         image,
         "-c",
-        "set -e; for f in /examples/*/warden.yaml; do warden check-config --config \"$f\"; done",
+        "set -e; for f in /examples/*/config/warden.yaml; do warden check-config --config \"$f\"; done",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -108,7 +108,7 @@ fn every_example_config_validates_inside_the_image() {
     );
     let dirs = std::fs::read_dir(&examples)
         .expect("examples/")
-        .filter(|e| e.as_ref().is_ok_and(|e| e.path().join("warden.yaml").is_file()))
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().join("config/warden.yaml").is_file()))
         .count();
     assert!(dirs >= 5, "expected the five examples, found {dirs}");
     assert_eq!(
