@@ -18,6 +18,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+#[path = "support/image.rs"]
+mod image;
+
+use image::compose_program;
 use serde_json::Value;
 use warden::config::{self, Config, FilterRef};
 use warden::filter::Registry;
@@ -336,26 +340,6 @@ fn example_labels_name_jails_of_the_example_with_valid_settings() {
         labelled >= 3,
         "nginx, traefik and vaultwarden label their containers; found {labelled} labelled services"
     );
-}
-
-/// The compose command (`docker-compose`, else `docker compose`), or None
-/// when neither runs here (a failure with CI=true).
-fn compose_program() -> Option<Vec<&'static str>> {
-    let works = |argv: &[&str]| {
-        Command::new(argv[0]).args(&argv[1..]).arg("version").output().is_ok_and(|o| o.status.success())
-    };
-    for argv in [vec!["docker-compose"], vec!["docker", "compose"]] {
-        if works(&argv) {
-            return Some(argv);
-        }
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "CI=true but neither docker-compose nor `docker compose` runs: apt-get install docker-compose"
-        );
-    }
-    eprintln!("skipping: neither docker-compose nor `docker compose` is installed");
-    None
 }
 
 #[test]

@@ -19,7 +19,7 @@
 #[path = "support/image.rs"]
 mod image;
 
-use image::{docker, docker_ok, repo_root, warden_image};
+use image::{compose_program, docker, docker_ok, repo_root, warden_image};
 use serde_json::Value;
 use warden::filter::Registry;
 
@@ -183,6 +183,89 @@ fn firewall_tools_work_under_the_compose_restrictions() {
         );
     }
     assert!(stdout.contains("nothing to remove"), "warden cleanup in a fresh namespace:\n{stdout}{stderr}");
+}
+
+/// A Compose project that is taken down, volumes included, when dropped.
+struct Project {
+    program: Vec<&'static str>,
+    name: String,
+    file: std::path::PathBuf,
+    image: String,
+}
+
+impl Project {
+    fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(self.program[0]);
+        cmd.args(&self.program[1..])
+            .arg("--project-name")
+            .arg(&self.name)
+            .arg("--file")
+            .arg(&self.file)
+            .env("WARDEN_IMAGE", &self.image);
+        cmd
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.command().args(["down", "--volumes"]).output();
+    }
+}
+
+/// compose/docker-compose.yml as dockerd applies it: the warden service
+/// gets exactly NET_ADMIN and NET_RAW, no new privileges, a read-only root
+/// with a private /run/warden tmpfs and a writable state volume, 32 pids,
+/// the config directory and the journal read-only, and the Docker socket.
+/// Runs `compose run` with a shell instead of the daemon; the container is
+/// in the host's network namespace (network_mode: host) but only reads.
+#[test]
+fn the_compose_service_gets_exactly_its_privileges_and_mounts() {
+    let Some(image) = warden_image() else { return };
+    let Some(program) = compose_program() else { return };
+    let project = Project {
+        program,
+        name: format!("warden-image-test-{}", std::process::id()),
+        file: repo_root().join("compose/docker-compose.yml"),
+        image: image.to_string(),
+    };
+    let script = r#"
+        grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status
+        touch /root-is-writable 2>/dev/null && echo "root: writable" || echo "root: read-only"
+        touch /etc/warden/x 2>/dev/null && echo "config: writable" || echo "config: read-only"
+        touch /run/warden/x && echo "run: writable $(stat -c %a /run/warden)"
+        touch /var/lib/warden/x && echo "state: writable"
+        echo "pids.max: $(cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max)"
+        test -S /var/run/docker.sock && echo "docker socket: present"
+        for d in /var/log/journal /run/log/journal; do
+            grep -q " $d ro[, ]" /proc/self/mountinfo && echo "$d: read-only"
+        done
+        warden check-config >/dev/null && echo "config: valid"
+    "#;
+    let out = project
+        .command()
+        .args(["run", "--rm", "--entrypoint", "/bin/sh", "warden", "-c", script])
+        .output()
+        .expect("compose runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "compose run failed:\n{stdout}{stderr}");
+    // NET_ADMIN is capability 12, NET_RAW 13: 0x3000 and nothing else.
+    for expected in [
+        "CapEff:\t0000000000003000",
+        "CapBnd:\t0000000000003000",
+        "NoNewPrivs:\t1",
+        "root: read-only",
+        "config: read-only",
+        "run: writable 700",
+        "state: writable",
+        "pids.max: 32",
+        "docker socket: present",
+        "/var/log/journal: read-only",
+        "/run/log/journal: read-only",
+        "config: valid",
+    ] {
+        assert!(stdout.lines().any(|l| l == expected), "expected `{expected}` in:\n{stdout}{stderr}");
+    }
 }
 
 /// Removes a container when dropped, so a failing test leaves none behind.

@@ -1,5 +1,5 @@
-//! warden's container image for tests, built without a registry, and a
-//! `docker` runner that rides out dockerd restarts.
+//! warden's container image for tests, built without a registry; a
+//! `docker` runner that rides out dockerd restarts; the compose command.
 //!
 //! [`warden_image`] builds the image once per test binary through the same
 //! scripts a person uses: `scripts/warden-image` (which runs
@@ -40,7 +40,7 @@ fn in_ci() -> bool {
 /// Skips (returns `None`) with `reason`, or panics with it under `CI=true`.
 fn unavailable<T>(reason: String) -> Option<T> {
     if in_ci() {
-        panic!("CI=true and the image test cannot run: {reason}");
+        panic!("CI=true and this test cannot run: {reason}");
     }
     eprintln!("skipping: {reason}");
     None
@@ -141,4 +141,18 @@ pub fn docker_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The compose command (`docker-compose`, else `docker compose`) as argv,
+/// or `None` after saying why when neither runs (a failure with CI=true).
+pub fn compose_program() -> Option<Vec<&'static str>> {
+    let works = |argv: &[&str]| {
+        Command::new(argv[0]).args(&argv[1..]).arg("version").output().is_ok_and(|o| o.status.success())
+    };
+    for argv in [vec!["docker-compose"], vec!["docker", "compose"]] {
+        if works(&argv) {
+            return Some(argv);
+        }
+    }
+    unavailable("neither docker-compose nor `docker compose` runs: apt-get install docker-compose".into())
 }
