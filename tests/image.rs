@@ -273,7 +273,7 @@ struct Container(String);
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "--force", &self.0]);
+        let _ = docker(&["rm", "--force", "--volumes", &self.0]);
     }
 }
 
