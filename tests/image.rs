@@ -281,7 +281,6 @@ impl Drop for Container {
 /// answers), and stops cleanly on `docker stop` (SIGTERM through tini)
 /// rather than being killed when the grace period ends.
 #[test]
-#[ignore = "needs `warden run` and `warden status` (issue 5): enable when the daemon lands"]
 fn the_daemon_starts_healthy_and_stops_on_sigterm() {
     let Some(image) = warden_image() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
