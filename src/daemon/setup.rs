@@ -76,8 +76,7 @@ pub fn compile_filters(
 /// The firewall's view of a jail instance. A Docker-target jail without
 /// ports takes the published ports of the containers feeding it.
 pub fn jail_rules(name: &str, jail: &JailConfig, published: &BTreeSet<PublishedPort>) -> JailRules {
-    let mut rules = JailRules::new(name);
-    rules.ban_prefix = jail.ban_prefix;
+    let mut rules = JailRules::new(name).with_ban_prefix(jail.ban_prefix);
     rules.ports = jail.ports.clone();
     rules.protocol = jail.protocol;
     rules.target = jail.target;
