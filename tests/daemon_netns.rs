@@ -109,6 +109,7 @@ impl Daemon {
             .args(["netns", "exec", ns.name(), WARDEN, "run", "--config"])
             .arg(files.config())
             .env("WARDEN_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
