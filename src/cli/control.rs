@@ -3,7 +3,8 @@
 //! socket and print the answer as a table, or as JSON with `--json`.
 //!
 //! Exit codes: 0 done, 1 the daemon failed to do it, 2 bad input (unknown
-//! jail, malformed address or duration, refused target), 3 no daemon.
+//! jail, malformed address or duration, refused target, a user other than
+//! root), 3 no daemon.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -21,6 +22,10 @@ pub fn call(client: &Client, request: Request, json: bool) -> ExitCode {
         Err(e @ ClientError::Unreachable { .. }) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_UNREACHABLE)
+        }
+        Err(e @ ClientError::Denied { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
         }
         Err(e) => {
             eprintln!("error: {e}");

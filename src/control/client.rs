@@ -17,6 +17,11 @@ pub enum ClientError {
          it listens on? --socket or the config's `socket` set it)"
     )]
     Unreachable { path: PathBuf, source: std::io::Error },
+    #[error(
+        "permission denied on the warden control socket {path}: only root may control warden (run it with \
+         sudo, or as `docker exec warden warden …`)"
+    )]
+    Denied { path: PathBuf },
     #[error("the warden daemon at {path} did not answer: {source}")]
     NoAnswer { path: PathBuf, source: std::io::Error },
     #[error("the warden daemon at {path} sent something this CLI does not understand: {line:?}")]
@@ -44,8 +49,13 @@ impl Client {
     /// Sends `request` and returns the daemon's answer.
     pub fn call(&self, request: Request) -> Result<Response, ClientError> {
         let path = self.path.clone();
-        let mut stream = UnixStream::connect(&self.path)
-            .map_err(|source| ClientError::Unreachable { path: path.clone(), source })?;
+        let mut stream = UnixStream::connect(&self.path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::PermissionDenied {
+                ClientError::Denied { path: path.clone() }
+            } else {
+                ClientError::Unreachable { path: path.clone(), source }
+            }
+        })?;
         let io = |source| ClientError::NoAnswer { path: path.clone(), source };
         stream.set_read_timeout(Some(self.timeout)).map_err(io)?;
         stream.set_write_timeout(Some(self.timeout)).map_err(io)?;
@@ -53,13 +63,17 @@ impl Client {
         // Serialising plain strings and options cannot fail.
         let mut line = serde_json::to_string(&envelope).unwrap_or_default();
         line.push('\n');
-        stream.write_all(line.as_bytes()).map_err(io)?;
+        // The daemon may answer before reading the request (it refuses a
+        // peer it does not trust at once) and close: the write then fails,
+        // but its answer is waiting to be read, and says more.
+        let written = stream.write_all(line.as_bytes());
         let mut answer = String::new();
-        BufReader::new(&stream).read_line(&mut answer).map_err(io)?;
-        match decode_response(answer.trim_end()) {
-            Some((v, response)) if v == PROTOCOL_VERSION => Ok(response),
-            Some((v, _)) => Err(ClientError::Version { path, daemon: v, ours: PROTOCOL_VERSION }),
-            None => Err(ClientError::Garbled { path, line: answer }),
+        let read = BufReader::new(&stream).read_line(&mut answer);
+        match (decode_response(answer.trim_end()), written, read) {
+            (Some((v, response)), _, _) if v == PROTOCOL_VERSION => Ok(response),
+            (Some((v, _)), _, _) => Err(ClientError::Version { path, daemon: v, ours: PROTOCOL_VERSION }),
+            (None, Err(e), _) | (None, Ok(()), Err(e)) => Err(io(e)),
+            (None, Ok(()), Ok(_)) => Err(ClientError::Garbled { path, line: answer }),
         }
     }
 }

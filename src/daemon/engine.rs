@@ -335,7 +335,7 @@ impl Engine {
             }
             // The kernel drops entries whose timeout ran out on its own; this
             // covers bans whose timeout was clamped or changed by hand.
-            self.firewall.send(FirewallCmd::Unban { entries: expired });
+            self.firewall.send(FirewallCmd::Unban { entries: expired, done: None });
         }
         if self.ruleset_dirty {
             self.ruleset_dirty = false;
@@ -433,7 +433,7 @@ impl Engine {
             if let Err(e) = self.store.remove_bans(&lifted) {
                 tracing::error!("cannot remove the bans of removed jails from the store: {e}");
             }
-            self.firewall.send(FirewallCmd::Unban { entries: lifted.clone() });
+            self.firewall.send(FirewallCmd::Unban { entries: lifted.clone(), done: None });
         }
         self.config = config;
         self.registry = registry;

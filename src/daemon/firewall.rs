@@ -40,8 +40,9 @@ pub enum FirewallCmd {
     /// Enforce these bans (already persisted). `done` hears back once they
     /// are in the kernel, or why not.
     Ban { bans: Vec<Ban>, done: Option<oneshot::Sender<Result<(), String>>> },
-    /// Remove these (jail, network) entries.
-    Unban { entries: Vec<(String, IpNet)> },
+    /// Remove these (jail, network) entries. `done` hears back once they
+    /// are out of the kernel, or why not.
+    Unban { entries: Vec<(String, IpNet)>, done: Option<oneshot::Sender<Result<(), String>>> },
     /// Replace the enforcer (a reload) and start it from `active`.
     Replace { enforcer: Box<Enforcer>, active: Vec<Ban>, done: oneshot::Sender<Result<(), String>> },
     /// Re-check chains and jumps now (Docker came back, say).
@@ -52,7 +53,7 @@ impl std::fmt::Debug for FirewallCmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FirewallCmd::Ban { bans, .. } => write!(f, "Ban({} bans)", bans.len()),
-            FirewallCmd::Unban { entries } => write!(f, "Unban({} entries)", entries.len()),
+            FirewallCmd::Unban { entries, .. } => write!(f, "Unban({} entries)", entries.len()),
             FirewallCmd::Replace { active, .. } => write!(f, "Replace({} active bans)", active.len()),
             FirewallCmd::Check => f.write_str("Check"),
         }
@@ -166,7 +167,12 @@ impl Task {
                     let _ = done.send(result);
                 }
             }
-            FirewallCmd::Unban { entries } => self.unban(entries),
+            FirewallCmd::Unban { entries, done } => {
+                let result = self.unban(entries);
+                if let Some(done) = done {
+                    let _ = done.send(result);
+                }
+            }
             FirewallCmd::Replace { enforcer, active, done } => {
                 self.enforcer = *enforcer;
                 self.waiting = Some(active);
@@ -228,16 +234,26 @@ impl Task {
         Err(e.to_string())
     }
 
-    fn unban(&mut self, entries: Vec<(String, IpNet)>) {
+    fn unban(&mut self, entries: Vec<(String, IpNet)>) -> Result<(), String> {
         if let Some(waiting) = self.waiting.as_mut() {
+            // Not started: the next successful start installs only what
+            // the store still lists, and clears the rest from the sets.
             waiting.retain(|b| !entries.iter().any(|(jail, net)| *jail == b.jail && *net == b.net));
-            return;
+            let error = self.status.lock().ok().and_then(|s| s.error.clone()).unwrap_or_default();
+            return Err(format!(
+                "lifted and stored, but the firewall is not up yet ({error}); the kernel lets it go once it is"
+            ));
         }
+        let mut first_error = Ok(());
         for (jail, net) in entries {
             if let Err(e) = self.enforcer.unban(&net, &jail) {
                 tracing::warn!(jail = %jail, ip = %net, "unban failed: {e}");
+                if first_error.is_ok() {
+                    first_error = Err(format!("jail {jail}: cannot remove {net} from the kernel: {e}"));
+                }
             }
         }
+        first_error
     }
 
     fn try_start(&mut self) -> Result<(), String> {

@@ -212,7 +212,7 @@ async fn engine_loop(
     }
 }
 
-/// Answers a call; a ban's answer waits for the firewall, off this loop.
+/// Answers a call; a ban's or unban's answer waits for the firewall, off this loop.
 fn answer(engine: &mut Engine, call: Call) {
     match engine.answer(call.request) {
         Answer::Now(response) => {

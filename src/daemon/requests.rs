@@ -32,7 +32,7 @@ impl Engine {
     pub fn answer(&mut self, request: Request) -> Answer {
         match request {
             Request::Ban { jail, target, duration } => self.ban(&jail, &target, duration.as_deref()),
-            Request::Unban { target, jail } => Answer::Now(self.unban(&target, jail.as_deref())),
+            Request::Unban { target, jail } => self.unban(&target, jail.as_deref()),
             Request::Status { jail } => Answer::Now(self.status(jail.as_deref())),
             Request::Bans { jail } => Answer::Now(self.list_bans(jail.as_deref())),
             Request::Version => Answer::Now(Response::ok(serde_json::json!({
@@ -79,17 +79,19 @@ impl Engine {
         duration: Option<&str>,
     ) -> Result<(IpNet, Option<BanTime>), Response> {
         self.known_jail(jail)?;
-        let net = parse_ip_or_net(target).map_err(|e| {
-            Response::bad_input(format!(
-                "{e}; expected an address (203.0.113.7, 2001:db8::1) or a network (198.51.100.0/24)"
-            ))
-        })?;
+        // The parse error already says what an address looks like.
+        let net = parse_ip_or_net(target).map_err(|e| Response::bad_input(e.to_string()))?;
         let length = match duration {
             None => None,
             Some(text) => Some(
                 BanTime::parse(text).map_err(|e| Response::bad_input(format!("--for: {e}, or permanent")))?,
             ),
         };
+        // The guard goes first: `0.0.0.0/0` also overlaps ignoreip, but
+        // "it covers every address" is the reason that matters.
+        let floor = BanFloor { v4: self.config.firewall.ban_floor.v4, v6: self.config.firewall.ban_floor.v6 };
+        let own = guard::own_addresses().unwrap_or_default();
+        guard::check_ban_target(net, floor, &own).map_err(|e| Response::bad_input(refusal(&e, floor)))?;
         let rt = &self.jails[jail];
         if rt.jail.settings().ignore.covers(net) || rt.config.ignoreip.iter().any(|i| i.contains(&net.addr()))
         {
@@ -98,9 +100,6 @@ impl Engine {
                 host_form(net)
             )));
         }
-        let floor = BanFloor { v4: self.config.firewall.ban_floor.v4, v6: self.config.firewall.ban_floor.v6 };
-        let own = guard::own_addresses().unwrap_or_default();
-        guard::check_ban_target(net, floor, &own).map_err(|e| Response::bad_input(e.to_string()))?;
         let rules = rt.rules();
         let host = net.prefix_len() == net.max_prefix_len();
         if !host && rules.set_spec(Family::of(&net)).set_type == crate::firewall::ipset::SetType::HashIp {
@@ -112,19 +111,17 @@ impl Engine {
         Ok((net, length))
     }
 
-    fn unban(&mut self, target: &str, jail: Option<&str>) -> Response {
+    /// Lifts the bans; like a ban, the answer waits until the kernel has
+    /// let the address go, so a script may connect right after.
+    fn unban(&mut self, target: &str, jail: Option<&str>) -> Answer {
         if let Some(jail) = jail
             && let Err(response) = self.known_jail(jail)
         {
-            return response;
+            return Answer::Now(response);
         }
         let net = match parse_ip_or_net(target) {
             Ok(net) => net,
-            Err(e) => {
-                return Response::bad_input(format!(
-                    "{e}; expected an address (203.0.113.7) or a network (198.51.100.0/24)"
-                ));
-            }
+            Err(e) => return Answer::Now(Response::bad_input(e.to_string())),
         };
         let mut lifted = Vec::new();
         for (name, rt) in self.jails.iter_mut() {
@@ -135,16 +132,21 @@ impl Engine {
         }
         let entries: Vec<(String, IpNet)> = lifted.iter().map(|b| (b.jail.clone(), b.net)).collect();
         if let Err(e) = self.store.remove_bans(&entries) {
-            return Response::failed(format!(
+            return Answer::Now(Response::failed(format!(
                 "lifted in memory, but the store failed (the ban may return after a restart): {e}"
-            ));
+            )));
         }
         for ban in &lifted {
             tracing::info!(jail = %ban.jail, ip = %ban.net, origin = "manual", "unbanned");
         }
-        self.firewall.send(FirewallCmd::Unban { entries });
         let infos: Vec<BanInfo> = lifted.iter().map(BanInfo::from_ban).collect();
-        Response::ok(serde_json::json!({ "unbanned": infos }))
+        let ok = Response::ok(serde_json::json!({ "unbanned": infos }));
+        if entries.is_empty() {
+            return Answer::Now(ok);
+        }
+        let (done, waiting) = oneshot::channel();
+        self.firewall.send(FirewallCmd::Unban { entries, done: Some(done) });
+        Answer::AfterFirewall { done: waiting, ok }
     }
 
     fn status(&self, jail: Option<&str>) -> Response {
@@ -215,4 +217,21 @@ impl Engine {
         }
         Response::ok(bans.into_values().collect::<Vec<_>>())
     }
+}
+
+/// The guard's reason, and what the operator may ban instead (the
+/// too-broad refusal names its floor already).
+fn refusal(refused: &guard::BanRefused, floor: BanFloor) -> String {
+    use guard::BanRefused::*;
+    let valid = match refused {
+        TooBroad { .. } => return refused.to_string(),
+        Everything(_) => format!(
+            "ban a single address or a network no broader than /{} (IPv4) or /{} (IPv6)",
+            floor.v4, floor.v6
+        ),
+        Loopback(_) | Unspecified(_) | OwnAddress { .. } => {
+            "ban an address, or a network, that does not hold it".to_string()
+        }
+    };
+    format!("{refused}; {valid}")
 }
