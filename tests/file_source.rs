@@ -265,6 +265,52 @@ async fn a_glob_follows_every_match_including_new_ones() {
     daemon.stop().await;
 }
 
+/// A configuration that never rescans: what it sees, inotify reported.
+fn events_only(pattern: &Path) -> FileSourceConfig {
+    let mut cfg = config(pattern, ReadFrom::Start);
+    cfg.rescan_interval = Duration::from_secs(3600);
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_created_later_are_watched_at_once() {
+    let s = setup();
+    let pattern = s.logs.join("*").join("access.log");
+    let mut daemon = Daemon::start(store_in(&s.state), events_only(&pattern));
+    let site = s.logs.join("site-a");
+    fs::create_dir(&site).unwrap();
+    fs::write(site.join("access.log"), "hit\n").unwrap();
+    daemon.until("the first line", |l| l.len() == 1).await;
+    // Deeper: the literal part of the pattern does not exist yet either.
+    let deep = s.logs.join("not").join("yet");
+    let mut daemon2 =
+        Daemon::start(store_in(&s.logs.join("..").join("state2")), events_only(&deep.join("app.log")));
+    fs::create_dir_all(&deep).unwrap();
+    append(&deep.join("app.log"), "deep\n");
+    daemon2.until("the deep line", |l| l.len() == 1).await;
+    append(&site.join("access.log"), "marker\n");
+    daemon.expect_exactly(&["hit"], "marker").await;
+    daemon.stop().await;
+    daemon2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symbolic_link_is_followed_to_a_file_elsewhere() {
+    let s = setup();
+    let elsewhere = s.logs.join("..").join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let target = elsewhere.join("real.log");
+    append(&target, "one\n");
+    let link = s.logs.join("app.log");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let mut daemon = Daemon::start(store_in(&s.state), events_only(&link));
+    daemon.until("one", |l| l.len() == 1).await;
+    append(&target, "marker\n");
+    daemon.expect_exactly(&["one"], "marker").await;
+    assert!(daemon.lines.iter().all(|(p, _)| p == &link), "lines are reported under the link");
+    daemon.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_resumes_exactly_at_the_committed_cursor() {
     let s = setup();

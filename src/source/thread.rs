@@ -9,14 +9,18 @@
 //!
 //! [`run_on_thread`] owns the thread: it signals the [`Stop`] when the
 //! shutdown token is cancelled (or when its own future is dropped) and
-//! returns the loop's result once the thread has finished.
+//! returns the loop's result once the thread has finished. The thread sends
+//! to the daemon's bounded channel with [`Stop::send`], which waits while the
+//! channel is full but gives up when stop is requested, so a daemon that
+//! stops receiving cannot hang a source's shutdown.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Tells a reader thread to stop: a cancellation token plus an eventfd that
@@ -25,6 +29,18 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct Stop {
     token: CancellationToken,
     event: OwnedFd,
+    /// The runtime of the task that started the thread, for waiting on the
+    /// channel and the token together in [`Stop::send`].
+    runtime: Handle,
+}
+
+/// Why [`Stop::send`] did not deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unsent {
+    /// The receiver is gone.
+    Closed,
+    /// Stop was requested while the channel was full.
+    Stopped,
 }
 
 /// What ended a [`Stop::wait`].
@@ -40,7 +56,7 @@ pub(crate) enum Woken {
 }
 
 impl Stop {
-    fn new(token: CancellationToken) -> io::Result<Stop> {
+    fn new(token: CancellationToken, runtime: Handle) -> io::Result<Stop> {
         // SAFETY: eventfd has no memory preconditions; the result is checked.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -48,7 +64,7 @@ impl Stop {
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let event = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Stop { token, event })
+        Ok(Stop { token, event, runtime })
     }
 
     /// Whether stop was requested.
@@ -64,6 +80,28 @@ impl Stop {
         // failure (counter overflow) cannot happen with one write per stop
         // and would leave the thread to notice the token at its next wake.
         unsafe { libc::write(self.event.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Sends `value`, waiting while the channel is full, unless the receiver
+    /// is gone or stop is requested meanwhile.
+    pub(crate) fn send<T>(&self, tx: &mpsc::Sender<T>, value: T) -> Result<(), Unsent> {
+        let value = match tx.try_send(value) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Unsent::Closed),
+            Err(mpsc::error::TrySendError::Full(value)) => value,
+        };
+        self.runtime.block_on(async {
+            tokio::select! {
+                permit = tx.reserve() => match permit {
+                    Ok(permit) => {
+                        permit.send(value);
+                        Ok(())
+                    }
+                    Err(_) => Err(Unsent::Closed),
+                },
+                () = self.token.cancelled() => Err(Unsent::Stopped),
+            }
+        })
     }
 
     /// Waits until one of `fds` is readable, `timeout` passes (`None`:
@@ -125,19 +163,20 @@ pub(crate) async fn run_on_thread<T, F>(
 ) -> Result<T, ThreadError>
 where
     T: Send + 'static,
-    F: FnOnce(&Stop) -> T + Send + 'static,
+    F: FnOnce(Arc<Stop>) -> T + Send + 'static,
 {
     let token = shutdown.child_token();
     let _stop_on_drop = token.clone().drop_guard();
     let stop = Arc::new(
-        Stop::new(token.clone()).map_err(|source| ThreadError::Spawn { name: name.to_string(), source })?,
+        Stop::new(token.clone(), Handle::current())
+            .map_err(|source| ThreadError::Spawn { name: name.to_string(), source })?,
     );
     let (done_tx, mut done_rx) = oneshot::channel();
     let thread_stop = Arc::clone(&stop);
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || {
-            let result = body(&thread_stop);
+            let result = body(thread_stop);
             // The receiver is gone only when the caller was dropped; the
             // result has nobody to go to then.
             let _ = done_tx.send(result);
@@ -186,6 +225,39 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(result, (Woken::Timeout, Woken::Ready(0)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_to_a_full_channel_waits_for_room_or_gives_up_on_stop() {
+        let shutdown = CancellationToken::new();
+        let (tx, mut rx) = mpsc::channel(1);
+        let (second_tx, second_rx) = oneshot::channel();
+        let sender = run_on_thread("test-send", &shutdown, move |stop| {
+            let first = stop.send(&tx, 1);
+            // Full now: this waits until the test receives 1.
+            let second = stop.send(&tx, 2);
+            let _ = second_tx.send(());
+            // Full again (2 is not received): only stop ends this wait.
+            let third = stop.send(&tx, 3);
+            (first, second, third)
+        });
+        let receiver = async {
+            assert_eq!(rx.recv().await, Some(1));
+            second_rx.await.unwrap();
+            shutdown.cancel();
+        };
+        let (sent, ()) = tokio::join!(sender, receiver);
+        assert_eq!(sent.unwrap(), (Ok(()), Ok(()), Err(Unsent::Stopped)));
+        assert_eq!(rx.recv().await, Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_send_to_a_closed_channel_says_so() {
+        let shutdown = CancellationToken::new();
+        let (tx, rx) = mpsc::channel::<u8>(1);
+        drop(rx);
+        let sent = run_on_thread("test-closed", &shutdown, move |stop| stop.send(&tx, 1)).await.unwrap();
+        assert_eq!(sent, Err(Unsent::Closed));
     }
 
     #[tokio::test]

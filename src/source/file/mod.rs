@@ -60,7 +60,7 @@ use glob::{MatchOptions, Pattern};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::thread::{self, Stop, ThreadError, Woken};
+use super::thread::{self, Stop, ThreadError, Unsent, Woken};
 use super::{Batch, Cursor, SourceEvent};
 use crate::config::ReadFrom;
 use crate::core::{LogLine, SourceRef};
@@ -147,8 +147,8 @@ pub async fn run(
         .map_err(|source| FileSourceError::Pattern { pattern: pattern_text.clone(), source })?;
     let name = "warden-file-source";
     let result = thread::run_on_thread(name, &shutdown, move |stop| {
-        let mut follower = Follower::new(cfg, pattern, store, tx)?;
-        follower.run(stop)
+        let mut follower = Follower::new(cfg, pattern, store, tx, Arc::clone(&stop))?;
+        follower.run(&stop)
     })
     .await;
     match result {
@@ -161,7 +161,8 @@ pub async fn run(
 /// Why the follower loop ends early.
 #[derive(Debug)]
 enum Halt {
-    /// The daemon dropped its receiver: nobody wants lines any more.
+    /// The daemon dropped its receiver, or stop came while it was not
+    /// receiving: nobody wants lines any more.
     Closed,
     /// Boxed: errors are rare and the loop's results stay small.
     Failed(Box<FileSourceError>),
@@ -206,6 +207,10 @@ struct Follower {
     pattern: Pattern,
     /// The pattern of the directories holding matches.
     dir_pattern: Option<Pattern>,
+    /// The directories of the pattern before its first glob character
+    /// (`/var/log` for `/var/log/*/access.log`): its deepest existing
+    /// ancestor is watched too, so a directory created later is seen.
+    literal_dir: Option<PathBuf>,
     store: Arc<Store>,
     watcher: Watcher,
     files: BTreeMap<PathBuf, Followed>,
@@ -224,6 +229,7 @@ impl Follower {
         pattern: Pattern,
         store: Arc<Store>,
         tx: mpsc::Sender<SourceEvent>,
+        stop: Arc<Stop>,
     ) -> Result<Follower, Halt> {
         let watcher = Watcher::new().map_err(|source| FileSourceError::Inotify {
             pattern: cfg.pattern.display().to_string(),
@@ -236,11 +242,17 @@ impl Follower {
             .map(|p| p.display().to_string())
             .filter(|p| !p.is_empty())
             .and_then(|p| Pattern::new(&p).ok());
-        let out = Out { tx, jails: Arc::clone(&cfg.jails), pending: None };
+        let literal_dir = cfg.pattern.parent().map(|dir| {
+            dir.components()
+                .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+                .collect::<PathBuf>()
+        });
+        let out = Out { tx, stop, jails: Arc::clone(&cfg.jails), pending: None };
         Ok(Follower {
             cfg,
             pattern,
             dir_pattern,
+            literal_dir,
             store,
             watcher,
             files: BTreeMap::new(),
@@ -314,24 +326,22 @@ impl Follower {
         for path in changes.paths {
             if self.files.contains_key(&path) || self.pattern.matches_path_with(&path, MATCH) {
                 self.check(&path)?;
-            } else if self.watches_new_dir(&path) {
-                // A directory the pattern reaches through was created.
-                return self.rescan();
             }
         }
         Ok(())
     }
 
-    /// Whether `path` is a directory that matches the directory part of the
-    /// pattern and is not watched yet.
-    fn watches_new_dir(&self, path: &Path) -> bool {
-        let Some(dir_pattern) = &self.dir_pattern else { return false };
-        dir_pattern.matches_path_with(path, MATCH) && !self.watcher.watches(path) && path.is_dir()
-    }
-
     /// Watches every directory that may hold matches and looks at every
     /// match and every followed path.
     fn rescan(&mut self) -> Result<(), Halt> {
+        if let Some(dir) = &self.literal_dir {
+            let existing = dir.ancestors().find(|d| d.is_dir());
+            if let Some(dir) = existing
+                && let Err(e) = self.watcher.watch(dir)
+            {
+                tracing::debug!(dir = %dir.display(), error = %e, "cannot watch directory; relying on rescans");
+            }
+        }
         if let Some(dir_pattern) = &self.dir_pattern {
             for dir in glob::glob_with(dir_pattern.as_str(), MATCH).into_iter().flatten().flatten() {
                 if dir.is_dir()
@@ -416,6 +426,11 @@ impl Follower {
         let (offset, why) = start_offset(stored, identity, len, initial, self.cfg.read_from);
         if let Some(why) = why {
             tracing::info!(path = %path.display(), offset, "{why}");
+        }
+        if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink())
+            && let Err(e) = self.watcher.watch_link_target(path)
+        {
+            tracing::debug!(path = %path.display(), error = %e, "cannot watch a link's target; relying on rescans");
         }
         match Reader::open(path, offset, self.cfg.max_line_bytes) {
             Ok(reader) => {
@@ -566,6 +581,7 @@ fn start_offset(
 /// Lines on their way to the daemon, gathered per file into batches.
 struct Out {
     tx: mpsc::Sender<SourceEvent>,
+    stop: Arc<Stop>,
     jails: Arc<[Arc<str>]>,
     pending: Option<Pending>,
 }
@@ -615,7 +631,7 @@ impl Out {
             lines: pending.lines,
             cursor: Some(Cursor { key: pending.key, value: pending.cursor.encode() }),
         };
-        self.tx.blocking_send(SourceEvent::Lines(batch)).map_err(|_| Halt::Closed)
+        self.stop.send(&self.tx, SourceEvent::Lines(batch)).map_err(|_: Unsent| Halt::Closed)
     }
 }
 

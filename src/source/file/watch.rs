@@ -3,11 +3,12 @@
 //!
 //! Directories are watched rather than files: a directory watch keeps
 //! reporting by name across rotations, and it sees a file that does not
-//! exist yet being created. The [`Watcher`] owns the inotify instance and
-//! the map from watch descriptors to directories.
+//! exist yet being created. A followed path that is a symbolic link also
+//! gets a watch on the file it points to, whose directory may not be
+//! watched. The [`Watcher`] owns the inotify instance and the map from
+//! watch descriptors to what they watch.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -19,16 +20,24 @@ use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 pub(crate) struct Changes {
     /// Paths that were written, created, moved or removed.
     pub(crate) paths: Vec<PathBuf>,
-    /// Events were lost, or a watched directory itself went away: look at
-    /// everything again.
+    /// Events were lost, a watched directory itself went away, or a
+    /// directory was created in one: look at everything again.
     pub(crate) rescan: bool,
 }
 
-/// inotify watches on directories.
+/// What a watch descriptor watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Watched {
+    Dir(PathBuf),
+    /// The file a followed symbolic link points to, reported as the link.
+    File(PathBuf),
+}
+
+/// inotify watches on directories (and on the targets of symbolic links).
 pub(crate) struct Watcher {
     inotify: Inotify,
     by_dir: HashMap<PathBuf, WatchDescriptor>,
-    by_wd: HashMap<WatchDescriptor, PathBuf>,
+    by_wd: HashMap<WatchDescriptor, Watched>,
     buffer: Vec<u8>,
 }
 
@@ -45,11 +54,6 @@ impl Watcher {
     /// The descriptor that becomes readable when events are pending.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.inotify.as_fd()
-    }
-
-    /// Whether `dir` is watched.
-    pub(crate) fn watches(&self, dir: &Path) -> bool {
-        self.by_dir.contains_key(dir)
     }
 
     /// Watches `dir` (once). Writes, truncations, creations, renames in and
@@ -69,7 +73,15 @@ impl Watcher {
             | WatchMask::ONLYDIR;
         let wd = self.inotify.watches().add(dir, mask)?;
         self.by_dir.insert(dir.to_path_buf(), wd.clone());
-        self.by_wd.insert(wd, dir.to_path_buf());
+        self.by_wd.insert(wd, Watched::Dir(dir.to_path_buf()));
+        Ok(())
+    }
+
+    /// Watches the file `link` points to now, reporting its writes as
+    /// `link`'s. Watching the same file again is harmless.
+    pub(crate) fn watch_link_target(&mut self, link: &Path) -> io::Result<()> {
+        let wd = self.inotify.watches().add(link, WatchMask::MODIFY)?;
+        self.by_wd.entry(wd).or_insert_with(|| Watched::File(link.to_path_buf()));
         Ok(())
     }
 
@@ -90,19 +102,38 @@ impl Watcher {
                     changes.rescan = true;
                     continue;
                 }
-                if event.mask.intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
-                    // The directory went away (or moved): its watch is dead
-                    // or about to be, and a new directory may take its place.
-                    gone.push(event.wd.clone());
-                    changes.rescan = true;
-                    continue;
-                }
-                if let (Some(dir), Some(name)) = (self.by_wd.get(&event.wd), event.name) {
-                    push_path(&mut changes.paths, dir, name);
+                match self.by_wd.get(&event.wd) {
+                    Some(Watched::File(link)) => {
+                        if event.mask.contains(EventMask::IGNORED) {
+                            gone.push(event.wd.clone());
+                        } else {
+                            push_path(&mut changes.paths, link.clone());
+                        }
+                    }
+                    Some(Watched::Dir(dir)) => {
+                        if event
+                            .mask
+                            .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF)
+                        {
+                            // The directory went away (or moved): its watch is
+                            // dead or about to be, and a new directory may take
+                            // its place.
+                            gone.push(event.wd.clone());
+                            changes.rescan = true;
+                        } else if let Some(name) = event.name {
+                            if event.mask.contains(EventMask::ISDIR)
+                                && event.mask.intersects(EventMask::CREATE | EventMask::MOVED_TO)
+                            {
+                                changes.rescan = true;
+                            }
+                            push_path(&mut changes.paths, dir.join(name));
+                        }
+                    }
+                    None => {}
                 }
             }
             for wd in gone {
-                if let Some(dir) = self.by_wd.remove(&wd) {
+                if let Some(Watched::Dir(dir)) = self.by_wd.remove(&wd) {
                     self.by_dir.remove(&dir);
                 }
             }
@@ -113,8 +144,7 @@ impl Watcher {
     }
 }
 
-fn push_path(paths: &mut Vec<PathBuf>, dir: &Path, name: &OsStr) {
-    let path = dir.join(name);
+fn push_path(paths: &mut Vec<PathBuf>, path: PathBuf) {
     // Appends come as runs of MODIFY events for one file.
     if paths.last() != Some(&path) {
         paths.push(path);

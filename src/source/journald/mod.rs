@@ -58,7 +58,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::thread::{self, Stop, ThreadError, Woken};
+use super::thread::{self, Stop, ThreadError, Unsent, Woken};
 use super::{Batch, Cursor, SourceEvent};
 use crate::config::ReadFrom;
 use crate::core::{LogLine, SourceRef, Timestamp};
@@ -187,8 +187,8 @@ pub async fn run(
     }
     let thread_key = key.clone();
     let result = thread::run_on_thread("warden-journald", &shutdown, move |stop| {
-        let mut follower = Follower::open(cfg, thread_key, &terms, store, tx)?;
-        follower.run(stop)
+        let mut follower = Follower::open(cfg, thread_key, &terms, store, tx, Arc::clone(&stop))?;
+        follower.run(&stop)
     })
     .await;
     match result {
@@ -201,7 +201,8 @@ pub async fn run(
 /// Why the follower loop ends early.
 #[derive(Debug)]
 enum Halt {
-    /// The daemon dropped its receiver.
+    /// The daemon dropped its receiver, or stop came while it was not
+    /// receiving.
     Closed,
     /// Boxed: errors are rare and the loop's results stay small.
     Failed(Box<JournaldError>),
@@ -234,6 +235,7 @@ struct Follower {
     key: Arc<str>,
     journal: Journal,
     tx: mpsc::Sender<SourceEvent>,
+    stop: Arc<Stop>,
     /// The journal stands on an entry not yet sent (after seeking to a
     /// cursor whose entry is gone, the nearest one is unread).
     unread_current: bool,
@@ -247,6 +249,7 @@ impl Follower {
         terms: &[Vec<Vec<u8>>],
         store: Arc<Store>,
         tx: mpsc::Sender<SourceEvent>,
+        stop: Arc<Stop>,
     ) -> Result<Follower, Halt> {
         let journal = match &cfg.location {
             JournalLocation::System => Journal::open_system(),
@@ -274,8 +277,15 @@ impl Follower {
             .cursor(&key)
             .map_err(|source| JournaldError::Store { key: key.clone(), source })?
             .and_then(|bytes| CString::new(bytes).ok());
-        let mut follower =
-            Follower { cfg, key: key.into(), journal, tx, unread_current: false, warned_long_line: false };
+        let mut follower = Follower {
+            cfg,
+            key: key.into(),
+            journal,
+            tx,
+            stop,
+            unread_current: false,
+            warned_long_line: false,
+        };
         follower.position(stored.as_deref())?;
         Ok(follower)
     }
@@ -307,7 +317,7 @@ impl Follower {
                 // next next() returns what comes after it.
                 if self.journal.previous_entry().map_err(|e| self.fail(e))? {
                     let cursor = self.journal.cursor().map_err(|e| self.fail(e))?;
-                    self.send(Vec::new(), cursor)?;
+                    self.send(Vec::new(), Some(cursor))?;
                 }
             }
         }
@@ -346,29 +356,47 @@ impl Follower {
     }
 
     /// Reads and sends up to one batch of entries. Returns whether the batch
-    /// was full (more may be waiting).
+    /// was full (more may be waiting). Lines read before an error are sent
+    /// before the error is returned: the journal has moved past them.
     fn read_batch(&mut self, stop: &Stop) -> Result<bool, Halt> {
         let mut lines = Vec::new();
+        let mut failed = None;
         while lines.len() < BATCH_MAX_LINES && !stop.is_stopped() {
-            if !std::mem::take(&mut self.unread_current)
-                && !self.journal.next_entry().map_err(|e| self.fail(e))?
-            {
-                break;
+            if !std::mem::take(&mut self.unread_current) {
+                match self.journal.next_entry() {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        failed = Some(self.fail(e));
+                        break;
+                    }
+                }
             }
-            if let Some(line) = self.entry_line()? {
-                lines.push(line);
+            match self.entry_line() {
+                Ok(Some(line)) => lines.push(line),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(key = %self.key, error = %e, "skipping an unreadable journal entry"),
             }
         }
         let full = lines.len() >= BATCH_MAX_LINES;
         if !lines.is_empty() {
-            let cursor = self.journal.cursor().map_err(|e| self.fail(e))?;
+            let cursor = match self.journal.cursor() {
+                Ok(cursor) => Some(cursor),
+                Err(e) => {
+                    tracing::warn!(key = %self.key, error = %e, "cannot get the journal cursor; sending lines without it");
+                    None
+                }
+            };
             self.send(lines, cursor)?;
         }
-        Ok(full)
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(full),
+        }
     }
 
     /// The current entry as a line; `None` for an entry without a message.
-    fn entry_line(&mut self) -> Result<Option<LogLine>, Halt> {
+    fn entry_line(&mut self) -> Result<Option<LogLine>, JournalError> {
         let j = &mut self.journal;
         let Some(message) = j.field(field::MESSAGE).map(<[u8]>::to_vec) else { return Ok(None) };
         let identifier = text(j, field::SYSLOG_IDENTIFIER);
@@ -385,7 +413,7 @@ impl Follower {
         }
         let usec = match number(j, field::SOURCE_REALTIME) {
             Some(usec) => usec,
-            None => j.realtime_usec().map_err(|e| self.fail(e))?,
+            None => j.realtime_usec()?,
         };
         let unit = text(&mut self.journal, field::SYSTEMD_UNIT);
         let mut message = message.as_slice();
@@ -404,10 +432,13 @@ impl Follower {
         }))
     }
 
-    fn send(&mut self, lines: Vec<LogLine>, cursor: CString) -> Result<(), Halt> {
-        let batch =
-            Batch { lines, cursor: Some(Cursor { key: Arc::clone(&self.key), value: cursor.into_bytes() }) };
-        self.tx.blocking_send(SourceEvent::Lines(batch)).map_err(|_| Halt::Closed)
+    /// Sends `lines` with the position after them; without one (the
+    /// journal could not say), the daemon processes them but keeps its
+    /// last position, so a restart reads them again rather than never.
+    fn send(&mut self, lines: Vec<LogLine>, cursor: Option<CString>) -> Result<(), Halt> {
+        let cursor = cursor.map(|c| Cursor { key: Arc::clone(&self.key), value: c.into_bytes() });
+        let batch = Batch { lines, cursor };
+        self.stop.send(&self.tx, SourceEvent::Lines(batch)).map_err(|_: Unsent| Halt::Closed)
     }
 }
 
