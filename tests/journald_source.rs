@@ -306,6 +306,21 @@ async fn follows_appends_and_resumes_exactly_after_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_cursor_that_is_not_valid_is_ignored() {
+    if journal_tools_missing() {
+        return;
+    }
+    let s = setup();
+    append_journal(&s.journal, &[Entry::syslog(1, "app", "one"), Entry::syslog(2, "app", "marker")]);
+    let matches = vec![group(&[("SYSLOG_IDENTIFIER", "app")])];
+    let store = store_in(&s.state);
+    store.put_cursors(&[(journald::cursor_key(&matches), b"not a cursor")]).unwrap();
+    let mut daemon = Daemon::start(store, config(&s.journal, matches, ReadFrom::Start));
+    daemon.expect_exactly(&["mx1 app[42]: one"], "marker").await;
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_rotated_into_a_new_file_is_followed() {
     if journal_tools_missing() {
         return;

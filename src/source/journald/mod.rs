@@ -276,7 +276,13 @@ impl Follower {
         let stored = store
             .cursor(&key)
             .map_err(|source| JournaldError::Store { key: key.clone(), source })?
-            .and_then(|bytes| CString::new(bytes).ok());
+            .and_then(|bytes| match CString::new(bytes) {
+                Ok(cursor) => Some(cursor),
+                Err(_) => {
+                    tracing::warn!(key, "stored journal cursor contains a NUL byte; ignoring it");
+                    None
+                }
+            });
         let mut follower = Follower {
             cfg,
             key: key.into(),
@@ -297,7 +303,11 @@ impl Follower {
     /// Places the journal just before the first entry to send.
     fn position(&mut self, stored: Option<&CStr>) -> Result<(), Halt> {
         if let Some(cursor) = stored {
-            self.journal.seek_cursor(cursor).map_err(|e| self.fail(e))?;
+            if let Err(e) = self.journal.seek_cursor(cursor) {
+                // Not a cursor libsystemd can parse: start as without one.
+                tracing::warn!(key = %self.key, error = %e, "stored journal cursor is not valid; ignoring it");
+                return self.position(None);
+            }
             // seek_cursor positions near the entry; the first next() lands
             // on it if it still exists, else on the first entry after it.
             if self.journal.next_entry().map_err(|e| self.fail(e))? {
