@@ -13,6 +13,12 @@
 //! source reads its last committed cursor from the store
 //! ([`crate::store::Store::cursor`]) under its [`Cursor::key`].
 
+pub mod file;
+pub mod journald;
+mod thread;
+
+pub use thread::ThreadError;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
