@@ -13,6 +13,8 @@
 //! source reads its last committed cursor from the store
 //! ([`crate::store::Store::cursor`]) under its [`Cursor::key`].
 
+pub mod docker;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
