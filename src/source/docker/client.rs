@@ -3,22 +3,17 @@
 //!
 //! bollard handles everything but the log stream: its log decoder keeps a
 //! TTY container's output in memory until a newline comes, which a
-//! container can put off forever. So [`Client::open_logs`] sends that request
-//! itself (HTTP/1.1 over the same socket, through hyper) and hands back the
-//! raw body for [`super::decode`] to read with bounded memory.
+//! container can put off forever, and it hands over one message at a time.
+//! So [`Client::open_logs`] sends that request itself ([`super::http`], on a
+//! connection of its own) and hands back the raw body for
+//! [`super::decode`] to read in large pieces with bounded memory.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, Docker};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::task::AbortHandle;
 
+use super::http::{Connection, HttpError, Response};
 use super::timestamp::{Nanos, format_since};
 
 /// dockerd's default socket.
@@ -85,7 +80,7 @@ pub enum ClientError {
     #[error("dockerd cannot read the logs of container {id}: {message}")]
     NotReadable { id: String, message: String },
     #[error("dockerd answered {status} for {what}: {message}")]
-    Status { what: String, status: StatusCode, message: String },
+    Status { what: String, status: u16, message: String },
     #[error("the log stream broke: {message}")]
     Stream { message: String },
     #[error("{what} took longer than {}s", REQUEST_TIMEOUT.as_secs())]
@@ -139,6 +134,10 @@ impl Client {
     /// Follows a container's stdout and stderr with timestamps, from
     /// `since` (inclusive) or from the beginning.
     pub async fn open_logs(&self, id: &str, since: Option<Nanos>) -> Result<LogStream, ClientError> {
+        // The id comes from dockerd, but it goes into a request line.
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') {
+            return Err(ClientError::NotFound { id: id.to_string() });
+        }
         let mut path =
             format!("/v{}/containers/{id}/logs?follow=1&stdout=1&stderr=1&timestamps=1", self.api_version);
         if let Some(since) = since {
@@ -147,54 +146,29 @@ impl Client {
         }
         let what = format!("the logs of container {id}");
         let request = async {
-            match &self.endpoint {
-                Endpoint::Unix(socket) => {
-                    let io =
-                        tokio::net::UnixStream::connect(socket).await.map_err(|e| self.unreachable(e))?;
-                    self.get(io, &path).await
-                }
-                Endpoint::Tcp(addr) => {
-                    let io = tokio::net::TcpStream::connect(addr).await.map_err(|e| self.unreachable(e))?;
-                    self.get(io, &path).await
-                }
-            }
+            let conn = match &self.endpoint {
+                Endpoint::Unix(socket) => Connection::Unix(tokio::net::UnixStream::connect(socket).await?),
+                Endpoint::Tcp(addr) => Connection::Tcp(tokio::net::TcpStream::connect(addr).await?),
+            };
+            Response::get(conn, &path).await
         };
-        let (response, connection) = tokio::time::timeout(REQUEST_TIMEOUT, request)
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, request)
             .await
-            .map_err(|_| ClientError::Timeout { what: what.clone() })??;
-        let status = response.status();
-        if status == StatusCode::OK {
-            return Ok(LogStream { body: response.into_body(), connection });
+            .map_err(|_| ClientError::Timeout { what: what.clone() })?
+            .map_err(|e: HttpError| self.unreachable(e))?;
+        let status = response.status;
+        if status == 200 {
+            return Ok(response);
         }
-        let message = error_message(response.into_body()).await;
-        connection.abort();
+        let body = tokio::time::timeout(REQUEST_TIMEOUT, response.read_to_string(ERROR_BODY_MAX))
+            .await
+            .unwrap_or_default();
+        let message = error_message(&body);
         Err(match status {
-            StatusCode::NOT_FOUND => ClientError::NotFound { id: id.to_string() },
-            StatusCode::NOT_IMPLEMENTED => ClientError::NotReadable { id: id.to_string(), message },
+            404 => ClientError::NotFound { id: id.to_string() },
+            501 => ClientError::NotReadable { id: id.to_string(), message },
             status => ClientError::Status { what, status, message },
         })
-    }
-
-    async fn get<T>(&self, io: T, path: &str) -> Result<(hyper::Response<Incoming>, AbortHandle), ClientError>
-    where
-        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| self.unreachable(e))?;
-        // The connection task lives as long as the stream; LogStream aborts
-        // it when dropped, so no socket outlives its reader.
-        let connection = tokio::spawn(connection).abort_handle();
-        let request = Request::get(path)
-            .header(hyper::header::HOST, "docker")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| self.unreachable(e))?;
-        match sender.send_request(request).await {
-            Ok(response) => Ok((response, connection)),
-            Err(e) => {
-                connection.abort();
-                Err(self.unreachable(e))
-            }
-        }
     }
 
     fn unreachable(&self, err: impl std::fmt::Display) -> ClientError {
@@ -202,35 +176,21 @@ impl Client {
     }
 }
 
-/// dockerd's `{"message": "..."}`, or the start of whatever it sent.
-async fn error_message(body: Incoming) -> String {
-    let limited = http_body_util::Limited::new(body, ERROR_BODY_MAX);
-    let bytes = match tokio::time::timeout(REQUEST_TIMEOUT, limited.collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        _ => return "(no readable message)".into(),
-    };
+/// dockerd's `{"message": "..."}`, or whatever it sent.
+fn error_message(body: &str) -> String {
     #[derive(serde::Deserialize)]
     struct Message {
         message: String,
     }
-    match serde_json::from_slice::<Message>(&bytes) {
+    match serde_json::from_str::<Message>(body) {
         Ok(m) => m.message,
-        Err(_) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) if body.trim().is_empty() => "(no message)".into(),
+        Err(_) => body.trim().to_string(),
     }
 }
 
-/// A followed log stream: the raw response body.
-#[derive(Debug)]
-pub struct LogStream {
-    pub body: Incoming,
-    connection: AbortHandle,
-}
-
-impl Drop for LogStream {
-    fn drop(&mut self) {
-        self.connection.abort();
-    }
-}
+/// A followed log stream: the response, body still to read.
+pub type LogStream = Response;
 
 #[cfg(test)]
 mod tests {

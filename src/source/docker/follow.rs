@@ -11,13 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
-use http_body_util::BodyExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::client::{Client, ClientError};
+use super::client::{Client, ClientError, LogStream};
 use super::cursor::{Position, Replay};
 use super::decode::{Decoded, LogDecoder};
 use super::timestamp::nanos_to_millis;
@@ -159,53 +157,55 @@ impl Follower {
         }
         debug!(since = ?self.replay.since(), "following");
         let mut decoder = LogDecoder::new(start.tty, start.line_max);
+        // Local handles, so that waiting on them does not hold `self`.
+        let (tx, cancel) = (self.tx.clone(), self.cancel.clone());
         loop {
-            let frame = tokio::select! {
+            // Read while there is room; send whenever the daemon can take a
+            // batch. When it is slower than the container, lines pile up
+            // into larger batches instead of waiting one by one.
+            let can_send = !self.lines.is_empty();
+            let can_read = self.lines.len() < BATCH_MAX_LINES;
+            let end = tokio::select! {
                 biased;
-                () = self.cancel.cancelled() => return FollowEnd::Cancelled,
-                frame = stream.body.frame() => frame,
+                () = cancel.cancelled() => Some(FollowEnd::Cancelled),
+                permit = tx.reserve(), if can_send => match permit {
+                    Ok(permit) => {
+                        self.send_with(permit, &decoder);
+                        None
+                    }
+                    Err(_) => Some(FollowEnd::ReceiverGone),
+                },
+                more = stream.fill(), if can_read => match more {
+                    Ok(true) => self.take(&mut stream, &mut decoder),
+                    Ok(false) => Some(FollowEnd::Ended),
+                    Err(e) => Some(FollowEnd::Failed(ClientError::Stream { message: e.to_string() })),
+                },
             };
-            let mut end = self.take(&mut decoder, frame);
-            // Take whatever else has arrived, without waiting, into the
-            // same batch.
-            while end.is_none() && self.lines.len() < BATCH_MAX_LINES {
-                match stream.body.frame().now_or_never() {
-                    Some(frame) => end = self.take(&mut decoder, frame),
-                    None => break,
-                }
+            let Some(end) = end else { continue };
+            if matches!(end, FollowEnd::Cancelled | FollowEnd::ReceiverGone) {
+                return end;
             }
-            if matches!(end, Some(FollowEnd::Ended)) {
+            if matches!(end, FollowEnd::Ended) {
                 // A clean end: a line still open is complete as it is.
                 decoder.finish(&mut |d| self.decoded(d));
             }
-            match self.send_lines(&decoder).await {
-                Sent::Yes => {}
-                Sent::Cancelled => return FollowEnd::Cancelled,
-                Sent::ReceiverGone => return FollowEnd::ReceiverGone,
-            }
-            if let Some(end) = end {
-                return end;
-            }
+            return match self.send_lines(&decoder).await {
+                Sent::Yes => end,
+                Sent::Cancelled => FollowEnd::Cancelled,
+                Sent::ReceiverGone => FollowEnd::ReceiverGone,
+            };
         }
     }
 
-    /// Decodes one body frame; returns why the stream ended, if it did.
-    fn take(
-        &mut self,
-        decoder: &mut LogDecoder,
-        frame: Option<Result<hyper::body::Frame<bytes::Bytes>, hyper::Error>>,
-    ) -> Option<FollowEnd> {
-        match frame {
-            None => Some(FollowEnd::Ended),
-            Some(Err(e)) => Some(FollowEnd::Failed(ClientError::Stream { message: e.to_string() })),
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    self.delivered = true;
-                    let routing = self.routing.borrow().clone();
-                    decoder.feed(&data, &mut |d| self.decoded_with(&routing, d));
-                }
-                None
-            }
+    /// Decodes the body bytes read; returns why the stream ended, if it did.
+    fn take(&mut self, stream: &mut LogStream, decoder: &mut LogDecoder) -> Option<FollowEnd> {
+        self.delivered = true;
+        let routing = self.routing.borrow().clone();
+        let drained = stream.drain(&mut |data| decoder.feed(data, &mut |d| self.decoded_with(&routing, d)));
+        match drained {
+            Err(e) => Some(FollowEnd::Failed(ClientError::Stream { message: e.to_string() })),
+            Ok(()) if stream.ended() => Some(FollowEnd::Ended),
+            Ok(()) => None,
         }
     }
 
@@ -253,15 +253,29 @@ impl Follower {
         }
     }
 
-    /// Sends the decoded lines, with a cursor unless a line still open is
-    /// older than the position (resuming there would lose its rest).
+    /// The batch of the lines decoded so far, with a cursor unless a line
+    /// still open is older than the position (resuming there would lose
+    /// its rest), and the position the cursor holds.
+    fn batch(&mut self, decoder: &LogDecoder) -> (Batch, Option<Position>) {
+        let position = self.position.filter(|p| decoder.oldest_open_line().is_none_or(|open| open >= p.time));
+        let cursor = position.map(|p| Cursor { key: self.cursor_key.clone(), value: p.encode() });
+        (Batch { lines: std::mem::take(&mut self.lines), cursor }, position)
+    }
+
+    fn send_with(&mut self, permit: mpsc::Permit<'_, SourceEvent>, decoder: &LogDecoder) {
+        let (batch, position) = self.batch(decoder);
+        permit.send(SourceEvent::Lines(batch));
+        if position.is_some() {
+            self.resume = position;
+        }
+    }
+
+    /// Sends the decoded lines, waiting for room.
     async fn send_lines(&mut self, decoder: &LogDecoder) -> Sent {
         if self.lines.is_empty() {
             return Sent::Yes;
         }
-        let position = self.position.filter(|p| decoder.oldest_open_line().is_none_or(|open| open >= p.time));
-        let cursor = position.map(|p| Cursor { key: self.cursor_key.clone(), value: p.encode() });
-        let batch = Batch { lines: std::mem::take(&mut self.lines), cursor };
+        let (batch, position) = self.batch(decoder);
         let sent = self.send(SourceEvent::Lines(batch)).await;
         if sent == Sent::Yes && position.is_some() {
             self.resume = position;

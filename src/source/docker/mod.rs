@@ -27,6 +27,7 @@ pub mod container;
 pub mod cursor;
 pub mod decode;
 pub mod follow;
+pub mod http;
 pub mod labels;
 pub mod supervisor;
 pub mod timestamp;
