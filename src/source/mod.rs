@@ -13,6 +13,7 @@
 //! source reads its last committed cursor from the store
 //! ([`crate::store::Store::cursor`]) under its [`Cursor::key`].
 
+pub mod docker;
 pub mod file;
 pub mod journald;
 mod thread;
