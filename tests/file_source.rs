@@ -204,6 +204,30 @@ async fn rotation_by_rename_finishes_the_old_file_then_reads_the_new_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rotated_to_a_name_the_glob_matches_is_not_read_twice() {
+    let s = setup();
+    let log = s.logs.join("app.log");
+    let dated = s.logs.join("app-20261121.log");
+    append(&log, "a\n");
+    let mut daemon = Daemon::start(store_in(&s.state), config(&s.logs.join("*.log"), ReadFrom::Start));
+    daemon.until("a", |l| l.len() == 1).await;
+    let mut writer = OpenOptions::new().append(true).open(&log).unwrap();
+    writer.write_all(b"b, unfin").unwrap();
+    // logrotate's dateext: the old file keeps matching the glob.
+    fs::rename(&log, &dated).unwrap();
+    writer.write_all(b"ished\n").unwrap();
+    append(&log, "c\n");
+    daemon.until("b and c", |l| l.len() == 3).await;
+    append(&dated, "marker\n");
+    daemon.until("marker", |l| l.iter().any(|(_, t)| t == "marker")).await;
+    let mut texts = daemon.texts();
+    texts.sort();
+    assert_eq!(texts, ["a", "b, unfinished", "c", "marker"], "each line once: {:?}", daemon.lines);
+    drop(writer);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncation_in_place_rereads_from_the_start() {
     let s = setup();
     let log = s.logs.join("app.log");

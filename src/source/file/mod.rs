@@ -18,6 +18,9 @@
 //!   [`FileSourceConfig::rotate_grace`] (a writer may still append before it
 //!   reopens), then the new file is read from its start. A path removed
 //!   without replacement is handled the same way.
+//! - **Rotation to a name the pattern also matches** (`app.log` to
+//!   `app-20261121.log` under `*.log`): the file goes on being read where it
+//!   was, under its new name, never read twice.
 //! - **Truncation in place** (`copytruncate`, `> file`): the file is read
 //!   again from its start.
 //! - **New files** matching the pattern are read from their start.
@@ -378,6 +381,14 @@ impl Follower {
             return Ok(());
         }
         self.dirty.insert(path.to_path_buf());
+        let now_identity = meta.as_ref().map(Identity::of);
+        // A followed file renamed to another matching name (rotation with
+        // dates under a glob: app.log -> app-20261121.log) is still the same
+        // file: it goes on where it was, under its new name.
+        let adopted = match now_identity {
+            Some(identity) if !self.follows(path, identity) => self.take_reader_elsewhere(path, identity),
+            _ => None,
+        };
         let grace = self.cfg.rotate_grace;
         let followed = self.files.entry(path.to_path_buf()).or_insert_with(|| Followed {
             key: cursor_key(path).into(),
@@ -386,7 +397,6 @@ impl Follower {
             previous: None,
             warned_long_line: false,
         });
-        let now_identity = meta.as_ref().map(Identity::of);
         if let Some(current) = followed.current.as_mut().filter(|c| Some(c.identity()) == now_identity) {
             let restarted = match current.was_truncated() {
                 Ok(false) => return Ok(()),
@@ -419,11 +429,17 @@ impl Follower {
         // stored cursor is the old file's (whose inode number the file
         // system may already have given to the new one).
         let first_sight = self.seen.insert(Arc::clone(&followed.key));
-        let stored =
-            if first_sight { stored_cursor(&self.store, &followed.key, &self.cfg.pattern)? } else { None };
+        let stored = if first_sight && adopted.is_none() {
+            stored_cursor(&self.store, &followed.key, &self.cfg.pattern)?
+        } else {
+            None
+        };
         let initial = !self.started;
         let len = meta.as_ref().map_or(0, |m| m.len());
-        let (offset, why) = start_offset(stored, identity, len, initial, self.cfg.read_from);
+        let (offset, why) = match adopted {
+            Some(offset) => (offset, Some("log file renamed to a matching name; following it there")),
+            None => start_offset(stored, identity, len, initial, self.cfg.read_from),
+        };
         if let Some(why) = why {
             tracing::info!(path = %path.display(), offset, "{why}");
         }
@@ -434,8 +450,9 @@ impl Follower {
         }
         match Reader::open(path, offset, self.cfg.max_line_bytes) {
             Ok(reader) => {
-                let announce = (stored.is_none() && initial && self.cfg.read_from == ReadFrom::End)
-                    .then(|| reader.cursor());
+                let announce =
+                    (stored.is_none() && adopted.is_none() && initial && self.cfg.read_from == ReadFrom::End)
+                        .then(|| reader.cursor());
                 followed.current = Some(reader);
                 if let Some(cursor) = announce {
                     self.out.announce(followed, cursor)?;
@@ -446,6 +463,31 @@ impl Follower {
             }
         }
         Ok(())
+    }
+
+    /// Whether `path` is followed and its current file is `identity`.
+    fn follows(&self, path: &Path, identity: Identity) -> bool {
+        self.files.get(path).and_then(|f| f.current.as_ref()).is_some_and(|c| c.identity() == identity)
+    }
+
+    /// Takes the reader of `identity` from the path other than `path` that
+    /// holds it, if any, and returns the offset after its last line sent.
+    /// Its unfinished line is read again by whoever continues the file.
+    fn take_reader_elsewhere(&mut self, path: &Path, identity: Identity) -> Option<u64> {
+        for (other, followed) in self.files.iter_mut().filter(|(other, _)| other.as_path() != path) {
+            let taken = if followed.previous.as_ref().is_some_and(|p| p.reader.identity() == identity) {
+                followed.previous.take().map(|p| p.reader)
+            } else if followed.current.as_ref().is_some_and(|c| c.identity() == identity) {
+                followed.current.take()
+            } else {
+                continue;
+            };
+            // The other path gets another look: the new file there, if any,
+            // or nothing left to follow.
+            self.dirty.insert(other.clone());
+            return taken.map(|reader| reader.cursor().offset);
+        }
+        None
     }
 
     /// Reads the dirty paths. Returns whether some file has more to read
