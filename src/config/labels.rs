@@ -14,9 +14,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::build::{ACTIONS, PROTOCOLS, READ_FROM, TARGETS, check_ports_protocol};
+use super::build::{ACTIONS, PROTOCOLS, TARGETS, check_ports_protocol};
 use super::fields::Checker;
-use super::model::{JailConfig, ReadFrom};
+use super::model::JailConfig;
 use super::yaml::{self, Node, Value};
 use super::{FilterCatalog, FilterRef};
 
@@ -47,7 +47,6 @@ pub const LABEL_OPTIONS: &[&str] = &[
     "enabled",
     "max_tracked",
     "flush_conntrack",
-    "read_from",
 ];
 
 /// One label that could not be applied.
@@ -72,8 +71,6 @@ pub struct LabelJail {
     /// True when labels changed anything: the container then needs its own
     /// instance of the jail.
     pub overridden: bool,
-    /// `read_from` for this container's logs, when a label set it.
-    pub read_from: Option<ReadFrom>,
 }
 
 /// The `warden.jail.<jail>.<option>` labels of a container, grouped by
@@ -101,10 +98,9 @@ pub fn apply(
 ) -> (Option<LabelJail>, Vec<LabelError>) {
     let mut jail = base.cloned().unwrap_or_else(|| JailConfig { name: name.to_string(), ..template.clone() });
     let mut errors = Vec::new();
-    let mut read_from = None;
     let mut overridden = false;
     for (option, label, value) in options {
-        match apply_one(&mut jail, option, value, filters, &mut read_from) {
+        match apply_one(&mut jail, option, value, filters) {
             Ok(()) => overridden = true,
             Err(message) => errors.push(LabelError { label: label.clone(), value: value.clone(), message }),
         }
@@ -125,7 +121,7 @@ pub fn apply(
         });
         return (None, errors);
     }
-    (Some(LabelJail { config: jail, overridden, read_from }), errors)
+    (Some(LabelJail { config: jail, overridden }), errors)
 }
 
 fn apply_one(
@@ -133,7 +129,6 @@ fn apply_one(
     option: &str,
     value: &str,
     filters: &dyn FilterCatalog,
-    read_from: &mut Option<ReadFrom>,
 ) -> Result<(), String> {
     if let Some(param) = option.strip_prefix("filter_params.") {
         if param.is_empty() {
@@ -167,7 +162,6 @@ fn apply_one(
         "protocol" => cx.choice(&node, option, PROTOCOLS).map(|p| jail.protocol = p),
         "target" => cx.choice(&node, option, TARGETS).map(|t| jail.target = t),
         "action" => cx.choice(&node, option, ACTIONS).map(|a| jail.action = a),
-        "read_from" => cx.choice(&node, option, READ_FROM).map(|r| *read_from = Some(r)),
         "ban_prefix" | "ban_prefix.v4" => {
             cx.integer(&node, option, 8, 32).map(|n| jail.ban_prefix.v4 = n as u8)
         }
@@ -249,7 +243,6 @@ jails: {webauth: {filter: nginx-http-auth, sources: [{docker: {}}], ports: [443]
             ("warden.jail.gitea.ban_prefix", "24"),
             ("warden.jail.gitea.target", "docker"),
             ("warden.jail.gitea.filter_params.mode", "aggressive"),
-            ("warden.jail.gitea.read_from", "start"),
             ("com.example.other", "x"),
         ]);
         let options = jail_options(&l);
@@ -258,7 +251,6 @@ jails: {webauth: {filter: nginx-http-auth, sources: [{docker: {}}], ports: [443]
         assert_eq!(errors, vec![]);
         let jail = jail.unwrap();
         assert!(jail.overridden);
-        assert_eq!(jail.read_from, Some(ReadFrom::Start));
         let j = jail.config;
         assert_eq!(j.name, "gitea");
         assert_eq!(j.filter, FilterRef::Name("sshd".into()));

@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ReadFrom, SourceSpec};
 use crate::core::Timestamp;
 use crate::source::SourceEvent;
+use crate::source::docker::{self, DockerSourceConfig};
+use crate::source::file::{self, FileSourceConfig};
+use crate::source::journald::{self, JournalLocation, JournaldSourceConfig};
 use crate::store::Store;
 
 use super::engine::JailRuntime;
@@ -93,6 +96,24 @@ pub fn plan(config: &Config, jails: &BTreeMap<Arc<str>, JailRuntime>) -> Plan {
     plan
 }
 
+fn jail_list(jails: &BTreeSet<String>) -> Arc<[Arc<str>]> {
+    jails.iter().map(|j| Arc::from(j.as_str())).collect()
+}
+
+/// libsystemd reads "the system journal" (both standard directories, every
+/// machine id) or one directory; a custom `journal_dirs` names the latter.
+fn journal_location(dirs: &[PathBuf]) -> JournalLocation {
+    let standard: Vec<PathBuf> = crate::config::builtin::JOURNAL_DIRS.iter().map(PathBuf::from).collect();
+    match dirs {
+        [dir] if !standard.contains(dir) => JournalLocation::Directory(dir.clone()),
+        [first, rest @ ..] if !standard.contains(first) => {
+            tracing::warn!(used = %first.display(), ignored = rest.len(), "journal_dirs: the journald source reads one custom directory; the others are ignored");
+            JournalLocation::Directory(first.clone())
+        }
+        _ => JournalLocation::System,
+    }
+}
+
 /// `journalmatch` items (`_SYSTEMD_UNIT=sshd.service`, OR-ed) as match
 /// groups; items with `+` between fields are AND-ed, as in journalctl.
 fn journalmatch_groups(items: &[String]) -> MatchGroups {
@@ -132,17 +153,44 @@ impl Sources {
     /// Starts a task per reader in `plan`.
     pub fn start(&mut self, plan: Plan, config: &Config) {
         self.token = CancellationToken::new();
-        let _ = (&self.store, &self.tx, self.started_at, config);
-        for (path, (jails, _)) in &plan.files {
-            tracing::info!(path = %path.display(), jails = ?jails, "file source planned");
+        for (path, (jails, read_from)) in plan.files {
+            let cfg = FileSourceConfig {
+                max_line_bytes: config.docker.line_max,
+                ..FileSourceConfig::new(path.clone(), jail_list(&jails), read_from)
+            };
+            tracing::info!(path = %path.display(), jails = ?jails, "following file");
+            let run = file::run(cfg, self.store.clone(), self.tx.clone(), self.token.clone());
+            self.spawn(format!("file {}", path.display()), async move { Ok(run.await?) });
         }
-        for (matches, (jails, _)) in &plan.journald {
-            tracing::info!(matches = ?matches, jails = ?jails, "journald source planned");
+        let location = journal_location(&config.journal_dirs);
+        for (matches, (jails, read_from)) in plan.journald {
+            let cfg = JournaldSourceConfig {
+                location: location.clone(),
+                max_line_bytes: config.docker.line_max,
+                ..JournaldSourceConfig::new(matches.clone(), jail_list(&jails), read_from)
+            };
+            let name = journald::cursor_key(&matches);
+            tracing::info!(matches = %name, jails = ?jails, "following the journal");
+            let run = journald::run(cfg, self.store.clone(), self.tx.clone(), self.token.clone());
+            self.spawn(name, async move { Ok(run.await?) });
         }
-        if let Some(docker) = &plan.docker {
-            tracing::info!(named = ?docker.named, "docker source planned");
+        if let Some(plan) = plan.docker {
+            let cfg = DockerSourceConfig {
+                host: config.docker.host.clone(),
+                line_max: config.docker.line_max,
+                named: plan.named,
+                read_from_start: plan.read_from_start,
+                ..DockerSourceConfig::new(self.started_at)
+            };
+            tracing::info!(named = ?cfg.named, "following Docker containers");
+            let run = docker::run(cfg, self.store.clone(), self.tx.clone(), self.token.clone());
+            self.spawn("docker".into(), async move { Ok(run.await?) });
         }
-        let _ = &self.handle;
+    }
+
+    fn spawn(&mut self, name: String, task: impl Future<Output = anyhow::Result<()>> + Send + 'static) {
+        let handle = self.handle.spawn(task);
+        self.tasks.push((name, handle));
     }
 
     /// Stops every task; resolves once all have ended (their senders are
