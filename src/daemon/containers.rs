@@ -72,8 +72,10 @@ impl Engine {
     /// one warning each, and skipped; the rest still apply.
     pub(super) fn container_up(&mut self, info: ContainerInfo) {
         let options = labels::jail_options(&info.labels);
-        let mut names: BTreeSet<String> = info.jails.iter().cloned().collect();
-        names.extend(options.keys().cloned());
+        // Only `warden.jails` (and config jails naming the container) make
+        // it feed a jail; the Docker source already warned about options
+        // for jails not listed there.
+        let names: BTreeSet<String> = info.jails.iter().cloned().collect();
         let mut routes: Vec<Arc<str>> = Vec::new();
         for name in names {
             let base = self.config.jails.get(&name).cloned();
