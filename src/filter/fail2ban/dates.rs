@@ -199,6 +199,25 @@ impl DateDetector {
     /// Builds the detector for a `datepattern` value (`None`: fail2ban's
     /// defaults). `year_now` bounds `%ExY` (2000 to three years ahead).
     pub fn new(datepattern: Option<&str>, year_now: i32) -> Result<DateDetector, DateError> {
+        // Compiling the default templates is most of the cost of loading a
+        // filter, and most filters share them: built detectors are shared.
+        type Cache = std::sync::Mutex<std::collections::HashMap<(Option<String>, i32), DateDetector>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        let key = (datepattern.map(String::from), year_now);
+        if let Some(found) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(found.clone());
+        }
+        let built = DateDetector::build(datepattern, year_now)?;
+        let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= 256 {
+            map.clear();
+        }
+        map.insert(key, built.clone());
+        Ok(built)
+    }
+
+    fn build(datepattern: Option<&str>, year_now: i32) -> Result<DateDetector, DateError> {
         let mut b = Builder { templates: Vec::new(), year_now };
         match datepattern {
             None => b.add_defaults(None, false)?,

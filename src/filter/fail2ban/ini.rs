@@ -560,8 +560,8 @@ fn includes(
     seen_here.push(path.to_path_buf());
     let [before, after] = lists;
     let visit = |list: Vec<(PathBuf, u64, &'static str)>,
-                     cache: &mut BTreeMap<PathBuf, File>,
-                     order: &mut Vec<PathBuf>|
+                 cache: &mut BTreeMap<PathBuf, File>,
+                 order: &mut Vec<PathBuf>|
      -> Result<(), IniError> {
         for (include, line, option) in list {
             if seen.contains(&include) || include == path {
