@@ -1,5 +1,8 @@
 //! `warden test-filter`: runs one filter over a log file or standard input and
 //! reports what it matched, warden's counterpart of `fail2ban-regex`.
+//! Filters imported from fail2ban (`fail2ban:sshd`) are counted the way
+//! `fail2ban-regex` counts (load them with `check_all` to try every
+//! failregex on every line, as it does).
 //!
 //! It reads the input as a stream (bounded memory whatever the file size),
 //! feeds each line to [`Filter::process`] with one [`MatchState`], and tallies
@@ -45,6 +48,9 @@ pub struct Report {
     pub invalid_utf8: u64,
     /// Lines longer than [`MAX_LINE_BYTES`], cut before matching.
     pub truncated: u64,
+    /// Failures whose id is a host name, not an address (fail2ban filters
+    /// only: fail2ban would resolve the name; warden bans addresses only).
+    pub host_names: u64,
     pub failregex: Vec<RegexHits>,
     pub ignoreregex_hits: Vec<u64>,
     /// Counted failures per host, most first.
@@ -110,6 +116,23 @@ pub fn run(
                 &lossy
             }
         };
+        if filter.is_fail2ban() && (line.is_empty() || line.starts_with('#')) {
+            // fail2ban-regex skips comments and empty lines (sample logs
+            // annotate lines with comments).
+            report.lines -= 1;
+            continue;
+        }
+        if let Some(found) = filter.process_fail2ban(&mut state, line, None) {
+            let tally = Tallies {
+                report: &mut report,
+                regex_hits: &mut regex_hits,
+                ignore_hits: &mut ignore_hits,
+                hosts: &mut hosts,
+                formats: &mut formats,
+            };
+            tally.fail2ban(found, line, print, out)?;
+            continue;
+        }
         match filter.process(&mut state, line, None) {
             Outcome::Miss => {
                 report.missed += 1;
@@ -169,6 +192,84 @@ pub fn run(
     report.seconds = elapsed.as_secs_f64();
     report.lines_per_second = report.lines as f64 / report.seconds;
     Ok(report)
+}
+
+/// The counters of a run, for lines of an imported fail2ban filter.
+struct Tallies<'a> {
+    report: &'a mut Report,
+    regex_hits: &'a mut Vec<u64>,
+    ignore_hits: &'a mut Vec<u64>,
+    hosts: &'a mut HashMap<IpAddr, u64, foldhash::fast::RandomState>,
+    formats: &'a mut Vec<(&'static str, u64)>,
+}
+
+/// How a line's date is reported for imported filters.
+const FAIL2BAN_DATE: &str = "the filter's datepattern (fail2ban)";
+
+impl Tallies<'_> {
+    /// Counts a line as `fail2ban-regex` does: every failregex that matched
+    /// gets a hit; a line an ignoreregex hit is ignored, one with a
+    /// no-failure match is "not counted" (fail2ban-regex calls both
+    /// ignored), one with failures is matched (a failure whose connection's
+    /// address is not known yet included), else missed.
+    fn fail2ban(
+        self,
+        found: crate::filter::fail2ban::Fail2banLine,
+        line: &str,
+        print: PrintOptions,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        let report = self.report;
+        for r in &found.results {
+            if let Some(n) = self.regex_hits.get_mut(r.regex_index) {
+                *n += 1;
+            }
+        }
+        if found.dated {
+            match self.formats.iter_mut().find(|(f, _)| *f == FAIL2BAN_DATE) {
+                Some((_, n)) => *n += 1,
+                None => self.formats.push((FAIL2BAN_DATE, 1)),
+            }
+        }
+        // Earlier lines a multi-line match used count as matched after all.
+        report.matched += found.consumed as u64;
+        report.missed = report.missed.saturating_sub(found.consumed as u64);
+        let failures: Vec<_> = found.results.iter().filter(|r| !r.nofail).collect();
+        if let Some(i) = found.ignored {
+            report.ignored += 1;
+            if self.ignore_hits.len() <= i {
+                self.ignore_hits.resize(i + 1, 0);
+            }
+            self.ignore_hits[i] += 1;
+            if print.ignored {
+                writeln!(out, "ignored: {line}")?;
+            }
+        } else if found.results.iter().any(|r| r.nofail) {
+            report.not_counted += 1;
+            if print.matches {
+                writeln!(out, "not counted: {line}")?;
+            }
+        } else if !failures.is_empty() {
+            report.matched += 1;
+            for r in &failures {
+                match (r.addr, &r.id) {
+                    (Some(addr), _) => *self.hosts.entry(addr).or_default() += 1,
+                    (None, Some(_)) => report.host_names += 1,
+                    (None, None) => {}
+                }
+            }
+            if print.matches {
+                let ids: Vec<&str> = failures.iter().map(|r| r.id.as_deref().unwrap_or("pending")).collect();
+                writeln!(out, "match: [{}] {line}", ids.join(", "))?;
+            }
+        } else {
+            report.missed += 1;
+            if print.missed {
+                writeln!(out, "missed: {line}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Reads one line into `buf` (without growing past [`MAX_LINE_BYTES`]; the
@@ -237,6 +338,10 @@ pub fn render(report: &Report, top_hosts: usize) -> String {
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "Hosts: {} distinct", report.distinct_hosts);
+    if report.host_names > 0 {
+        let _ =
+            writeln!(s, "  ({} failures name a host instead of an address: not banned)", report.host_names);
+    }
     for h in report.hosts.iter().take(top_hosts) {
         let _ = writeln!(s, "  {:<9} {}", h.failures, h.host);
     }
@@ -265,6 +370,39 @@ pub fn render(report: &Report, top_hosts: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fail2ban_filters_are_counted_like_fail2ban_regex() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = "[Definition]\n\
+            prefregex = ^\\s*\\S+ svc\\[<F-MLFID>\\d+</F-MLFID>\\]: <F-CONTENT>.+</F-CONTENT>$\n\
+            failregex = ^bad password from <HOST>$\n\
+            \x20           ^<F-NOFAIL>hello</F-NOFAIL> from <HOST>$\n\
+            \x20           ^gave up$\n\
+            ignoreregex = ^bad password from 192\\.0\\.2\\.99$\n";
+        std::fs::write(dir.path().join("svc.conf"), conf).unwrap();
+        let registry = crate::filter::Registry::shipped().with_fail2ban_dir(dir.path());
+        let options = crate::filter::fail2ban::Options { check_all: true, ..Default::default() };
+        let filter = registry.load_with("fail2ban:svc", &BTreeMap::new(), &options).unwrap();
+        let log = "# a comment\n\n\
+            Aug 14 11:00:00 h svc[1]: bad password from 192.0.2.1\n\
+            Aug 14 11:00:01 h svc[2]: bad password from attacker.example\n\
+            Aug 14 11:00:02 h svc[3]: hello from 192.0.2.3\n\
+            Aug 14 11:00:03 h svc[4]: gave up\n\
+            Aug 14 11:00:04 h svc[5]: bad password from 192.0.2.99\n\
+            Aug 14 11:00:05 h other[6]: bad password from 192.0.2.1\n";
+        let mut out = Vec::new();
+        let print = PrintOptions { matches: true, ..PrintOptions::default() };
+        let report = run(&filter, log.as_bytes(), "log", print, &mut out).unwrap();
+        let counts = (report.lines, report.matched, report.not_counted, report.ignored, report.missed);
+        assert_eq!(counts, (6, 3, 1, 1, 1), "comments and empty lines are skipped");
+        assert_eq!((report.distinct_hosts, report.host_names), (1, 1));
+        let hits: Vec<u64> = report.failregex.iter().map(|r| r.hits).collect();
+        assert_eq!(hits, [2, 1, 1], "a match an ignoreregex dropped is no hit");
+        let printed = String::from_utf8(out).unwrap();
+        assert!(printed.contains("match: [pending] Aug 14 11:00:03"), "{printed}");
+        assert!(render(&report, 5).contains("1 failures name a host instead of an address"));
+    }
 
     #[test]
     fn bounded_reader_cuts_long_lines_and_keeps_the_next_one() {

@@ -377,6 +377,9 @@ pub struct Fail2banLine {
     pub results: Vec<Fail2banResult>,
     /// Whether a date was found in the line.
     pub dated: bool,
+    /// Earlier lines a multi-line match used up (they left the buffer),
+    /// which `fail2ban-regex` counts as matched after all.
+    pub consumed: usize,
 }
 
 /// Where a multi-line match lies in the buffer.
@@ -413,6 +416,24 @@ fn split_lines(buf: &str, count: usize, span: (usize, usize), skipped: &[&str], 
 
 /// Runs one line through an imported filter.
 pub(crate) fn process(
+    filter: &Filter,
+    sem: &Semantics,
+    state: &mut MatchState,
+    line: &str,
+    source_time: Option<Timestamp>,
+) -> Fail2banLine {
+    if sem.maxlines <= 1 {
+        return process_line(filter, sem, state, line, source_time);
+    }
+    let before = state.f2b.buffer.clone();
+    let mut out = process_line(filter, sem, state, line, source_time);
+    let skip = usize::from(before.len() >= sem.maxlines);
+    let after = &state.f2b.buffer;
+    out.consumed = before.iter().skip(skip).filter(|l| !after.contains(l)).count();
+    out
+}
+
+fn process_line(
     filter: &Filter,
     sem: &Semantics,
     state: &mut MatchState,
