@@ -193,6 +193,8 @@ pub struct Clock<'a> {
     pub now: Timestamp,
     /// Zone of dates without an offset (`None`: UTC).
     pub tz: Option<&'a TimeZone>,
+    /// `now` as a civil date-time in `tz`, when the caller has it at hand.
+    pub civil_now: Option<jiff::civil::DateTime>,
 }
 
 impl DateDetector {
@@ -943,8 +945,12 @@ pub fn strptime(fields: &[(&str, &str)], clock: Clock<'_>) -> Option<Timestamp> 
             _ => {}
         }
     }
-    let tz = clock.tz.cloned().unwrap_or(TimeZone::UTC);
-    let now = jiff::Timestamp::from_millisecond(clock.now.0).ok()?.to_zoned(tz.clone()).datetime();
+    let utc = TimeZone::UTC;
+    let tz = clock.tz.unwrap_or(&utc);
+    let now = match clock.civil_now {
+        Some(now) => now,
+        None => tz.to_datetime(jiff::Timestamp::from_millisecond(clock.now.0).ok()?),
+    };
     let assume_year = year.is_none();
     let year = year.unwrap_or(i32::from(now.year()));
     if (month.is_none() || day.is_none())
