@@ -112,7 +112,9 @@ enum Command {
     },
     /// Run a filter over a log file (or `-` for stdin) and report what it matches.
     TestFilter {
-        /// A shipped filter's name (see `warden filters`) or a path to a filter .yaml.
+        /// A shipped filter's name (see `warden filters`), a path to a filter
+        /// .yaml, or `fail2ban:<name>` for fail2ban's own filter (like
+        /// `fail2ban-regex`: every failregex is tried on every line).
         filter: String,
         /// The log file to read, or `-` for standard input.
         input: PathBuf,
@@ -122,6 +124,9 @@ enum Command {
         /// Also look for filters in this directory (repeatable).
         #[arg(long = "filter-dir", value_name = "DIR")]
         filter_dirs: Vec<PathBuf>,
+        /// fail2ban's filter.d, for `fail2ban:<name>` filters.
+        #[arg(long, value_name = "DIR", default_value = warden::filter::fail2ban::DEFAULT_FILTER_DIR)]
+        fail2ban_filter_dir: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -206,14 +211,17 @@ fn run(command: Command) -> Result<ExitCode> {
             input,
             params,
             filter_dirs,
+            fail2ban_filter_dir,
             json,
             print_matches,
             print_missed,
             print_ignored,
         } => {
-            let registry = registry(&filter_dirs)?;
+            let registry = registry(&filter_dirs)?.with_fail2ban_dir(fail2ban_filter_dir);
             let params = parse_params(&params)?;
-            let filter = registry.load(&filter, &params)?;
+            let like_fail2ban_regex =
+                warden::filter::fail2ban::Options { check_all: true, ..Default::default() };
+            let filter = registry.load_with(&filter, &params, &like_fail2ban_regex)?;
             let print = test_filter::PrintOptions {
                 matches: print_matches,
                 missed: print_missed,

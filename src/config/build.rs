@@ -28,6 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "state_dir",
     "socket",
     "filter_dirs",
+    "fail2ban_filter_dir",
     "defaults",
     "jails",
     "dry_run",
@@ -156,6 +157,7 @@ pub(crate) fn build(
     let mut state_dir = PathBuf::from(builtin::STATE_DIR);
     let mut socket = PathBuf::from(builtin::SOCKET);
     let mut filter_dirs = Vec::new();
+    let mut fail2ban_filter_dir = PathBuf::from(builtin::FAIL2BAN_FILTER_DIR);
     let mut defaults = Settings::default();
     let mut jails_node = None;
     let mut dry_run = false;
@@ -185,6 +187,16 @@ pub(crate) fn build(
                 }
             }
             "filter_dirs" => filter_dirs = filter_dir_list(cx, &entry),
+            "fail2ban_filter_dir" => {
+                if let Some(dir) = cx.absolute_path(entry.value, &entry.path, "fail2ban's filter.d directory")
+                {
+                    if !dir.is_dir() {
+                        let shown = quote(&dir.to_string_lossy());
+                        cx.error(entry.value.pos, &entry.path, format!("directory {shown} does not exist"));
+                    }
+                    fail2ban_filter_dir = dir;
+                }
+            }
             "defaults" => defaults = settings(cx, entry.value, &entry.path, true),
             "jails" => jails_node = Some(entry),
             "dry_run" => dry_run = cx.boolean(entry.value, &entry.path).unwrap_or(false),
@@ -199,8 +211,13 @@ pub(crate) fn build(
         }
     }
 
-    let mut lookup =
-        FilterLookup { catalog: filters, dirs: &filter_dirs, base: origin.parent(), names: None };
+    let mut lookup = FilterLookup {
+        catalog: filters,
+        dirs: &filter_dirs,
+        fail2ban_dir: &fail2ban_filter_dir,
+        base: origin.parent(),
+        names: None,
+    };
     let mut jails = BTreeMap::new();
     if let Some(entry) = jails_node {
         for jail_entry in cx.entries(entry.value, &entry.path, Keys::Any) {
@@ -222,6 +239,7 @@ pub(crate) fn build(
         state_dir,
         socket,
         filter_dirs,
+        fail2ban_filter_dir,
         jails,
         dry_run,
         firewall,
@@ -372,6 +390,8 @@ fn increment(cx: &mut Checker, node: &Node, path: &str) -> IncrementSettings {
 struct FilterLookup<'a> {
     catalog: &'a dyn FilterCatalog,
     dirs: &'a [PathBuf],
+    /// fail2ban's `filter.d`, for `fail2ban:<name>`.
+    fail2ban_dir: &'a Path,
     /// The config file's directory, for relative filter paths.
     base: Option<&'a Path>,
     /// Every known name, gathered on the first miss (for the message).
@@ -395,6 +415,9 @@ impl FilterLookup<'_> {
                 format!("filter file {} does not exist (a relative path is relative to the config file's directory)", quote(&file.to_string_lossy())),
             );
             return None;
+        }
+        if let Some(name) = value.strip_prefix("fail2ban:") {
+            return self.resolve_fail2ban(cx, node, path, &value, name);
         }
         if value.contains('/') || value.contains('\0') {
             cx.error(
@@ -434,6 +457,53 @@ impl FilterLookup<'_> {
         } else {
             message.push_str(&format!("; available: {}, or a path to a .yaml filter file", names.join(", ")));
         }
+        cx.error(node.pos, path, message);
+        None
+    }
+}
+
+impl FilterLookup<'_> {
+    /// `fail2ban:<name>`: fail2ban's `<name>.conf` (or `.local`) must be in
+    /// `fail2ban_filter_dir`, unless the caller's catalog knows the name.
+    fn resolve_fail2ban(
+        &mut self,
+        cx: &mut Checker,
+        node: &Node,
+        path: &str,
+        value: &str,
+        name: &str,
+    ) -> Option<FilterRef> {
+        let dir = self.fail2ban_dir;
+        let valid = !name.is_empty()
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+        if !valid {
+            cx.error(
+                node.pos,
+                path,
+                format!(
+                    "invalid fail2ban filter {}: expected fail2ban:<name>, like fail2ban:sshd",
+                    quote(value)
+                ),
+            );
+            return None;
+        }
+        let found = ["conf", "local"].iter().any(|ext| dir.join(format!("{name}.{ext}")).is_file());
+        if found || self.catalog.contains(value) {
+            return Some(FilterRef::Name(value.to_string()));
+        }
+        let shown = quote(&dir.to_string_lossy());
+        let message = if dir.is_dir() {
+            format!(
+                "unknown fail2ban filter {}: no {name}.conf in {shown} (fail2ban_filter_dir)",
+                quote(value)
+            )
+        } else {
+            format!(
+                "unknown fail2ban filter {}: fail2ban_filter_dir {shown} does not exist (mount fail2ban's filter.d there, or set fail2ban_filter_dir)",
+                quote(value)
+            )
+        };
         cx.error(node.pos, path, message);
         None
     }

@@ -21,6 +21,9 @@ pub struct Config {
     pub socket: PathBuf,
     /// Extra directories of `<name>.yaml` filters, besides the shipped ones.
     pub filter_dirs: Vec<PathBuf>,
+    /// fail2ban's `filter.d`, where `filter: fail2ban:<name>` is read from
+    /// (default `/etc/fail2ban/filter.d`).
+    pub fail2ban_filter_dir: PathBuf,
     /// Jails by name, every field resolved (jail, then `defaults`, then the
     /// built-in defaults).
     pub jails: BTreeMap<String, JailConfig>,
@@ -112,7 +115,8 @@ pub struct JailConfig {
 /// Which filter a jail uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FilterRef {
-    /// A filter known by name: shipped, or `<name>.yaml` in a filter dir.
+    /// A filter known by name: shipped, `<name>.yaml` in a filter dir, or
+    /// `fail2ban:<name>` (fail2ban's `<name>.conf` in `fail2ban_filter_dir`).
     Name(String),
     /// A filter file given by path (a value ending in `.yaml`), resolved
     /// against the config file's directory and known to exist.
@@ -187,6 +191,7 @@ pub mod builtin {
 
     pub const STATE_DIR: &str = "/var/lib/warden";
     pub const SOCKET: &str = "/run/warden/warden.sock";
+    pub const FAIL2BAN_FILTER_DIR: &str = "/etc/fail2ban/filter.d";
     pub const MAXRETRY: u32 = 5;
     pub const FINDTIME: Duration = Duration::from_secs(600);
     pub const BANTIME: Duration = Duration::from_secs(600);

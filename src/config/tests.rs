@@ -307,6 +307,33 @@ fn filters_resolve_by_catalog_filter_dir_or_path() {
     assert!(line.contains(":3:15: jails.a.filter:"), "{line}");
 }
 
+#[test]
+fn fail2ban_filters_resolve_in_the_fail2ban_filter_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sshd.conf"), "[Definition]\n").unwrap();
+    let origin = dir.path().join("warden.yaml");
+    let jail = |filter: &str| {
+        format!("  j: {{filter: {filter}, filter_params: {{mode: aggressive}}, sources: [docker: {{}}]}}\n")
+    };
+    let text = format!("fail2ban_filter_dir: {}\njails:\n{}", dir.path().display(), jail("fail2ban:sshd"));
+    let config = parse(&text, &origin, &|_: &str| false).unwrap();
+    assert_eq!(config.fail2ban_filter_dir, dir.path());
+    assert_eq!(config.jails["j"].filter, FilterRef::Name("fail2ban:sshd".into()));
+    assert_eq!(config.jails["j"].filter_params["mode"], "aggressive");
+    assert_eq!(ok("jails: {}\n").fail2ban_filter_dir, PathBuf::from(builtin::FAIL2BAN_FILTER_DIR));
+
+    let text = format!("fail2ban_filter_dir: {}\njails:\n{}", dir.path().display(), jail("fail2ban:sshdd"));
+    let line = parse(&text, &origin, &|_: &str| false).unwrap_err().to_string();
+    assert!(line.contains("unknown fail2ban filter `fail2ban:sshdd`: no sshdd.conf in"), "{line}");
+    let text = format!("fail2ban_filter_dir: {}/nope\njails: {{}}\n", dir.path().display());
+    let line = parse(&text, &origin, &|_: &str| false).unwrap_err().to_string();
+    assert!(line.contains("fail2ban_filter_dir:") && line.contains("does not exist"), "{line}");
+    let line = parse(&format!("jails:\n{}", jail("fail2ban:../x")), &origin, &|_: &str| false)
+        .unwrap_err()
+        .to_string();
+    assert!(line.contains("invalid fail2ban filter"), "{line}");
+}
+
 // ---- errors: each names file, line, column and key, and what is valid ----
 
 #[test]

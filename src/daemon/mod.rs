@@ -84,6 +84,7 @@ pub fn load_config(path: &Path) -> anyhow::Result<(Config, Registry)> {
     let registry = Registry::with_dirs(&dirs).context("cannot read filter_dirs")?;
     let config = crate::config::load(path, &setup::Catalog(&registry))
         .map_err(|errors| anyhow::anyhow!("{errors}\n{} error(s) in {}", errors.len(), path.display()))?;
+    let registry = registry.with_fail2ban_dir(&config.fail2ban_filter_dir);
     Ok((config, registry))
 }
 

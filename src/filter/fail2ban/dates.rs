@@ -193,12 +193,33 @@ pub struct Clock<'a> {
     pub now: Timestamp,
     /// Zone of dates without an offset (`None`: UTC).
     pub tz: Option<&'a TimeZone>,
+    /// `now` as a civil date-time in `tz`, when the caller has it at hand.
+    pub civil_now: Option<jiff::civil::DateTime>,
 }
 
 impl DateDetector {
     /// Builds the detector for a `datepattern` value (`None`: fail2ban's
     /// defaults). `year_now` bounds `%ExY` (2000 to three years ahead).
     pub fn new(datepattern: Option<&str>, year_now: i32) -> Result<DateDetector, DateError> {
+        // Compiling the default templates is most of the cost of loading a
+        // filter, and most filters share them: built detectors are shared.
+        type Cache = std::sync::Mutex<std::collections::HashMap<(Option<String>, i32), DateDetector>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        let key = (datepattern.map(String::from), year_now);
+        if let Some(found) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(found.clone());
+        }
+        let built = DateDetector::build(datepattern, year_now)?;
+        let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= 256 {
+            map.clear();
+        }
+        map.insert(key, built.clone());
+        Ok(built)
+    }
+
+    fn build(datepattern: Option<&str>, year_now: i32) -> Result<DateDetector, DateError> {
         let mut b = Builder { templates: Vec::new(), year_now };
         match datepattern {
             None => b.add_defaults(None, false)?,
@@ -924,8 +945,12 @@ pub fn strptime(fields: &[(&str, &str)], clock: Clock<'_>) -> Option<Timestamp> 
             _ => {}
         }
     }
-    let tz = clock.tz.cloned().unwrap_or(TimeZone::UTC);
-    let now = jiff::Timestamp::from_millisecond(clock.now.0).ok()?.to_zoned(tz.clone()).datetime();
+    let utc = TimeZone::UTC;
+    let tz = clock.tz.unwrap_or(&utc);
+    let now = match clock.civil_now {
+        Some(now) => now,
+        None => tz.to_datetime(jiff::Timestamp::from_millisecond(clock.now.0).ok()?),
+    };
     let assume_year = year.is_none();
     let year = year.unwrap_or(i32::from(now.year()));
     if (month.is_none() || day.is_none())

@@ -24,7 +24,7 @@
 //! State owned per stream ([`State`]): the line buffer, the last date, the
 //! date detector's memory and the connection cache.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use super::dates::{Clock, DateDetector, DateState};
@@ -228,39 +228,69 @@ impl Fail {
 /// out when full, and forgotten after a while without a line.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Connections {
-    entries: VecDeque<(Box<str>, i64, Fail)>,
+    /// foldhash: fast and randomly seeded (ids come from log lines).
+    map: HashMap<Box<str>, Conn, foldhash::fast::RandomState>,
+    /// Insertion order for eviction; entries whose seq no longer matches
+    /// are stale.
+    order: VecDeque<(Box<str>, u64)>,
+    next_seq: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Conn {
+    seq: u64,
+    /// The stream's clock when the connection was opened (fail2ban ages
+    /// entries from when they were stored).
+    opened: i64,
+    fail: Fail,
 }
 
 impl Connections {
-    fn position(&mut self, mlfid: &str, now: i64) -> Option<usize> {
-        let i = self.entries.iter().position(|(k, _, _)| &**k == mlfid)?;
-        if now.saturating_sub(self.entries[i].1) > MLFID_MAX_AGE_MS {
-            self.entries.remove(i);
-            return None;
+    fn live(&mut self, mlfid: &str, now: i64) -> bool {
+        let Some(conn) = self.map.get(mlfid) else { return false };
+        if now.saturating_sub(conn.opened) > MLFID_MAX_AGE_MS {
+            self.map.remove(mlfid);
+            return false;
         }
-        Some(i)
+        true
     }
 
-    fn insert(&mut self, mlfid: &str, now: i64, fail: Fail) -> usize {
-        while self.entries.len() >= MLFID_CAPACITY {
-            self.entries.pop_front();
+    fn insert(&mut self, mlfid: &str, now: i64, fail: Fail) {
+        while self.map.len() >= MLFID_CAPACITY {
+            let Some((key, seq)) = self.order.pop_front() else { break };
+            if self.map.get(&key).is_some_and(|c| c.seq == seq) {
+                self.map.remove(&key);
+            }
         }
-        self.entries.push_back((mlfid.into(), now, fail));
-        self.entries.len() - 1
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let key: Box<str> = mlfid.into();
+        self.map.insert(key.clone(), Conn { seq, opened: now, fail });
+        self.order.push_back((key, seq));
+        // Forgotten connections leave stale order entries; keep the queue bounded.
+        if self.order.len() > 2 * MLFID_CAPACITY {
+            let map = &self.map;
+            self.order.retain(|(k, s)| map.get(k).is_some_and(|c| c.seq == *s));
+        }
+    }
+
+    fn get_mut(&mut self, mlfid: &str) -> Option<&mut Fail> {
+        self.map.get_mut(mlfid).map(|c| &mut c.fail)
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.map.len()
     }
 
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.map.clear();
+        self.order.clear();
     }
 
     /// `_mergeFailure`: merges a line's groups into its connection. Returns
-    /// the merged dictionary and where it lives in the cache (`None` when
-    /// the connection was forgotten, or never stored).
-    fn merge(&mut self, mlfid: &str, mut fail: Fail, now: i64) -> (Fail, Option<usize>) {
+    /// the merged dictionary and whether it is the connection's stored one
+    /// (`false` when the connection was forgotten, or never stored).
+    fn merge(&mut self, mlfid: &str, mut fail: Fail, now: i64) -> (Fail, bool) {
         let mut flags = 0u8;
         if truthy(&fail.mlfgained) {
             flags |= 8 | 1;
@@ -273,50 +303,48 @@ impl Connections {
         if truthy(&fail.mlfforget.take()) {
             flags |= 2;
         }
+        let forget = flags & 2 != 0;
         let user = get(&fail.user).map(String::from);
-        let (mut merged, at, users) = match self.position(mlfid, now) {
-            Some(i) => {
-                let cached = &mut self.entries[i].2;
-                let users = cached.update_users(user.as_deref());
-                if truthy(&cached.nofail.take()) {
-                    flags |= 4;
-                }
-                if truthy(&cached.mlfgained.take()) {
-                    flags |= 4;
-                }
-                if flags & 8 != 0 {
-                    cached.mlfpending = false;
-                }
-                fail.update_into(cached);
-                let forget = flags & 2 != 0;
-                let merged = if forget {
-                    self.entries.remove(i).map(|e| e.2).unwrap_or_default()
-                } else {
-                    self.entries[i].2.clone()
-                };
-                (merged, (!forget).then_some(i), users)
+        let (mut merged, stored, users) = if self.live(mlfid, now) {
+            let Some(cached) = self.get_mut(mlfid) else { return (fail, false) };
+            let users = cached.update_users(user.as_deref());
+            if truthy(&cached.nofail.take()) {
+                flags |= 4;
             }
-            None if flags & 2 == 0 => {
-                let users = fail.update_users(user.as_deref());
-                let i = self.insert(mlfid, now, fail.clone());
-                (fail, Some(i), users)
+            if truthy(&cached.mlfgained.take()) {
+                flags |= 4;
             }
-            None => (fail, None, None),
+            if flags & 8 != 0 {
+                cached.mlfpending = false;
+            }
+            fail.update_into(cached);
+            let merged = if forget {
+                self.map.remove(mlfid).map(|c| c.fail).unwrap_or_default()
+            } else {
+                cached.clone()
+            };
+            (merged, !forget, users)
+        } else if !forget {
+            let users = fail.update_users(user.as_deref());
+            self.insert(mlfid, now, fail.clone());
+            (fail, true, users)
+        } else {
+            (fail, false, None)
         };
         let pending = std::mem::take(&mut merged.mlfpending);
-        if pending || users.is_some_and(|n| n > 1) {
+        let reset = pending || users.is_some_and(|n| n > 1);
+        if reset {
             merged.nofail = None;
             merged.mlfgained = None;
         }
-        if let Some(i) = at {
-            let cached = &mut self.entries[i].2;
+        if stored && let Some(cached) = self.get_mut(mlfid) {
             cached.mlfpending = false;
-            if pending || users.is_some_and(|n| n > 1) {
+            if reset {
                 cached.nofail = None;
                 cached.mlfgained = None;
             }
         }
-        (merged, at)
+        (merged, stored)
     }
 }
 
@@ -338,7 +366,11 @@ pub(crate) struct State {
     last_date: Option<Timestamp>,
     dates: DateState,
     connections: Connections,
+    /// Reused per line: group spans, which failregexes are worth trying,
+    /// and "now" as a civil date-time (for the stream's reference time).
     spans: Vec<Option<(usize, usize)>>,
+    worth: Vec<bool>,
+    now: Option<(i64, jiff::civil::DateTime)>,
 }
 
 impl State {
@@ -377,6 +409,9 @@ pub struct Fail2banLine {
     pub results: Vec<Fail2banResult>,
     /// Whether a date was found in the line.
     pub dated: bool,
+    /// Earlier lines a multi-line match used up (they left the buffer),
+    /// which `fail2ban-regex` counts as matched after all.
+    pub consumed: usize,
 }
 
 /// Where a multi-line match lies in the buffer.
@@ -419,14 +454,34 @@ pub(crate) fn process(
     line: &str,
     source_time: Option<Timestamp>,
 ) -> Fail2banLine {
+    if sem.maxlines <= 1 {
+        return process_line(filter, sem, state, line, source_time);
+    }
+    let before = state.f2b.buffer.clone();
+    let mut out = process_line(filter, sem, state, line, source_time);
+    let skip = usize::from(before.len() >= sem.maxlines);
+    let after = &state.f2b.buffer;
+    out.consumed = before.iter().skip(skip).filter(|l| !after.contains(l)).count();
+    out
+}
+
+fn process_line(
+    filter: &Filter,
+    sem: &Semantics,
+    state: &mut MatchState,
+    line: &str,
+    source_time: Option<Timestamp>,
+) -> Fail2banLine {
     let now = state.reference;
-    let clock = Clock { now, tz: state.tz.as_ref() };
     let st = &mut state.f2b;
+    if st.now.map(|(at, _)| at) != Some(now.0) {
+        st.now = Some((now.0, civil_now(now, state.tz.as_ref())));
+    }
+    let clock = Clock { now, tz: state.tz.as_ref(), civil_now: st.now.map(|(_, c)| c) };
     let mut out = Fail2banLine::default();
 
     // 1. The date.
     let recent_last = st.last_date.filter(|l| l.0 > now.0 - LAST_DATE_WINDOW_MS);
-    let mut text = line.to_string();
     let mut date: Option<Timestamp> = None;
     let mut hit = sem.dates.find(line, &mut st.dates, clock);
     if source_time.is_some() {
@@ -436,23 +491,30 @@ pub(crate) fn process(
         hit = hit.filter(|h| leads(&line[..h.start]));
     }
     out.dated = hit.is_some();
+    // The line as the patterns see it, with a newline (fail2ban's buffer).
+    let mut text = String::with_capacity(line.len() + 1);
     match hit {
         Some(hit) if hit.start < hit.end => {
-            text = format!("{}{}", &line[..hit.start], &line[hit.end..]);
+            text.push_str(&line[..hit.start]);
+            text.push_str(&line[hit.end..]);
             date = hit.time;
             if date.is_some() {
                 st.last_date = date;
             }
         }
         // An empty date (the pattern makes it optional): the last one.
-        Some(_) => date = Some(recent_last.unwrap_or(now)),
-        None => {}
+        Some(_) => {
+            text.push_str(line);
+            date = Some(recent_last.unwrap_or(now));
+        }
+        None => text.push_str(line),
     }
     if date.is_none()
         && let Some(last) = recent_last
     {
         // No usable date: the last one, and the line stays whole.
-        text = line.to_string();
+        text.clear();
+        text.push_str(line);
         date = Some(last);
     }
     if let Some(t) = source_time {
@@ -460,23 +522,21 @@ pub(crate) fn process(
         st.last_date = Some(t);
     }
 
-    // 2. The buffer.
+    // 2. The buffer: the lines the patterns see, joined by newlines and
+    // ending in one (`buf`); single-line patterns see it without the last.
     let multi = sem.maxlines > 1;
-    if multi {
-        st.buffer.push(text);
+    let original: Vec<String> = if multi {
+        st.buffer.push(text.clone());
         let excess = st.buffer.len().saturating_sub(sem.maxlines);
         st.buffer.drain(..excess);
+        st.buffer.clone()
     } else {
-        st.buffer.clear();
-        st.buffer.push(text);
-    }
-    let original: Vec<String> = st.buffer.clone();
-    let join = |lines: &[String]| {
-        let mut s = lines.join("\n");
-        s.push('\n');
-        s
+        Vec::new()
     };
-    let mut buf_nl = join(&original);
+    let mut buf = if multi { join(&original) } else { text };
+    if !multi {
+        buf.push('\n');
+    }
     let scratch = &mut state.scratch;
     let spans = &mut st.spans;
 
@@ -484,7 +544,7 @@ pub(crate) fn process(
     let ignores = filter.ignore.patterns.len();
     if ignores > 0
         && ignores + 2 < filter.fail.patterns.len()
-        && let Some(i) = first_ignore(&filter.ignore, trim_nl(&buf_nl), scratch, spans)
+        && let Some(i) = first_ignore(&filter.ignore, trim_nl(&buf), scratch, spans)
     {
         out.ignored = Some(i);
         return out;
@@ -493,40 +553,45 @@ pub(crate) fn process(
     // 4. The prefregex.
     let mut pre = Fail::default();
     if let (Some(prefix), Some(groups)) = (&filter.prefix, &sem.prefix) {
-        let hay = trim_nl(&buf_nl);
+        let hay = trim_nl(&buf);
         if !prefix.spans(hay, scratch, spans) {
             return out;
         }
         pre = groups.read(hay, spans);
-        if let Some(content) =
-            groups.content.and_then(|g| spans.get(g).copied().flatten()).and_then(|(s, e)| hay.get(s..e))
-            && !content.is_empty()
+        let content = groups.content.and_then(|g| spans.get(g).copied().flatten());
+        if let Some((s, e)) =
+            content.filter(|(s, e)| s < e && hay.is_char_boundary(*s) && hay.is_char_boundary(*e))
         {
-            let content = content.to_string();
-            st.buffer = vec![content.clone()];
-            buf_nl = content + "\n";
+            let mut content = String::with_capacity(e - s + 1);
+            content.push_str(&hay[s..e]);
+            if multi {
+                st.buffer = vec![content.clone()];
+            }
+            content.push('\n');
+            buf = content;
         }
     }
 
     // 5. The failregexes.
     let count = filter.fail.patterns.len();
-    let mut hay = String::new();
-    let mut worth = vec![false; count];
+    let worth = &mut st.worth;
     let mut rebuild = true;
     for i in 0..count {
         if rebuild {
-            hay = if multi { buf_nl.clone() } else { trim_nl(&buf_nl).to_string() };
-            worth.iter_mut().for_each(|w| *w = false);
-            for k in filter.fail.candidates(&hay) {
+            let hay = if multi { buf.as_str() } else { trim_nl(&buf) };
+            worth.clear();
+            worth.resize(count, false);
+            for k in filter.fail.candidates(hay) {
                 worth[k] = true;
             }
             rebuild = false;
         }
-        if !worth[i] || !filter.fail.patterns[i].spans(&hay, scratch, spans) {
+        let hay = if multi { buf.as_str() } else { trim_nl(&buf) };
+        if !worth[i] || !filter.fail.patterns[i].spans(hay, scratch, spans) {
             continue;
         }
         let groups = &sem.fails[i];
-        let fail = groups.read(&hay, spans);
+        let fail = groups.read(hay, spans);
         let lines = multi.then(|| {
             let skipped: String = groups
                 .skiplines
@@ -536,22 +601,22 @@ pub(crate) fn process(
                 .collect();
             let skipped: Vec<&str> = skipped.lines().collect();
             let span = spans.first().copied().flatten().unwrap_or((0, 0));
-            split_lines(&hay, original.len(), span, &skipped, &original)
+            split_lines(hay, original.len(), span, &skipped, &original)
         });
         // An ignoreregex on what matched drops the match.
         if !filter.ignore.is_empty() {
-            let ignore_on = match &lines {
+            let ignored = match &lines {
                 Some(l) => {
                     let matched: Vec<String> = l.matched.iter().map(|&k| original[k].clone()).collect();
-                    matched.join("\n")
+                    first_ignore(&filter.ignore, &matched.join("\n"), scratch, spans)
                 }
-                None => hay.clone(),
+                None => first_ignore(&filter.ignore, hay, scratch, spans),
             };
-            if let Some(k) = first_ignore(&filter.ignore, &ignore_on, scratch, spans) {
+            if let Some(k) = ignored {
                 out.ignored = Some(k);
                 if let Some(l) = &lines {
                     st.buffer = l.unmatched.iter().map(|&k| original[k].clone()).collect();
-                    buf_nl = join(&st.buffer);
+                    buf = join(&st.buffer);
                     rebuild = true;
                 }
                 if !sem.check_all {
@@ -562,34 +627,32 @@ pub(crate) fn process(
         }
         if let Some(l) = &lines {
             st.buffer = l.unmatched.iter().map(|&k| original[k].clone()).collect();
-            buf_nl = join(&st.buffer);
+            buf = join(&st.buffer);
             rebuild = true;
         }
         let fail = fail.over(pre.clone());
         let mlfid = get(&fail.mlfid).map(String::from);
-        let (mut fail, cached) = match &mlfid {
+        let (mut fail, stored) = match &mlfid {
             Some(id) => {
-                let (merged, at) = st.connections.merge(id, fail, now.0);
+                let (merged, stored) = st.connections.merge(id, fail, now.0);
                 if truthy(&merged.nofail) && !sem.check_all {
                     return out;
                 }
-                (merged, at)
+                (merged, stored)
             }
-            None => (fail, None),
+            None => (fail, false),
         };
         let id = get(&fail.fid).map(String::from).or_else(|| {
             get(&fail.ip4).or_else(|| get(&fail.ip6)).or_else(|| get(&fail.dns)).map(String::from)
         });
         if id.is_none() {
-            if mlfid.is_none() {
+            let Some(mlfid) = &mlfid else {
                 // fail2ban logs "No group found" and reports nothing.
                 continue;
-            }
+            };
             fail.mlfpending = true;
-            if let Some(k) = cached
-                && let Some(entry) = st.connections.entries.get_mut(k)
-            {
-                entry.2.mlfpending = true;
+            if stored && let Some(cached) = st.connections.get_mut(mlfid) {
+                cached.mlfpending = true;
             }
             if !sem.check_all {
                 return out;
@@ -608,6 +671,24 @@ pub(crate) fn process(
         }
     }
     out
+}
+
+/// Buffered lines as fail2ban joins them: each ending in a newline.
+fn join(lines: &[String]) -> String {
+    let mut s = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+/// "Now" as a civil date-time in the stream's zone, for dates that lack
+/// their year or day.
+fn civil_now(now: Timestamp, tz: Option<&jiff::tz::TimeZone>) -> jiff::civil::DateTime {
+    let utc = jiff::tz::TimeZone::UTC;
+    let tz = tz.unwrap_or(&utc);
+    jiff::Timestamp::from_millisecond(now.0).map(|t| tz.to_datetime(t)).unwrap_or_default()
 }
 
 /// What fail2ban's `{^LN-BEG}` allows before a line's date: at most two
@@ -647,14 +728,14 @@ mod tests {
         let mut c = Connections::default();
         // A nofail line lends its host to the next line of the connection.
         let first = Fail { nofail: Some(Some("x".into())), ..fail(Some("root"), Some("192.0.2.1")) };
-        let (m, at) = c.merge("1", first, 0);
-        assert!(truthy(&m.nofail) && at.is_some());
+        let (m, stored) = c.merge("1", first, 0);
+        assert!(truthy(&m.nofail) && stored);
         let (m, _) = c.merge("1", fail(None, None), 0);
         assert_eq!((get(&m.ip4), get(&m.user), truthy(&m.nofail)), (Some("192.0.2.1"), Some("root"), false));
         // Forget drops the connection after merging.
         let bye = Fail { mlfforget: Some(Some("bye".into())), ..fail(None, None) };
-        let (m, at) = c.merge("1", bye, 0);
-        assert_eq!((get(&m.ip4), at), (Some("192.0.2.1"), None));
+        let (m, stored) = c.merge("1", bye, 0);
+        assert_eq!((get(&m.ip4), stored), (Some("192.0.2.1"), false));
         assert_eq!(c.len(), 0);
         // Two users on one connection count even when flagged nofail.
         c.merge("2", Fail { nofail: Some(Some("x".into())), ..fail(Some("a"), Some("192.0.2.2")) }, 0);
@@ -664,6 +745,18 @@ mod tests {
         c.merge("3", fail(None, Some("192.0.2.3")), 0);
         let (m, _) = c.merge("3", fail(None, None), MLFID_MAX_AGE_MS + 1);
         assert_eq!(get(&m.ip4), None);
+    }
+
+    #[test]
+    fn the_connection_cache_is_bounded() {
+        let mut c = Connections::default();
+        for i in 0..MLFID_CAPACITY + 10 {
+            c.merge(&i.to_string(), fail(None, Some("192.0.2.1")), 0);
+            c.merge(&format!("x{i}"), Fail { mlfforget: Some(Some("bye".into())), ..fail(None, None) }, 0);
+        }
+        assert_eq!(c.len(), MLFID_CAPACITY);
+        assert!(c.order.len() <= 2 * MLFID_CAPACITY);
+        assert_eq!(get(&c.merge("0", fail(None, None), 0).0.ip4), None, "the oldest went first");
     }
 
     #[test]

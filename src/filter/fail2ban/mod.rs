@@ -119,6 +119,11 @@ pub fn load(
             return Err(fail(format!("{label}: empty pattern")));
         }
         let python = tags::resolve(source, use_dns);
+        if let Some(tag) = tags::unresolved(&python) {
+            return Err(fail(format!(
+                "{label}: unknown tag {tag}: no option of that name (check the filter's parameters, like mode)"
+            )));
+        }
         let rust = pyre::translate(&python).map_err(|e| fail(format!("{label}: {source:?}: {e}")))?;
         let rust = if multiline { format!("(?m){rust}") } else { rust };
         Compiled::new(&rust, &[]).map_err(|e| fail(format!("{label}: {source:?} does not compile: {e}")))

@@ -83,6 +83,40 @@ pub fn resolve(regex: &str, use_dns: bool) -> String {
     out
 }
 
+/// A `<name>` left in a pattern that can only be a reference to an option
+/// that does not exist, like `<mdre-extra>` when the filter has no option
+/// of that name (fail2ban would leave it as literal text that never
+/// matches): lowercase, with `-` or `/` in it, outside group syntax.
+pub fn unresolved(regex: &str) -> Option<&str> {
+    let b = regex.as_bytes();
+    let mut i = 0;
+    while let Some(off) = memchr::memchr(b'<', &b[i..]) {
+        let start = i + off;
+        i = start + 1;
+        let before = &regex[..start];
+        if before.ends_with("(?P")
+            || before.ends_with("(?")
+            || before.ends_with("\\k")
+            || before.ends_with('\\')
+        {
+            continue;
+        }
+        let len = b[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'/'))
+            .count();
+        let name = &regex[i..i + len];
+        if len > 0
+            && b.get(i + len) == Some(&b'>')
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && name.contains(['-', '/'])
+        {
+            return Some(&regex[start..=i + len]);
+        }
+    }
+    None
+}
+
 /// `FTAG_CRE`: `</?[\w\-]+/?>`, as (start, end) byte ranges.
 fn find_tags(text: &str) -> Vec<(usize, usize)> {
     let b = text.as_bytes();
@@ -155,6 +189,13 @@ mod tests {
         let r = resolve("a<SKIPLINES>b<SKIPLINES>c", true);
         assert!(r.contains("skiplines0") && r.contains("skiplines1"), "{r}");
         assert!(resolve("<SUBNET>", true).contains("(?P<cidr>"));
+    }
+
+    #[test]
+    fn unresolved_references_are_spotted() {
+        assert_eq!(unresolved("^a <mdre-extra> b"), Some("<mdre-extra>"));
+        assert_eq!(unresolved("^<lt_x/__prefix_line>"), Some("<lt_x/__prefix_line>"));
+        assert_eq!(unresolved(r"(?P<cond-x>a)\k<a-b><NOSRV><W>(?P<__connid>\d+)"), None);
     }
 
     #[test]
