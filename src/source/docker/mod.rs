@@ -10,13 +10,14 @@
 //! (`docker:<id>`) lets a later stream resume exactly after it.
 //!
 //! Pieces, in data-flow order:
-//! - [`client`]: where dockerd listens, API version negotiation, and the
-//!   raw log-stream request;
+//! - [`client`]: where dockerd listens, API version negotiation (bollard),
+//!   and the log-stream request, read by [`http`] in large pieces;
 //! - [`supervisor`]: discovery, container events, reconnection with capped
 //!   backoff, one task per followed container;
 //! - [`follow`]: one container's stream, batches and cursors;
 //! - [`decode`]: stream framing, lines Docker split at 16 KiB, the line cap;
-//! - [`cursor`]: positions and dropping the lines a resumed stream repeats;
+//! - [`cursor`]: positions (`<nanoseconds>:<count>`) and dropping the lines
+//!   a resumed stream repeats;
 //! - [`labels`], [`container`], [`timestamp`]: reading what Docker says.
 //!
 //! Tasks, not threads: each followed container is one tokio task holding one
