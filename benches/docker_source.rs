@@ -1,9 +1,15 @@
 //! Throughput of the Docker source: lines per second from one container.
 //!
-//! Run: `cargo bench --bench docker_source` (needs dockerd and the test
-//! image, see `scripts/dockerd-up` and `scripts/test-image`). Prints:
+//! Run: `cargo bench --bench docker_source` (the last two need dockerd and
+//! the test image, see `scripts/dockerd-up` and `scripts/test-image`).
+//! Prints:
 //! - **decode**: the in-process part alone (framing, reassembly, resume
 //!   filter, building `LogLine`s) on an in-memory multiplexed stream;
+//! - **source, fake dockerd**: the whole source (HTTP, decoding, batches,
+//!   the channel, a consumer committing each batch's cursor) reading one
+//!   container's stream from a stand-in for dockerd that writes it as
+//!   dockerd does (one HTTP chunk per message) but as fast as the socket
+//!   takes it: what warden can take before it falls behind;
 //! - **backlog**: a container has logged `WARDEN_BENCH_LINES` (default
 //!   500,000) sshd-style lines; a source with `read_from: start` reads them
 //!   all, committing each batch's cursor as the daemon does. Wall time from
@@ -12,6 +18,10 @@
 //! - **live**: the source runs first and the container then writes the
 //!   lines as fast as it can; wall time from the first line to the last.
 //!   This is bounded by how fast dockerd's json-file logger takes them in.
+//!
+//! `WARDEN_BENCH_LINES` sets the line count, `WARDEN_BENCH_LOG_DRIVER` the
+//! real container's log driver (default json-file; `local` is the other
+//! one worth comparing).
 
 #[path = "../tests/support/docker.rs"]
 mod docker_support;
@@ -41,26 +51,41 @@ fn main() {
     let lines: usize =
         std::env::var("WARDEN_BENCH_LINES").ok().and_then(|v| v.parse().ok()).unwrap_or(500_000);
     decode_bench(lines);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(fake_dockerd_bench(lines));
     if !docker_available() {
-        println!("docker_source bench: Docker part skipped, see the reason above");
+        println!("docker_source bench: the dockerd part skipped, see the reason above");
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(backlog_bench(lines));
     runtime.block_on(live_bench(lines));
 }
 
+/// The first message's timestamp, in nanoseconds.
+const BASE: i64 = 1_795_366_706_000_000_000;
+
+/// Frames of a multiplexed log stream, one per message as dockerd writes
+/// them: `lines` sshd-style lines 1 µs apart, then `done` when `done`.
+fn frames(lines: usize, done: bool) -> Vec<Vec<u8>> {
+    let message = |i: usize, text: &str| {
+        let stamp = jiff::Timestamp::from_nanosecond(i128::from(BASE + i as i64 * 1000)).unwrap();
+        let message = format!("{stamp:.9} {text}\n");
+        let mut frame = vec![1, 0, 0, 0];
+        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        frame.extend_from_slice(message.as_bytes());
+        frame
+    };
+    let mut frames: Vec<Vec<u8>> = (0..lines).map(|i| message(i, &format!("{LINE} {i}"))).collect();
+    if done {
+        frames.push(message(lines, "done"));
+    }
+    frames
+}
+
 /// The decoding work of the source, without dockerd.
 fn decode_bench(lines: usize) {
-    let mut stream = Vec::with_capacity(lines * (LINE.len() + 50));
-    let base = 1_795_366_706_000_000_000i64;
-    for i in 0..lines {
-        let stamp = jiff::Timestamp::from_nanosecond(i128::from(base + i as i64 * 1000)).unwrap();
-        let message = format!("{stamp:.9} {LINE} {i}\n");
-        stream.extend_from_slice(&[1, 0, 0, 0]);
-        stream.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        stream.extend_from_slice(message.as_bytes());
-    }
+    let stream = frames(lines, false).concat();
+    let base = BASE;
     let source = SourceRef::Docker { container_id: "0".repeat(64), container_name: "bench".into() };
     let jails: Arc<[Arc<str>]> = Arc::from([Arc::from(JAIL)]);
     let mut best = Duration::MAX;
@@ -102,16 +127,120 @@ fn decode_bench(lines: usize) {
     );
 }
 
+/// The whole source against a stand-in dockerd that is never the
+/// bottleneck.
+async fn fake_dockerd_bench(lines: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let fake = fake_dockerd::serve(&socket, frames(lines, true));
+    let mut cfg = DockerSourceConfig::new(Timestamp(BASE / 1_000_000));
+    cfg.host = Some(format!("unix://{}", socket.display()));
+    let cpu = CpuTimes::now();
+    let (received, wall, _) = consume(cfg, lines, || fake_dockerd::ID.to_string()).await;
+    let cpu = cpu.elapsed();
+    fake.abort();
+    println!(
+        "source, fake dockerd: {received} lines in {:.2} s = {:.0} lines/s; CPU (warden and the stand-in): {:.2} s",
+        wall.as_secs_f64(),
+        received as f64 / wall.as_secs_f64(),
+        cpu.warden,
+    );
+}
+
+/// A stand-in for dockerd serving one labelled container whose log is
+/// `frames`, each sent as its own HTTP chunk as dockerd does.
+mod fake_dockerd {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{UnixListener, UnixStream};
+
+    pub const ID: &str = "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface";
+
+    pub fn serve(socket: &Path, frames: Vec<Vec<u8>>) -> tokio::task::JoinHandle<()> {
+        let mut body = Vec::new();
+        for frame in frames {
+            body.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
+            body.extend_from_slice(&frame);
+            body.extend_from_slice(b"\r\n");
+        }
+        let body = Arc::new(body);
+        let listener = UnixListener::bind(socket).unwrap();
+        tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                connections.spawn(answer(conn, body.clone()));
+            }
+        })
+    }
+
+    async fn answer(mut conn: UnixStream, logs: Arc<Vec<u8>>) {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            // One request at a time on this connection.
+            let end = loop {
+                if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break at + 4;
+                }
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            };
+            let request = String::from_utf8_lossy(&head[..end]).into_owned();
+            head.drain(..end);
+            let path = request.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let labels = r#"{"warden.jails":"bench-sshd"}"#;
+            let json = if path.ends_with("/version") {
+                r#"{"ApiVersion":"1.41","MinAPIVersion":"1.12","Version":"20.10.24"}"#.to_string()
+            } else if path.contains("/containers/json") {
+                format!(r#"[{{"Id":"{ID}","Names":["/bench"],"Labels":{labels},"State":"running"}}]"#)
+            } else if path.contains(&format!("/containers/{ID}/json")) {
+                format!(
+                    r#"{{"Id":"{ID}","Name":"/bench","Config":{{"Image":"bench","Tty":false,"Labels":{labels}}},"HostConfig":{{"LogConfig":{{"Type":"json-file","Config":{{}}}}}},"State":{{"Running":true}},"NetworkSettings":{{"Ports":{{}}}}}}"#
+                )
+            } else if path.contains("/events") || path.contains("/logs") {
+                let head =
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if conn.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                if path.contains("/logs") {
+                    let _ = conn.write_all(&logs).await;
+                }
+                // Streams stay open, as followed ones do.
+                std::future::pending::<()>().await;
+                return;
+            } else {
+                r#"{"message":"not in this stand-in"}"#.to_string()
+            };
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+                json.len()
+            );
+            if conn.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// The script that logs `lines` sshd-style lines, then `done`.
 fn writer_script(lines: usize) -> String {
     format!("seq 1 {lines} | sed 's/^/{LINE} /'; echo done; exec sleep 600")
+}
+
+fn log_driver() -> String {
+    std::env::var("WARDEN_BENCH_LOG_DRIVER").unwrap_or_else(|_| "json-file".into())
 }
 
 async fn backlog_bench(lines: usize) {
     let container = TestContainer::run(
         "dsrc-bench",
         "backlog",
-        &["--label", &format!("warden.jails={JAIL}")],
+        &["--label", &format!("warden.jails={JAIL}"), "--log-driver", &log_driver()],
         &writer_script(lines),
     );
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -126,7 +255,8 @@ async fn backlog_bench(lines: usize) {
     let (received, wall, _) = consume(cfg, lines, move || id).await;
     let cpu = cpu.elapsed();
     println!(
-        "backlog: {received} lines in {:.2} s = {:.0} lines/s; CPU: warden {:.2} s ({:.0} lines per CPU-second), dockerd {:.2} s",
+        "backlog ({}): {received} lines in {:.2} s = {:.0} lines/s; CPU: warden {:.2} s ({:.0} lines per CPU-second), dockerd {:.2} s",
+        log_driver(),
         wall.as_secs_f64(),
         received as f64 / wall.as_secs_f64(),
         cpu.warden,
@@ -161,7 +291,8 @@ async fn live_bench(lines: usize) {
     let cpu = cpu.elapsed();
     drop(container);
     println!(
-        "live: {received} lines in {:.2} s from the first line = {:.0} lines/s; CPU: warden {:.2} s, dockerd {:.2} s",
+        "live ({}): {received} lines in {:.2} s from the first line = {:.0} lines/s; CPU: warden {:.2} s, dockerd {:.2} s",
+        log_driver(),
         wall.as_secs_f64(),
         received as f64 / wall.as_secs_f64(),
         cpu.warden,

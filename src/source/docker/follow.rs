@@ -25,6 +25,9 @@ use crate::source::{Batch, ContainerInfo, Cursor, SourceEvent};
 /// Lines sent in one batch at most, so a busy container cannot hold back a
 /// cursor commit for long.
 const BATCH_MAX_LINES: usize = 4096;
+/// Text held for one batch at most: with long lines, the line count alone
+/// would let a container pin `BATCH_MAX_LINES × line_max` bytes.
+const BATCH_MAX_BYTES: usize = 1024 * 1024;
 /// Repeated warnings about one container's stream come at most this often.
 const WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -98,6 +101,7 @@ pub async fn follow(
         tx,
         cancel,
         lines: Vec::new(),
+        bytes: 0,
         delivered: false,
         truncated: Warning::default(),
         daemon_said: Warning::default(),
@@ -123,8 +127,9 @@ struct Follower {
     routing: watch::Receiver<Arc<Routing>>,
     tx: mpsc::Sender<SourceEvent>,
     cancel: CancellationToken,
-    /// Lines decoded and not yet sent.
+    /// Lines decoded and not yet sent, and their text's size.
     lines: Vec<LogLine>,
+    bytes: usize,
     delivered: bool,
     truncated: Warning,
     daemon_said: Warning,
@@ -164,7 +169,7 @@ impl Follower {
             // batch. When it is slower than the container, lines pile up
             // into larger batches instead of waiting one by one.
             let can_send = !self.lines.is_empty();
-            let can_read = self.lines.len() < BATCH_MAX_LINES;
+            let can_read = self.lines.len() < BATCH_MAX_LINES && self.bytes < BATCH_MAX_BYTES;
             let end = tokio::select! {
                 biased;
                 () = cancel.cancelled() => Some(FollowEnd::Cancelled),
@@ -238,6 +243,7 @@ impl Follower {
                 if text.is_empty() {
                     return;
                 }
+                self.bytes += text.len();
                 self.lines.push(LogLine {
                     source: routing.source.clone(),
                     jails: routing.jails.clone(),
@@ -259,6 +265,7 @@ impl Follower {
     fn batch(&mut self, decoder: &LogDecoder) -> (Batch, Option<Position>) {
         let position = self.position.filter(|p| decoder.oldest_open_line().is_none_or(|open| open >= p.time));
         let cursor = position.map(|p| Cursor { key: self.cursor_key.clone(), value: p.encode() });
+        self.bytes = 0;
         (Batch { lines: std::mem::take(&mut self.lines), cursor }, position)
     }
 

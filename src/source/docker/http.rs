@@ -43,7 +43,6 @@ impl Connection {
 }
 
 /// A response whose head has been read; the body follows.
-#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     conn: Connection,
@@ -52,6 +51,16 @@ pub struct Response {
     start: usize,
     end: usize,
     body: Body,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("buffered", &(self.end - self.start))
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the body framing stands.

@@ -10,17 +10,21 @@
 //! (`docker:<id>`) lets a later stream resume exactly after it.
 //!
 //! Pieces, in data-flow order:
-//! - [`client`]: where dockerd listens, API version negotiation, and the
-//!   raw log-stream request;
+//! - [`client`]: where dockerd listens, API version negotiation (bollard),
+//!   and the log-stream request, read by [`http`] in large pieces;
 //! - [`supervisor`]: discovery, container events, reconnection with capped
 //!   backoff, one task per followed container;
 //! - [`follow`]: one container's stream, batches and cursors;
 //! - [`decode`]: stream framing, lines Docker split at 16 KiB, the line cap;
-//! - [`cursor`]: positions and dropping the lines a resumed stream repeats;
+//! - [`cursor`]: positions (`<nanoseconds>:<count>`) and dropping the lines
+//!   a resumed stream repeats;
 //! - [`labels`], [`container`], [`timestamp`]: reading what Docker says.
 //!
 //! Tasks, not threads: each followed container is one tokio task holding one
 //! socket, so the number of OS threads does not grow with containers.
+//! Memory per container is bounded too: a 64 KiB read buffer, at most
+//! `line_max` of an unfinished line per stream, and at most 1 MiB of lines
+//! waiting for the daemon, whatever the container writes.
 
 pub mod client;
 pub mod container;
@@ -60,7 +64,8 @@ pub struct DockerSourceConfig {
     /// Longer lines are cut to this many bytes, with a warning.
     pub line_max: usize,
     /// Container name → config jails that name it; such containers are
-    /// followed even without labels.
+    /// followed even without labels (`warden.enable=false` still opts
+    /// them out).
     pub named: BTreeMap<String, Vec<String>>,
     /// Jails with `read_from: start`: a container feeding one of them that
     /// has no cursor yet is read from the beginning of its log.

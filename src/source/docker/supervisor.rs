@@ -25,7 +25,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::DockerSourceConfig;
 use super::client::{Client, ClientError, Endpoint};
-use super::container::{Inspected, Readability, log_driver_warning};
+use super::container::{Inspected, LogDriver, Readability, log_driver_warning};
 use super::cursor::{Position, Replay};
 use super::follow::{FollowEnd, FollowExit, FollowStart, Routing, follow};
 use super::labels::{container_jails, read_labels, unused_jail_options};
@@ -74,6 +74,7 @@ pub struct Supervisor {
 
 struct Followed {
     routing: watch::Sender<Arc<Routing>>,
+    log_driver: LogDriver,
     cancel: CancellationToken,
     died_at: Option<Instant>,
     /// Destroyed: forget it once its task has ended.
@@ -374,6 +375,7 @@ impl Supervisor {
             replay,
         };
         let span = info_span!("docker", container = %inspected.name, id = %short(&id));
+        let log_driver = inspected.log_driver.clone();
         let info = ContainerInfo {
             id: id.clone(),
             name: inspected.name,
@@ -389,7 +391,8 @@ impl Supervisor {
             follow(client.clone(), start, routing_rx, self.tx.clone(), cancel.clone()).instrument(span);
         let handle = self.tasks.spawn(task);
         self.task_ids.insert(handle.id(), id.clone());
-        self.followed.insert(id.clone(), Followed { routing, cancel, died_at: None, gone: false });
+        self.followed
+            .insert(id.clone(), Followed { routing, log_driver, cancel, died_at: None, gone: false });
         self.announced.insert(id.clone());
         self.retries.remove(&id);
     }
@@ -442,9 +445,7 @@ impl Supervisor {
         info.name = inspected.name;
         info.jails = jails;
         followed.routing.send_replace(Arc::new(Routing::new(info.clone())));
-        if self.tx.send(SourceEvent::ContainerUp(info)).await.is_err() {
-            self.receiver_gone = true;
-        }
+        self.emit(SourceEvent::ContainerUp(info)).await;
     }
 
     async fn on_task_end(&mut self, joined: Result<(tokio::task::Id, FollowExit), tokio::task::JoinError>) {
@@ -472,9 +473,11 @@ impl Supervisor {
             FollowEnd::ReceiverGone => self.receiver_gone = true,
             FollowEnd::Failed(ClientError::NotReadable { message, .. }) => {
                 let name = followed.routing.borrow().info.name.clone();
-                let driver = super::container::LogDriver::new("(unreadable)", None);
-                if let Some(warning) = log_driver_warning(&name, &driver, Some(&message)) {
-                    self.warn_once(format!("{id} log driver"), || warn!(container = %name, "{warning}"));
+                if let Some(warning) = log_driver_warning(&name, &followed.log_driver, Some(&message)) {
+                    self.warn_once(
+                        format!("{id} log driver refused"),
+                        || warn!(container = %name, "{warning}"),
+                    );
                 }
                 self.unreadable.insert(id.clone());
                 self.retry_later(&id, true);
@@ -505,10 +508,8 @@ impl Supervisor {
 
     /// Tells the daemon a container it was told about is down.
     async fn down(&mut self, id: &str) {
-        if self.announced.remove(id)
-            && self.tx.send(SourceEvent::ContainerDown { id: id.to_string() }).await.is_err()
-        {
-            self.receiver_gone = true;
+        if self.announced.remove(id) {
+            self.emit(SourceEvent::ContainerDown { id: id.to_string() }).await;
         }
     }
 
@@ -520,8 +521,23 @@ impl Supervisor {
         self.unreadable.remove(id);
         let prefix = format!("{id} ");
         self.warned.retain(|k| !k.starts_with(&prefix));
-        let event = SourceEvent::ContainerGone { id: id.to_string(), cursor_key: cursor_key(id) };
-        if self.tx.send(event).await.is_err() {
+        self.emit(SourceEvent::ContainerGone { id: id.to_string(), cursor_key: cursor_key(id) }).await;
+    }
+
+    /// Sends an event to the daemon. While shutting down it is sent only
+    /// if there is room: the daemon may have stopped listening, and what
+    /// is lost here is redone at the next start (resync forgets removed
+    /// containers' cursors).
+    async fn emit(&mut self, event: SourceEvent) {
+        let sent = if self.shutdown.is_cancelled() {
+            match self.tx.try_send(event) {
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+            }
+        } else {
+            self.tx.send(event).await.map_err(|_| ())
+        };
+        if sent.is_err() {
             self.receiver_gone = true;
         }
     }
