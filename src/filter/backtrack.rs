@@ -192,7 +192,13 @@ enum Step {
         min: usize,
         max: usize,
     },
+    Save(usize),
+    End,
 }
+
+/// Longest chain of steps fused into one `Op::Seq` (chains follow jumps,
+/// so a shared tail is copied into each chain that reaches it).
+const MAX_SEQ_STEPS: usize = 64;
 
 /// A literal with its first and last eight bytes as words, so comparing
 /// it is one or two word compares for the usual short literals.
@@ -469,11 +475,11 @@ impl Program {
     }
 
     fn exec(&self, hay: &[u8], scratch: &mut Scratch) -> Result<bool, OutOfSteps> {
-        let Scratch { slots, stack } = scratch;
+        let Scratch { slots, stack, newline_free } = scratch;
         slots.clear();
         slots.resize(self.slots, usize::MAX);
         stack.clear();
-        let mut newline = Newline::default();
+        let mut newline = if *newline_free { Newline::NONE } else { Newline::default() };
         // Typical log lines take a few hundred steps; past this, regex-automata
         // (linear time) answers instead.
         let mut budget = STEP_BUDGET_BASE.saturating_add(hay.len().saturating_mul(8));
@@ -500,7 +506,7 @@ impl Program {
                     }
                     _ => false,
                 },
-                Op::Seq(steps, next) => match self.seq(steps, hay, pos, &mut newline) {
+                Op::Seq(steps, next) => match self.seq(steps, hay, pos, &mut newline, slots, stack) {
                     Some(end) => {
                         pos = end;
                         pc = *next;
@@ -613,7 +619,15 @@ impl Program {
 
     /// Runs the steps of an `Op::Seq` from `pos`; the end, or `None`.
     #[inline]
-    fn seq(&self, steps: &[Step], hay: &[u8], mut pos: usize, newline: &mut Newline) -> Option<usize> {
+    fn seq(
+        &self,
+        steps: &[Step],
+        hay: &[u8],
+        mut pos: usize,
+        newline: &mut Newline,
+        slots: &mut [usize],
+        stack: &mut Vec<Frame>,
+    ) -> Option<usize> {
         for step in steps {
             match step {
                 Step::Lit(lit) => {
@@ -645,6 +659,18 @@ impl Program {
                     }
                     pos = end;
                 }
+                Step::Save(slot) => {
+                    // As `Op::Save`.
+                    if !stack.is_empty() {
+                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                    }
+                    slots[*slot] = pos;
+                }
+                Step::End => {
+                    if pos != hay.len() {
+                        return None;
+                    }
+                }
             }
         }
         Some(pos)
@@ -668,8 +694,14 @@ impl Default for Newline {
 }
 
 impl Newline {
+    /// For an input known to hold no newline.
+    const NONE: Newline = Newline { from: 0, at: usize::MAX };
+
     #[inline]
     fn next(&mut self, hay: &[u8], pos: usize) -> usize {
+        if self.at == usize::MAX {
+            return hay.len();
+        }
         if pos < self.from || self.at < pos {
             self.from = pos;
             self.at = hay.get(pos..).and_then(|h| memchr::memchr(b'\n', h)).map_or(hay.len(), |i| pos + i);
@@ -752,10 +784,14 @@ impl Lowering {
                 Inst::Match => Op::Match,
             })
             .collect();
-        // Chains of steps that never push a choice run as one `Seq`. Only
-        // the chain's head can be entered (nothing jumps into it, nothing
-        // resumes inside it), so the instructions after it are left in
-        // place, unreachable, and no index changes.
+        // Chains of steps that never push a choice (literals, classes, runs
+        // that take their whole extent, group saves, `$`, jumps) run as one
+        // `Seq`, from every place execution can enter: the start, branch
+        // and jump targets, and where backtracking resumes after a run. A
+        // chain follows jumps and runs on through other entry points, so
+        // shared code is copied into each chain that reaches it; every
+        // instruction stays where it is for the other ways in, so no index
+        // changes.
         let mut entered = vec![false; ops.len() + 1];
         entered[0] = true;
         for (pc, op) in ops.iter().enumerate() {
@@ -770,30 +806,41 @@ impl Lowering {
                 _ => {}
             }
         }
-        let step_of = |op: &Op| -> Option<Vec<Step>> {
-            match op {
-                Op::Lit(lit) => Some(vec![Step::Lit(lit.clone())]),
-                Op::Class(t) => Some(vec![Step::Class(*t)]),
-                Op::Seq(steps, _) => Some(steps.to_vec()),
-                _ => None,
+        let chains: Vec<Option<Op>> = (0..ops.len())
+            .map(|start| {
+                if !entered[start] {
+                    return None;
+                }
+                let (mut steps, mut pc, mut hops) = (Vec::new(), start, 0);
+                while steps.len() < MAX_SEQ_STEPS {
+                    match &ops[pc] {
+                        Op::Lit(lit) => steps.push(Step::Lit(lit.clone())),
+                        Op::Class(t) => steps.push(Step::Class(*t)),
+                        // Unmerged: a single atomic run.
+                        Op::Seq(one, _) => steps.extend(one.iter().cloned()),
+                        Op::Save(slot) => steps.push(Step::Save(*slot)),
+                        Op::End => steps.push(Step::End),
+                        // Loops go through a choice; the bound only guards
+                        // against a cycle of jumps.
+                        Op::Jmp(to) if hops < ops.len() => {
+                            hops += 1;
+                            pc = *to;
+                            continue;
+                        }
+                        _ => break,
+                    }
+                    pc += 1;
+                }
+                // A lone save or jump gains nothing as a sequence.
+                let worth =
+                    steps.len() > 1 || matches!(steps.first(), Some(Step::Run { .. } | Step::Dot { .. }));
+                worth.then(|| Op::Seq(steps.into_boxed_slice(), pc))
+            })
+            .collect();
+        for (pc, chain) in chains.into_iter().enumerate() {
+            if let Some(seq) = chain {
+                ops[pc] = seq;
             }
-        };
-        let mut pc = 0;
-        while pc < ops.len() {
-            let Some(mut steps) = step_of(&ops[pc]) else {
-                pc += 1;
-                continue;
-            };
-            let mut end = pc + 1;
-            while end < ops.len() && !entered[end] {
-                let Some(more) = step_of(&ops[end]) else { break };
-                steps.extend(more);
-                end += 1;
-            }
-            if end > pc + 1 || matches!(ops[pc], Op::Seq(..)) {
-                ops[pc] = Op::Seq(steps.into_boxed_slice(), end);
-            }
-            pc = end;
         }
         let lead = insts.iter().find(|i| !matches!(i, Inst::Save(_))).and_then(|i| match i {
             Inst::Lit(lit) => Some(Literal::new(lit)),
@@ -923,6 +970,10 @@ struct OutOfSteps;
 pub(crate) struct Scratch {
     pub slots: Vec<usize>,
     stack: Vec<Frame>,
+    /// The caller's promise that the inputs it runs programs on hold no
+    /// `\n` (so `.` runs to the end without searching). `Filter::process`
+    /// sets it for each line; it is false by default.
+    pub newline_free: bool,
 }
 
 #[derive(Debug, Clone, Copy)]

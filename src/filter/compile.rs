@@ -177,8 +177,9 @@ impl Compiled {
                 }
                 if fast == Run::Match {
                     let slots = &scratch.slots;
-                    let span = |i: usize| match (slots.get(2 * i), slots.get(2 * i + 1)) {
-                        (Some(&s), Some(&e)) if s != usize::MAX && e != usize::MAX => Some((s, e)),
+                    // Unset groups hold usize::MAX, which no slice accepts.
+                    let span = |i: usize| match slots.get(2 * i..2 * i + 2) {
+                        Some(&[s, e]) => Some((s, e)),
                         _ => None,
                     };
                     return Some(self.read(hay, span));
@@ -203,10 +204,8 @@ impl Compiled {
             let Some((s, e)) = span(index) else { continue };
             // Byte-mode groups may in theory split a character: such a span is
             // treated as not captured rather than sliced.
-            if s > e || !hay.is_char_boundary(s) || !hay.is_char_boundary(e) {
-                continue;
-            }
-            let text = Some(&hay[s..e]);
+            let Some(text) = hay.get(s..e) else { continue };
+            let text = Some(text);
             let first = |slot: &mut Option<&'h str>| {
                 if slot.is_none() {
                     *slot = text;
@@ -358,6 +357,15 @@ impl PatternList {
 
     /// The first pattern that matches, with its captures.
     pub fn first_match<'h>(&self, hay: &'h str, scratch: &mut Scratch) -> Option<(usize, Raw<'h>)> {
+        if let Some(lists) = &self.dispatch {
+            let byte = hay.as_bytes().first().map_or(256, |&b| usize::from(b));
+            for &i in lists.get(byte).map_or(&[][..], |l| &l[..]) {
+                if let Some(raw) = self.patterns.get(i).and_then(|p| p.captures(hay, scratch)) {
+                    return Some((i, raw));
+                }
+            }
+            return None;
+        }
         let first = self.gate_first(hay);
         self.candidates(hay, first).find_map(|i| self.patterns[i].captures(hay, scratch).map(|raw| (i, raw)))
     }
