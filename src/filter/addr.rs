@@ -37,23 +37,33 @@ pub fn parse_addr(text: &str) -> Option<IpAddr> {
 /// `192.030.0.6`: decimal octets with leading zeros, which some loggers
 /// write and the standard parser rejects (as possibly octal).
 fn parse_zero_padded_v4(text: &str) -> Option<std::net::Ipv4Addr> {
-    let mut octets = [0u8; 4];
-    let mut bytes = text.as_bytes().iter();
-    for (n, octet) in octets.iter_mut().enumerate() {
-        let (mut value, mut digits) = (0u32, 0);
-        loop {
-            match bytes.next() {
-                Some(&c) if c.is_ascii_digit() && digits < 3 => {
-                    value = value * 10 + u32::from(c - b'0');
-                    digits += 1;
-                }
-                Some(b'.') if n < 3 && digits > 0 => break,
-                None if n == 3 && digits > 0 => break,
-                _ => return None,
-            }
-        }
-        *octet = u8::try_from(value).ok()?;
+    let bytes = text.as_bytes();
+    // `0.0.0.0` to `255.255.255.255`.
+    if !(7..=15).contains(&bytes.len()) {
+        return None;
     }
+    let mut octets = [0u8; 4];
+    let (mut n, mut value, mut digits) = (0usize, 0u32, 0u32);
+    for &c in bytes {
+        if c == b'.' {
+            if digits == 0 || n == 3 {
+                return None;
+            }
+            octets[n] = u8::try_from(value).ok()?;
+            (n, value, digits) = (n + 1, 0, 0);
+        } else {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 || digits == 3 {
+                return None;
+            }
+            value = value * 10 + u32::from(d);
+            digits += 1;
+        }
+    }
+    if n != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
     Some(std::net::Ipv4Addr::from(octets))
 }
 

@@ -1,13 +1,19 @@
 //! A small backtracking matcher for capture extraction on the hot path.
 //!
-//! The gate (a DFA) already knows which pattern matches a line; what remains
-//! is finding its groups. regex-automata's capture engines are general and
-//! cost 1-2 µs on a typical 100-byte sshd line; this one runs the same
-//! pattern in a few hundred nanoseconds because log patterns are mostly
-//! literals and single-byte-class runs (`\S+`, `.*`, `[0-9]{1,3}`):
-//! - a literal is one `memcmp`;
-//! - a class run consumes its whole extent at once and, when backtracking,
-//!   jumps straight to the positions where the following literal can start.
+//! The gate (a DFA, or a first-byte table) already knows which patterns can
+//! match a line; what remains is finding the groups. regex-automata's
+//! capture engines are general and cost 1-2 µs on a typical 100-byte sshd
+//! line; this one runs the same pattern in a few hundred nanoseconds because
+//! log patterns are mostly literals and single-byte-class runs (`\S+`, `.*`,
+//! `[0-9]{1,3}`):
+//! - a literal is one or two word compares (a `memcmp` past 16 bytes);
+//! - a class is a 256-entry table; a class run consumes its whole extent at
+//!   once and, when backtracking, jumps straight to the positions where the
+//!   following literal can start;
+//! - a choice looks up the next byte in a table saying which branches can
+//!   start with it, so most choices push nothing to backtrack into;
+//! - a chain of steps that cannot backtrack (literals, classes, runs that
+//!   must take their whole extent) runs as one instruction.
 //!
 //! It follows the same leftmost-first (backtracking-priority) semantics as
 //! the regex crate, on the same byte-oriented ASCII syntax (see
@@ -16,9 +22,12 @@
 //! anything else, or when a line would take more than a step budget
 //! (backtracking can be exponential), it returns `None` and the caller uses
 //! regex-automata, which is exact and linear. Property tests compare both.
+//!
+//! A pattern is compiled in two forms: `Inst`, a plain instruction list the
+//! analyses (guards, atomic runs, first bytes) work on, then lowered to
+//! `Op`, the form that runs.
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
-
 /// A set of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ByteSet(pub(crate) [u64; 4]);
@@ -60,6 +69,7 @@ impl ByteSet {
     }
 }
 
+/// The compile-time instruction list (see the module docs).
 #[derive(Debug, Clone)]
 enum Inst {
     Lit(Box<[u8]>),
@@ -73,8 +83,6 @@ enum Inst {
         max: usize,
         greedy: bool,
         follow: Box<[u8]>,
-        /// The set is `.` (every byte but `\n`): find the end with memchr.
-        dot: bool,
         /// The continuation cannot start with a byte of the set (nor match
         /// nothing before a byte of it): only the full extent can be
         /// followed, so there is nothing to backtrack into.
@@ -99,18 +107,155 @@ const MAX_INSTS: usize = 20_000;
 /// A compiled program for one pattern.
 #[derive(Debug, Clone)]
 pub(crate) struct Program {
-    insts: Vec<Inst>,
+    ops: Vec<Op>,
+    /// Byte-membership tables of the classes, runs and sequences.
+    tables: Vec<Table>,
+    /// Per choice: for each byte, which branches can start with it.
+    choices: Vec<[u8; 256]>,
     slots: usize,
-    /// Per instruction: what a match continuing from it can start with
-    /// (filled for branch targets). A branch that cannot start with the
-    /// next byte is not tried, and is not pushed as a choice: most
-    /// alternations and optional parts of log patterns start with a literal,
-    /// so most choice points disappear.
-    guards: Vec<Guard>,
+    /// The literal every match starts with, checked before anything is set up.
+    lead: Option<Literal>,
+    /// The bytes a match can start with (`None`: any, or empty).
+    first: Option<ByteSet>,
 }
 
-/// The bytes a match from some instruction can start with, and whether it
-/// can succeed at the end of the input without consuming anything.
+/// A 256-entry byte-membership table: one lookup per byte.
+#[derive(Clone, PartialEq, Eq)]
+struct Table([bool; 256]);
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Table({} bytes)", self.0.iter().filter(|&&b| b).count())
+    }
+}
+
+impl Table {
+    fn of(set: &ByteSet) -> Table {
+        let mut t = [false; 256];
+        for (b, slot) in t.iter_mut().enumerate() {
+            *slot = set.contains(b as u8);
+        }
+        Table(t)
+    }
+}
+
+/// Bit of a choice entry: the first (preferred) branch can start here.
+const FIRST: u8 = 1;
+/// Bit of a choice entry: the second branch can start here.
+const SECOND: u8 = 2;
+
+/// The instructions that run.
+#[derive(Debug, Clone)]
+enum Op {
+    Lit(Literal),
+    Class(usize),
+    /// A run that may have to give back bytes (see `Inst::Run`).
+    Run {
+        table: usize,
+        min: usize,
+        max: usize,
+        greedy: bool,
+        /// `.` (every byte but `\n`): the extent is the next newline.
+        dot: bool,
+        follow: Option<Literal>,
+    },
+    /// Steps that cannot backtrack, in order; then `next`.
+    Seq(Box<[Step]>, usize),
+    /// `choice` indexes `Program::choices`; `at_end` holds the same bits
+    /// for the end of the input.
+    Split {
+        first: usize,
+        second: usize,
+        choice: usize,
+        at_end: u8,
+    },
+    Jmp(usize),
+    Save(usize),
+    Start,
+    End,
+    Match,
+}
+
+/// One step of an `Op::Seq`.
+#[derive(Debug, Clone)]
+enum Step {
+    Lit(Literal),
+    Class(usize),
+    /// A run that takes its whole extent (`min..=max` bytes of the table).
+    Run {
+        table: usize,
+        min: usize,
+        max: usize,
+    },
+    /// The same for `.`.
+    Dot {
+        min: usize,
+        max: usize,
+    },
+    Save(usize),
+    End,
+}
+
+/// Longest chain of steps fused into one `Op::Seq` (chains follow jumps,
+/// so a shared tail is copied into each chain that reaches it).
+const MAX_SEQ_STEPS: usize = 64;
+
+/// A literal with its first and last eight bytes as words, so comparing
+/// it is one or two word compares for the usual short literals.
+#[derive(Debug, Clone)]
+struct Literal {
+    bytes: Box<[u8]>,
+    /// The first `min(len, 8)` bytes, little-endian, and the mask of them.
+    head: u64,
+    head_mask: u64,
+    /// The last eight bytes (when the literal has 9 to 16).
+    tail: u64,
+}
+
+impl Literal {
+    fn new(bytes: &[u8]) -> Literal {
+        let mut head = [0u8; 8];
+        let n = bytes.len().min(8);
+        head[..n].copy_from_slice(&bytes[..n]);
+        let head_mask = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        let tail = match bytes.len().checked_sub(8).and_then(|from| bytes.get(from..)) {
+            Some(last) if bytes.len() > 8 => u64::from_le_bytes(last.try_into().unwrap_or([0; 8])),
+            _ => 0,
+        };
+        Literal { bytes: bytes.into(), head: u64::from_le_bytes(head), head_mask, tail }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the literal occurs at `pos`.
+    #[inline]
+    fn at(&self, hay: &[u8], pos: usize) -> bool {
+        let len = self.bytes.len();
+        let Some(word) = hay.get(pos..).and_then(<[u8]>::first_chunk::<8>) else {
+            // Near the end of the input.
+            return hay.get(pos..pos.saturating_add(len)) == Some(&self.bytes[..]);
+        };
+        if (u64::from_le_bytes(*word) ^ self.head) & self.head_mask != 0 {
+            return false;
+        }
+        if len <= 8 {
+            return true;
+        }
+        let end = pos + len;
+        if len <= 16 {
+            return match end.checked_sub(8).and_then(|from| hay.get(from..end)) {
+                Some(last) => last.first_chunk::<8>().is_some_and(|w| u64::from_le_bytes(*w) == self.tail),
+                None => false,
+            };
+        }
+        hay.get(pos + 8..end) == Some(&self.bytes[8..])
+    }
+}
+
+/// What a match continuing from an instruction can start with, and whether
+/// it can succeed at the end of the input without consuming anything.
 #[derive(Debug, Clone, Copy)]
 struct Guard {
     set: ByteSet,
@@ -119,14 +264,6 @@ struct Guard {
 
 impl Guard {
     const ANY: Guard = Guard { set: ByteSet([u64::MAX; 4]), at_end: true };
-
-    #[inline]
-    fn admits(&self, byte: Option<&u8>) -> bool {
-        match byte {
-            Some(&b) => self.set.contains(b),
-            None => self.at_end,
-        }
-    }
 }
 
 struct Compiler {
@@ -226,7 +363,6 @@ impl Compiler {
                         max: max.unwrap_or(usize::MAX),
                         greedy: rep.greedy,
                         follow: Box::default(),
-                        dot: false,
                         atomic: false,
                     })?;
                     return Some(());
@@ -300,67 +436,31 @@ impl Program {
                 }
             }
         }
-        let mut program = Program { insts: c.insts, slots: c.max_slot, guards: Vec::new() };
+        let mut insts = c.insts;
         // Resolve each run's continuation once, not per execution.
-        for pc in 0..program.insts.len() {
-            if !matches!(program.insts[pc], Inst::Run { .. }) {
+        for pc in 0..insts.len() {
+            if !matches!(insts[pc], Inst::Run { .. }) {
                 continue;
             }
-            let next_lit = program.next_literal(pc + 1);
-            let cont = program.guard(pc + 1);
-            if let Inst::Run { set, follow, dot, atomic, .. } = &mut program.insts[pc] {
+            let next_lit = next_literal(&insts, pc + 1);
+            let cont = guard(&insts, pc + 1);
+            if let Inst::Run { set, follow, atomic, .. } = &mut insts[pc] {
                 *follow = next_lit;
-                *dot = *set == ANY_BUT_NEWLINE;
                 *atomic = set.0.iter().zip(cont.set.0).all(|(a, b)| a & b == 0);
             }
         }
-        let mut guards = vec![Guard::ANY; program.insts.len()];
-        for inst in &program.insts {
-            if let Inst::Split(a, b) = *inst {
-                guards[a] = program.guard(a);
-                guards[b] = program.guard(b);
-            }
-        }
-        program.guards = guards;
-        Some(program)
-    }
-
-    /// What a match continuing at `pc` can start with (a superset: the
-    /// guard only ever skips branches that would fail).
-    fn guard(&self, pc: usize) -> Guard {
-        let mut guard = Guard { set: ByteSet([0; 4]), at_end: false };
-        let mut seen = vec![false; self.insts.len()];
-        let mut todo = vec![pc];
-        while let Some(pc) = todo.pop() {
-            if pc >= self.insts.len() || std::mem::replace(&mut seen[pc], true) {
-                continue;
-            }
-            match &self.insts[pc] {
-                Inst::Save(_) | Inst::Start => todo.push(pc + 1),
-                Inst::Jmp(to) => todo.push(*to),
-                Inst::Split(a, b) => todo.extend([*a, *b]),
-                Inst::Lit(lit) => match lit.first() {
-                    Some(&b) => guard.set.insert(b),
-                    None => todo.push(pc + 1),
-                },
-                Inst::Class(c) => guard.set.union(c),
-                Inst::Run { set, min, .. } => {
-                    guard.set.union(set);
-                    if *min == 0 {
-                        todo.push(pc + 1);
-                    }
-                }
-                Inst::End => guard.at_end = true,
-                Inst::Match => return Guard::ANY,
-            }
-        }
-        guard
+        Some(Lowering::default().lower(&insts, c.max_slot))
     }
 
     /// Runs the program anchored at 0. On [`Run::Match`], `scratch.slots`
     /// holds start/end pairs per group (`usize::MAX` when a group did not
     /// participate).
     pub fn run(&self, hay: &[u8], scratch: &mut Scratch) -> Run {
+        if let Some(lead) = &self.lead
+            && !lead.at(hay, 0)
+        {
+            return Run::NoMatch;
+        }
         match self.exec(hay, scratch) {
             Ok(true) => Run::Match,
             Ok(false) => Run::NoMatch,
@@ -371,36 +471,15 @@ impl Program {
     /// The bytes a match can start with; `None` when it may start with any
     /// byte or match the empty string.
     pub fn first_bytes(&self) -> Option<ByteSet> {
-        let mut set = ByteSet([0; 4]);
-        let mut seen = vec![false; self.insts.len()];
-        let mut todo = vec![0usize];
-        while let Some(pc) = todo.pop() {
-            if std::mem::replace(&mut seen[pc], true) {
-                continue;
-            }
-            match &self.insts[pc] {
-                Inst::Save(_) | Inst::Start => todo.push(pc + 1),
-                Inst::Jmp(to) => todo.push(*to),
-                Inst::Split(a, b) => todo.extend([*a, *b]),
-                Inst::Lit(lit) => set.insert(*lit.first()?),
-                Inst::Class(c) => set.union(c),
-                Inst::Run { set: c, min, .. } => {
-                    set.union(c);
-                    if *min == 0 {
-                        todo.push(pc + 1);
-                    }
-                }
-                Inst::End | Inst::Match => return None,
-            }
-        }
-        Some(set)
+        self.first
     }
 
     fn exec(&self, hay: &[u8], scratch: &mut Scratch) -> Result<bool, OutOfSteps> {
-        let Scratch { slots, stack } = scratch;
+        let Scratch { slots, stack, newline_free } = scratch;
         slots.clear();
         slots.resize(self.slots, usize::MAX);
         stack.clear();
+        let mut newline = if *newline_free { Newline::NONE } else { Newline::default() };
         // Typical log lines take a few hundred steps; past this, regex-automata
         // (linear time) answers instead.
         let mut budget = STEP_BUDGET_BASE.saturating_add(hay.len().saturating_mul(8));
@@ -409,86 +488,76 @@ impl Program {
         // loop goes through a Split, so forward runs between charges are
         // bounded by the program length.
         loop {
-            let ok = match &self.insts[pc] {
-                Inst::Match => return Ok(true),
-                Inst::Lit(lit) => {
-                    if lit_at(hay, pos, lit) {
+            let ok = match &self.ops[pc] {
+                Op::Match => return Ok(true),
+                Op::Lit(lit) => {
+                    let ok = lit.at(hay, pos);
+                    if ok {
                         pos += lit.len();
                         pc += 1;
-                        true
-                    } else {
-                        false
                     }
+                    ok
                 }
-                Inst::Class(set) => {
-                    if pos < hay.len() && set.contains(hay[pos]) {
+                Op::Class(table) => match hay.get(pos) {
+                    Some(&b) if self.tables[*table].0[usize::from(b)] => {
                         pos += 1;
                         pc += 1;
                         true
-                    } else {
-                        false
                     }
-                }
-                Inst::Run { set, min, max, greedy, follow, dot, atomic } => {
+                    _ => false,
+                },
+                Op::Seq(steps, next) => match self.seq(steps, hay, pos, &mut newline, slots, stack) {
+                    Some(end) => {
+                        pos = end;
+                        pc = *next;
+                        true
+                    }
+                    None => false,
+                },
+                Op::Run { table, min, max, greedy, dot, follow } => {
                     let limit = hay.len().min(pos.saturating_add(*max));
                     let end = if *dot {
-                        // `.`: runs to the next newline (usually the end).
-                        memchr::memchr(b'\n', &hay[pos..limit]).map_or(limit, |i| pos + i)
+                        newline.next(hay, pos).min(limit)
                     } else {
-                        let mut end = pos;
-                        while end < limit && set.contains(hay[end]) {
-                            end += 1;
-                        }
-                        end
+                        self.extent(*table, hay, pos, limit)
                     };
                     let lo = pos + min;
-                    if end < lo {
-                        false
-                    } else {
-                        let start = if *greedy { end } else { lo };
-                        if *atomic {
-                            pos = end;
+                    let start = if *greedy { end } else { lo };
+                    match (end >= lo).then(|| seek(hay, follow.as_ref(), start, lo, end, *greedy)).flatten() {
+                        None => false,
+                        Some(at) => {
+                            budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
+                            stack.push(Frame::Run { run: pc, lo, hi: end, at });
+                            pos = at;
                             pc += 1;
-                            continue;
-                        } else {
-                            match seek(hay, follow, start, lo, end, *greedy) {
-                                None => false,
-                                Some(at) => {
-                                    budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                                    stack.push(Frame::Run { run: pc, lo, hi: end, at });
-                                    pos = at;
-                                    pc += 1;
-                                    true
-                                }
-                            }
+                            true
                         }
                     }
                 }
-                Inst::Split(a, b) => {
+                Op::Split { first, second, choice, at_end } => {
                     budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                    let byte = hay.get(pos);
-                    match (self.guards[*a].admits(byte), self.guards[*b].admits(byte)) {
-                        (true, true) => {
-                            stack.push(Frame::Alt { pc: *b, pos });
-                            pc = *a;
-                            true
+                    let can = match hay.get(pos) {
+                        Some(&b) => self.choices[*choice][usize::from(b)],
+                        None => *at_end,
+                    };
+                    if can & FIRST != 0 {
+                        if can & SECOND != 0 {
+                            stack.push(Frame::Alt { pc: *second, pos });
                         }
-                        (true, false) => {
-                            pc = *a;
-                            true
-                        }
-                        (false, true) => {
-                            pc = *b;
-                            true
-                        }
-                        (false, false) => false,
+                        pc = *first;
+                        true
+                    } else if can & SECOND != 0 {
+                        pc = *second;
+                        true
+                    } else {
+                        false
                     }
                 }
-                Inst::Jmp(to) => {
+                Op::Jmp(to) => {
                     pc = *to;
                     true
                 }
-                Inst::Save(slot) => {
+                Op::Save(slot) => {
                     // With no choice left, a failure ends the run: nothing to restore.
                     if !stack.is_empty() {
                         stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
@@ -497,11 +566,11 @@ impl Program {
                     pc += 1;
                     true
                 }
-                Inst::Start => {
+                Op::Start => {
                     pc += 1;
                     pos == 0
                 }
-                Inst::End => {
+                Op::End => {
                     pc += 1;
                     pos == hay.len()
                 }
@@ -521,14 +590,14 @@ impl Program {
                         break;
                     }
                     Frame::Run { run, lo, hi, at } => {
-                        let Inst::Run { greedy, follow, .. } = &self.insts[run] else { continue };
+                        let Op::Run { greedy, follow, .. } = &self.ops[run] else { continue };
                         let candidate = if *greedy {
                             at.checked_sub(1).filter(|&c| c >= lo)
                         } else {
                             Some(at + 1).filter(|&c| c <= hi)
                         };
                         let Some(from) = candidate else { continue };
-                        let Some(at) = seek(hay, follow, from, lo, hi, *greedy) else { continue };
+                        let Some(at) = seek(hay, follow.as_ref(), from, lo, hi, *greedy) else { continue };
                         stack.push(Frame::Run { run, lo, hi, at });
                         pc = run + 1;
                         pos = at;
@@ -539,16 +608,317 @@ impl Program {
         }
     }
 
-    /// The literal the instructions from `pc` must match first, if fixed
-    /// (looking through group saves; empty if none), so a run can skip
-    /// positions.
-    fn next_literal(&self, mut pc: usize) -> Box<[u8]> {
-        loop {
-            match self.insts.get(pc) {
-                Some(Inst::Save(_)) => pc += 1,
-                Some(Inst::Lit(lit)) => return lit.clone(),
-                _ => return Box::default(),
+    /// Where a run of table bytes from `pos` ends (at most at `limit`).
+    #[inline]
+    fn extent(&self, table: usize, hay: &[u8], pos: usize, limit: usize) -> usize {
+        let table = &self.tables[table].0;
+        hay.get(pos..limit)
+            .and_then(|h| h.iter().position(|&b| !table[usize::from(b)]))
+            .map_or(limit, |i| pos + i)
+    }
+
+    /// Runs the steps of an `Op::Seq` from `pos`; the end, or `None`.
+    #[inline]
+    fn seq(
+        &self,
+        steps: &[Step],
+        hay: &[u8],
+        mut pos: usize,
+        newline: &mut Newline,
+        slots: &mut [usize],
+        stack: &mut Vec<Frame>,
+    ) -> Option<usize> {
+        for step in steps {
+            match step {
+                Step::Lit(lit) => {
+                    if !lit.at(hay, pos) {
+                        return None;
+                    }
+                    pos += lit.len();
+                }
+                Step::Class(table) => {
+                    let &b = hay.get(pos)?;
+                    if !self.tables[*table].0[usize::from(b)] {
+                        return None;
+                    }
+                    pos += 1;
+                }
+                Step::Run { table, min, max } => {
+                    let limit = hay.len().min(pos.saturating_add(*max));
+                    let end = self.extent(*table, hay, pos, limit);
+                    if end < pos + min {
+                        return None;
+                    }
+                    pos = end;
+                }
+                Step::Dot { min, max } => {
+                    let limit = hay.len().min(pos.saturating_add(*max));
+                    let end = newline.next(hay, pos).min(limit);
+                    if end < pos + min {
+                        return None;
+                    }
+                    pos = end;
+                }
+                Step::Save(slot) => {
+                    // As `Op::Save`.
+                    if !stack.is_empty() {
+                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                    }
+                    slots[*slot] = pos;
+                }
+                Step::End => {
+                    if pos != hay.len() {
+                        return None;
+                    }
+                }
             }
+        }
+        Some(pos)
+    }
+}
+
+/// Where the next `\n` is, searched once per run of the program (inputs
+/// rarely have one: the first search usually answers for every `.` run).
+#[derive(Debug)]
+struct Newline {
+    /// The first newline at or after `from` is at `at` (the input's length
+    /// when there is none).
+    from: usize,
+    at: usize,
+}
+
+impl Default for Newline {
+    fn default() -> Self {
+        Newline { from: usize::MAX, at: 0 }
+    }
+}
+
+impl Newline {
+    /// For an input known to hold no newline.
+    const NONE: Newline = Newline { from: 0, at: usize::MAX };
+
+    #[inline]
+    fn next(&mut self, hay: &[u8], pos: usize) -> usize {
+        if self.at == usize::MAX {
+            return hay.len();
+        }
+        if pos < self.from || self.at < pos {
+            self.from = pos;
+            self.at = hay.get(pos..).and_then(|h| memchr::memchr(b'\n', h)).map_or(hay.len(), |i| pos + i);
+        }
+        self.at
+    }
+}
+
+/// Builds the running form of an instruction list.
+#[derive(Default)]
+struct Lowering {
+    tables: Vec<Table>,
+    choices: Vec<[u8; 256]>,
+}
+
+impl Lowering {
+    fn table(&mut self, set: &ByteSet) -> usize {
+        let t = Table::of(set);
+        match self.tables.iter().position(|x| *x == t) {
+            Some(i) => i,
+            None => {
+                self.tables.push(t);
+                self.tables.len() - 1
+            }
+        }
+    }
+
+    fn choice(&mut self, first: &Guard, second: &Guard) -> (usize, u8) {
+        let bits = |b: Option<u8>| {
+            let admits = |g: &Guard| match b {
+                Some(b) => g.set.contains(b),
+                None => g.at_end,
+            };
+            (u8::from(admits(first)) * FIRST) | (u8::from(admits(second)) * SECOND)
+        };
+        let mut table = [0u8; 256];
+        for (b, slot) in table.iter_mut().enumerate() {
+            *slot = bits(Some(b as u8));
+        }
+        let index = match self.choices.iter().position(|x| *x == table) {
+            Some(i) => i,
+            None => {
+                self.choices.push(table);
+                self.choices.len() - 1
+            }
+        };
+        (index, bits(None))
+    }
+
+    fn lower(mut self, insts: &[Inst], slots: usize) -> Program {
+        let mut ops: Vec<Op> = insts
+            .iter()
+            .map(|inst| match inst {
+                Inst::Lit(lit) => Op::Lit(Literal::new(lit)),
+                Inst::Class(set) => Op::Class(self.table(set)),
+                Inst::Run { set, min, max, greedy, follow, atomic } => {
+                    let dot = *set == ANY_BUT_NEWLINE;
+                    let table = self.table(set);
+                    if *atomic {
+                        let step = if dot {
+                            Step::Dot { min: *min, max: *max }
+                        } else {
+                            Step::Run { table, min: *min, max: *max }
+                        };
+                        // A one-step sequence; chains are merged below.
+                        Op::Seq(Box::new([step]), usize::MAX)
+                    } else {
+                        let follow = (!follow.is_empty()).then(|| Literal::new(follow));
+                        Op::Run { table, min: *min, max: *max, greedy: *greedy, dot, follow }
+                    }
+                }
+                Inst::Split(a, b) => {
+                    let (choice, at_end) = self.choice(&guard(insts, *a), &guard(insts, *b));
+                    Op::Split { first: *a, second: *b, choice, at_end }
+                }
+                Inst::Jmp(to) => Op::Jmp(*to),
+                Inst::Save(slot) => Op::Save(*slot),
+                Inst::Start => Op::Start,
+                Inst::End => Op::End,
+                Inst::Match => Op::Match,
+            })
+            .collect();
+        // Chains of steps that never push a choice (literals, classes, runs
+        // that take their whole extent, group saves, `$`, jumps) run as one
+        // `Seq`, from every place execution can enter: the start, branch
+        // and jump targets, and where backtracking resumes after a run. A
+        // chain follows jumps and runs on through other entry points, so
+        // shared code is copied into each chain that reaches it; every
+        // instruction stays where it is for the other ways in, so no index
+        // changes.
+        let mut entered = vec![false; ops.len() + 1];
+        entered[0] = true;
+        for (pc, op) in ops.iter().enumerate() {
+            match op {
+                Op::Split { first, second, .. } => {
+                    entered[*first] = true;
+                    entered[*second] = true;
+                }
+                Op::Jmp(to) => entered[*to] = true,
+                // Backtracking resumes after a run.
+                Op::Run { .. } => entered[pc + 1] = true,
+                _ => {}
+            }
+        }
+        let chains: Vec<Option<Op>> = (0..ops.len())
+            .map(|start| {
+                if !entered[start] {
+                    return None;
+                }
+                let (mut steps, mut pc, mut hops) = (Vec::new(), start, 0);
+                while steps.len() < MAX_SEQ_STEPS {
+                    match &ops[pc] {
+                        Op::Lit(lit) => steps.push(Step::Lit(lit.clone())),
+                        Op::Class(t) => steps.push(Step::Class(*t)),
+                        // Unmerged: a single atomic run.
+                        Op::Seq(one, _) => steps.extend(one.iter().cloned()),
+                        Op::Save(slot) => steps.push(Step::Save(*slot)),
+                        Op::End => steps.push(Step::End),
+                        // Loops go through a choice; the bound only guards
+                        // against a cycle of jumps.
+                        Op::Jmp(to) if hops < ops.len() => {
+                            hops += 1;
+                            pc = *to;
+                            continue;
+                        }
+                        _ => break,
+                    }
+                    pc += 1;
+                }
+                // A lone save or jump gains nothing as a sequence.
+                let worth =
+                    steps.len() > 1 || matches!(steps.first(), Some(Step::Run { .. } | Step::Dot { .. }));
+                worth.then(|| Op::Seq(steps.into_boxed_slice(), pc))
+            })
+            .collect();
+        for (pc, chain) in chains.into_iter().enumerate() {
+            if let Some(seq) = chain {
+                ops[pc] = seq;
+            }
+        }
+        let lead = insts.iter().find(|i| !matches!(i, Inst::Save(_))).and_then(|i| match i {
+            Inst::Lit(lit) => Some(Literal::new(lit)),
+            _ => None,
+        });
+        Program { ops, tables: self.tables, choices: self.choices, slots, lead, first: first_bytes(insts) }
+    }
+}
+
+/// What a match continuing at `pc` can start with (a superset: guards only
+/// ever skip branches that would fail).
+fn guard(insts: &[Inst], pc: usize) -> Guard {
+    let mut guard = Guard { set: ByteSet([0; 4]), at_end: false };
+    let mut seen = vec![false; insts.len()];
+    let mut todo = vec![pc];
+    while let Some(pc) = todo.pop() {
+        if pc >= insts.len() || std::mem::replace(&mut seen[pc], true) {
+            continue;
+        }
+        match &insts[pc] {
+            Inst::Save(_) | Inst::Start => todo.push(pc + 1),
+            Inst::Jmp(to) => todo.push(*to),
+            Inst::Split(a, b) => todo.extend([*a, *b]),
+            Inst::Lit(lit) => match lit.first() {
+                Some(&b) => guard.set.insert(b),
+                None => todo.push(pc + 1),
+            },
+            Inst::Class(c) => guard.set.union(c),
+            Inst::Run { set, min, .. } => {
+                guard.set.union(set);
+                if *min == 0 {
+                    todo.push(pc + 1);
+                }
+            }
+            Inst::End => guard.at_end = true,
+            Inst::Match => return Guard::ANY,
+        }
+    }
+    guard
+}
+
+/// The bytes a match can start with; `None` when it may start with any byte
+/// or match the empty string.
+fn first_bytes(insts: &[Inst]) -> Option<ByteSet> {
+    let mut set = ByteSet([0; 4]);
+    let mut seen = vec![false; insts.len()];
+    let mut todo = vec![0usize];
+    while let Some(pc) = todo.pop() {
+        if std::mem::replace(seen.get_mut(pc)?, true) {
+            continue;
+        }
+        match &insts[pc] {
+            Inst::Save(_) | Inst::Start => todo.push(pc + 1),
+            Inst::Jmp(to) => todo.push(*to),
+            Inst::Split(a, b) => todo.extend([*a, *b]),
+            Inst::Lit(lit) => set.insert(*lit.first()?),
+            Inst::Class(c) => set.union(c),
+            Inst::Run { set: c, min, .. } => {
+                set.union(c);
+                if *min == 0 {
+                    todo.push(pc + 1);
+                }
+            }
+            Inst::End | Inst::Match => return None,
+        }
+    }
+    Some(set)
+}
+
+/// The literal the instructions from `pc` must match first, if fixed
+/// (looking through group saves; empty if none), so a run can skip
+/// positions.
+fn next_literal(insts: &[Inst], mut pc: usize) -> Box<[u8]> {
+    loop {
+        match insts.get(pc) {
+            Some(Inst::Save(_)) => pc += 1,
+            Some(Inst::Lit(lit)) => return lit.clone(),
+            _ => return Box::default(),
         }
     }
 }
@@ -556,30 +926,19 @@ impl Program {
 /// `.` in the byte syntax: every byte but `\n`.
 const ANY_BUT_NEWLINE: ByteSet = ByteSet([!(1u64 << b'\n'), u64::MAX, u64::MAX, u64::MAX]);
 
-/// Whether `lit` occurs at `pos`. Most failing comparisons fail on the first
-/// byte, and log literals are short: no `memcmp` call for them.
-#[inline]
-fn lit_at(hay: &[u8], pos: usize, lit: &[u8]) -> bool {
-    let Some(h) = hay.get(pos..pos + lit.len()) else { return false };
-    if h.first() != lit.first() {
-        return false;
-    }
-    let (mut a, mut b) = (h, lit);
-    while let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
-        if x != y {
-            return false;
-        }
-        a = &a[8..];
-        b = &b[8..];
-    }
-    a.iter().zip(b).all(|(x, y)| x == y)
-}
-
 /// The first position from `from` (moving down for greedy runs, up for lazy
 /// ones, within `lo..=hi`) where the continuation's leading literal
-/// `follow` occurs (any position when it is empty).
-fn seek(hay: &[u8], follow: &[u8], from: usize, lo: usize, hi: usize, greedy: bool) -> Option<usize> {
-    let Some(&byte) = follow.first() else { return Some(from) };
+/// `follow` occurs (any position when there is none).
+fn seek(
+    hay: &[u8],
+    follow: Option<&Literal>,
+    from: usize,
+    lo: usize,
+    hi: usize,
+    greedy: bool,
+) -> Option<usize> {
+    let Some(follow) = follow else { return Some(from) };
+    let byte = *follow.bytes.first()?;
     let mut from = from;
     loop {
         let at = if greedy {
@@ -588,7 +947,7 @@ fn seek(hay: &[u8], follow: &[u8], from: usize, lo: usize, hi: usize, greedy: bo
         } else {
             memchr::memchr(byte, hay.get(from..(hi + 1).min(hay.len()))?).map(|i| from + i)?
         };
-        if lit_at(hay, at, follow) {
+        if follow.at(hay, at) {
             return Some(at);
         }
         from = if greedy { at.checked_sub(1).filter(|&c| c >= lo)? } else { at + 1 };
@@ -611,6 +970,10 @@ struct OutOfSteps;
 pub(crate) struct Scratch {
     pub slots: Vec<usize>,
     stack: Vec<Frame>,
+    /// The caller's promise that the inputs it runs programs on hold no
+    /// `\n` (so `.` runs to the end without searching). `Filter::process`
+    /// sets it for each line; it is false by default.
+    pub newline_free: bool,
 }
 
 #[derive(Debug, Clone, Copy)]

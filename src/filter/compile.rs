@@ -177,8 +177,9 @@ impl Compiled {
                 }
                 if fast == Run::Match {
                     let slots = &scratch.slots;
-                    let span = |i: usize| match (slots.get(2 * i), slots.get(2 * i + 1)) {
-                        (Some(&s), Some(&e)) if s != usize::MAX && e != usize::MAX => Some((s, e)),
+                    // Unset groups hold usize::MAX, which no slice accepts.
+                    let span = |i: usize| match slots.get(2 * i..2 * i + 2) {
+                        Some(&[s, e]) => Some((s, e)),
                         _ => None,
                     };
                     return Some(self.read(hay, span));
@@ -255,10 +256,8 @@ impl Compiled {
             let Some((s, e)) = span(index) else { continue };
             // Byte-mode groups may in theory split a character: such a span is
             // treated as not captured rather than sliced.
-            if s > e || !hay.is_char_boundary(s) || !hay.is_char_boundary(e) {
-                continue;
-            }
-            let text = Some(&hay[s..e]);
+            let Some(text) = hay.get(s..e) else { continue };
+            let text = Some(text);
             let first = |slot: &mut Option<&'h str>| {
                 if slot.is_none() {
                     *slot = text;
@@ -298,11 +297,12 @@ pub(crate) struct PatternList {
     gated: Vec<bool>,
     /// Gate pattern id -> pattern index.
     pattern_of: Vec<usize>,
-    /// When every pattern runs on the fast matcher: per pattern, the bytes a
-    /// match can start with (`None`: any). The gate is then this table: a
-    /// pattern runs only on lines whose first byte it can start with, and
-    /// fails fast on the literal after it.
-    dispatch: Option<Vec<Option<ByteSet>>>,
+    /// When every pattern runs on the fast matcher: per first byte of the
+    /// line (and, last, for an empty line), the patterns that can start
+    /// with it, in order. The gate is then this table: a pattern runs only
+    /// on lines whose first byte it can start with, and fails fast on the
+    /// literal after it.
+    dispatch: Option<Vec<Box<[usize]>>>,
 }
 
 impl PatternList {
@@ -319,12 +319,23 @@ impl PatternList {
                 .unwrap_or(0);
             if most <= MAX_DISPATCH_CANDIDATES {
                 let gated = vec![false; patterns.len()];
+                let candidates = |byte: Option<u8>| -> Box<[usize]> {
+                    (0..patterns.len())
+                        .filter(|&i| match (&firsts[i], byte) {
+                            (Some(set), Some(b)) => set.contains(b),
+                            (Some(_), None) => false,
+                            (None, _) => true,
+                        })
+                        .collect()
+                };
+                let mut dispatch: Vec<Box<[usize]>> = (0..=255u8).map(|b| candidates(Some(b))).collect();
+                dispatch.push(candidates(None));
                 return PatternList {
                     patterns,
                     gate: None,
                     gated,
                     pattern_of: Vec::new(),
-                    dispatch: Some(firsts),
+                    dispatch: Some(dispatch),
                 };
             }
         }
@@ -379,36 +390,50 @@ impl PatternList {
     /// ungated patterns always; gated ones from the gate's hit on (those
     /// after it only if the hit's own captures failed, which only a relaxed
     /// fancy gate entry can cause).
-    fn worth_trying(&self, i: usize, first: Option<usize>, hay: &str) -> bool {
-        if let Some(firsts) = &self.dispatch {
-            return match (&firsts[i], hay.as_bytes().first()) {
-                (Some(set), Some(&b)) => set.contains(b),
-                (Some(_), None) => false,
-                (None, _) => true,
-            };
-        }
+    fn worth_trying(&self, i: usize, first: Option<usize>) -> bool {
         !self.gated[i] || first.is_some_and(|k| i >= k)
     }
 
     /// The patterns worth running on `hay`, in order: those the gate (or
     /// the first-byte dispatch) does not rule out.
     pub fn candidates<'a>(&'a self, hay: &'a str) -> impl Iterator<Item = usize> + 'a {
-        let first = self.gate_first(hay);
-        (0..self.patterns.len()).filter(move |&i| self.worth_trying(i, first, hay))
+        let first = if self.dispatch.is_some() { None } else { self.gate_first(hay) };
+        self.candidates_after(hay, first)
+    }
+
+    /// The patterns to try on `hay`, in order, given the gate's first hit
+    /// `first` (unused with a dispatch table).
+    fn candidates_after<'a>(&'a self, hay: &str, first: Option<usize>) -> impl Iterator<Item = usize> + 'a {
+        let (listed, all) = match &self.dispatch {
+            Some(lists) => {
+                let byte = hay.as_bytes().first().map_or(256, |&b| usize::from(b));
+                (lists.get(byte).map(|l| &l[..]), None)
+            }
+            None => (None, Some((0..self.patterns.len()).filter(move |&i| self.worth_trying(i, first)))),
+        };
+        listed.into_iter().flatten().copied().chain(all.into_iter().flatten())
     }
 
     /// The first pattern that matches, with its captures.
     pub fn first_match<'h>(&self, hay: &'h str, scratch: &mut Scratch) -> Option<(usize, Raw<'h>)> {
+        if let Some(lists) = &self.dispatch {
+            let byte = hay.as_bytes().first().map_or(256, |&b| usize::from(b));
+            for &i in lists.get(byte).map_or(&[][..], |l| &l[..]) {
+                if let Some(raw) = self.patterns.get(i).and_then(|p| p.captures(hay, scratch)) {
+                    return Some((i, raw));
+                }
+            }
+            return None;
+        }
         let first = self.gate_first(hay);
-        (0..self.patterns.len())
-            .filter(|&i| self.worth_trying(i, first, hay))
+        self.candidates_after(hay, first)
             .find_map(|i| self.patterns[i].captures(hay, scratch).map(|raw| (i, raw)))
     }
 
     /// The first pattern that matches, without captures where the gate suffices.
     pub fn first_index(&self, hay: &str, scratch: &mut Scratch) -> Option<usize> {
         let first = self.gate_first(hay);
-        (0..self.patterns.len()).filter(|&i| self.worth_trying(i, first, hay)).find(|&i| {
+        self.candidates_after(hay, first).find(|&i| {
             // The gate's own hit on a std pattern is a match by construction.
             Some(i) == first && !self.patterns[i].is_fancy()
                 || self.patterns[i].captures(hay, scratch).is_some()

@@ -267,8 +267,20 @@ impl Filter {
     /// Processes one line of a stream.
     pub fn process(&self, state: &mut MatchState, line: &str, source_time: Option<Timestamp>) -> Outcome {
         let line = clip(line);
+        // One search for both rare bytes: an escape (colour codes to strip)
+        // and a newline (without one, `.` runs need not look for it).
+        let (escape, newline) = match memchr::memchr2(0x1b, b'\n', line.as_bytes()) {
+            None => (false, false),
+            Some(i) => {
+                let rest = &line.as_bytes()[i..];
+                (memchr::memchr(0x1b, rest).is_some(), memchr::memchr(b'\n', rest).is_some())
+            }
+        };
+        // Whatever runs on this line runs on it or on text derived from it
+        // (stripped, rendered), which has no newline if the line has none.
+        state.scratch.newline_free = !newline;
         let cleaned;
-        let line = if memchr::memchr(0x1b, line.as_bytes()).is_some() {
+        let line = if escape {
             cleaned = strip_ansi(line);
             cleaned.as_str()
         } else {

@@ -187,6 +187,25 @@ fn bad_input_never_panics_and_is_bounded() {
 }
 
 #[test]
+fn a_newline_inside_a_line_stops_dot_runs() {
+    // `.` never spans a newline: `.+$` cannot reach the end past one. The
+    // engine skips the newline search on lines without one, so check both.
+    let f = filter(SVC);
+    let mut s = state();
+    assert_eq!(hit(f.process(&mut s, "svc[1]: hello from 192.0.2.1", None)).regex_index, 0);
+    assert_eq!(f.process(&mut s, "svc[2]: hello from 192.0.2.1\nmore", None), Outcome::Miss);
+    let body = Filter::from_yaml(
+        "name: t\ndescription: d\nfailregex: ['^(?s:.)*x <HOST>$', '^a.*b <HOST>$']\n",
+        "t.yaml",
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(hit(body.process(&mut s, "a\nb x 192.0.2.3", None)).regex_index, 0);
+    assert_eq!(body.process(&mut s, "a\nb 192.0.2.3", None), Outcome::Miss);
+    assert_eq!(hit(body.process(&mut s, "a-b 192.0.2.3", None)).regex_index, 1);
+}
+
+#[test]
 fn rfc5424_headers_render_like_journald() {
     assert_eq!(render_rfc5424("web1 sshd 42 - - hello").as_deref(), Some("web1 sshd[42]: hello"));
     assert_eq!(
