@@ -130,6 +130,17 @@ fn journalmatch_groups(items: &[String]) -> MatchGroups {
         .collect()
 }
 
+/// Whether the config names a dockerd (`docker.host`, `$DOCKER_HOST`) or
+/// the default socket exists, so that a warden on a host without Docker
+/// does not keep warning that dockerd is unreachable.
+fn dockerd_configured_or_present(config: &Config) -> bool {
+    match docker::Endpoint::resolve(config.docker.host.as_deref()) {
+        Ok(docker::Endpoint::Unix(path)) => config.docker.host.is_some() || path.exists(),
+        Ok(docker::Endpoint::Tcp(_)) => true,
+        Err(_) => false,
+    }
+}
+
 /// The running source tasks.
 pub struct Sources {
     handle: Handle,
@@ -174,7 +185,11 @@ impl Sources {
             let run = journald::run(cfg, self.store.clone(), self.tx.clone(), self.token.clone());
             self.spawn(name, async move { Ok(run.await?) });
         }
-        if let Some(plan) = plan.docker {
+        // A container's labels may define a jail the config does not have,
+        // which must work with no config change: so the Docker source also
+        // runs when no jail asks for it, as long as there is a dockerd to ask.
+        let docker = plan.docker.or_else(|| dockerd_configured_or_present(config).then(DockerPlan::default));
+        if let Some(plan) = docker {
             let cfg = DockerSourceConfig {
                 host: config.docker.host.clone(),
                 line_max: config.docker.line_max,
