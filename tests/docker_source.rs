@@ -37,6 +37,7 @@ enum Seen {
     Line { id: String, name: String, jails: Vec<String>, time: Option<Timestamp>, text: String },
     Down(String),
     Gone { id: String, cursor_key: String },
+    Connected,
 }
 
 /// A running Docker source and everything it sent.
@@ -118,6 +119,7 @@ impl Source {
                 self.store.commit_batch(&batch).unwrap();
                 self.seen.push(Seen::Gone { id, cursor_key: cursor_key.to_string() });
             }
+            SourceEvent::DockerConnected => self.seen.push(Seen::Connected),
         }
     }
 
@@ -165,6 +167,7 @@ fn mentions(seen: &[Seen], id: &str) -> bool {
     seen.iter().any(|s| match s {
         Seen::Up(info) => info.id == id,
         Seen::Line { id: i, .. } | Seen::Down(i) | Seen::Gone { id: i, .. } => i == id,
+        Seen::Connected => false,
     })
 }
 
@@ -485,6 +488,8 @@ async fn reconnects_when_dockerd_goes_away_and_misses_nothing() {
     container.log(&["after"]);
     source.wait_for_line(&container, "after").await;
     assert_eq!(texts(&source.seen, &container.id), ["before", "during-1", "during-2", "after"]);
+    let connected = source.seen.iter().filter(|s| matches!(s, Seen::Connected)).count();
+    assert_eq!(connected, 2, "the daemon hears of the first connection and of the reconnection");
     source.stop().await;
 }
 

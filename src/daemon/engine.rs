@@ -220,6 +220,9 @@ impl Engine {
             SourceEvent::Lines(batch) => self.on_batch(batch),
             SourceEvent::ContainerUp(info) => self.container_up(info),
             SourceEvent::ContainerDown { id } => self.containers.down(&id),
+            SourceEvent::DockerConnected => {
+                self.firewall.send(FirewallCmd::Check);
+            }
             SourceEvent::ContainerGone { id, cursor_key } => {
                 self.containers.gone(&id);
                 self.cursors.remove(&cursor_key);

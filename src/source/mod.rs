@@ -37,6 +37,8 @@ pub enum SourceEvent {
     ContainerDown { id: String },
     /// A container was removed: forget its cursor.
     ContainerGone { id: String, cursor_key: Arc<str> },
+    /// The Docker source (re)connected to dockerd.
+    DockerConnected,
 }
 
 /// Lines read in one go, and where the source stands after them.

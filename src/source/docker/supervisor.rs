@@ -115,6 +115,10 @@ impl Supervisor {
 
     async fn serve_until_done(mut self) {
         while let Some(client) = self.connect().await {
+            // dockerd (re)started: it may have rebuilt its chains, so the
+            // daemon re-checks warden's jumps now rather than at the next
+            // periodic check.
+            self.emit(SourceEvent::DockerConnected).await;
             self.serve(&client).await;
             self.stop_all().await;
             if self.finished() {
