@@ -48,6 +48,9 @@ use sources::Sources;
 
 /// Events a source may have in flight before it waits for the engine.
 const SOURCE_QUEUE: usize = 256;
+/// Most source events handled before the bans they decided are committed
+/// (see "Group commit" in [`engine`]).
+const EVENTS_PER_COMMIT: usize = 256;
 
 /// How `warden run` was invoked.
 #[derive(Debug, Clone)]
@@ -201,7 +204,15 @@ async fn engine_loop(
                     answer(&mut engine, call);
                 }
             }
-            Some(event) = source_rx.recv() => engine.on_source_event(event),
+            Some(event) = source_rx.recv() => {
+                engine.on_source_event(event);
+                // Everything already queued shares one durable commit of its bans.
+                for _ in 1..EVENTS_PER_COMMIT {
+                    let Ok(event) = source_rx.try_recv() else { break };
+                    engine.on_source_event(event);
+                }
+                engine.flush_bans();
+            }
             _ = tokio::time::sleep_until(deadline) => engine.tick(),
         }
     }
@@ -238,12 +249,16 @@ async fn drain_sources(engine: &mut Engine, sources: &mut Sources, rx: &mut mpsc
     loop {
         tokio::select! {
             _ = &mut stopped => break,
-            Some(event) = rx.recv() => engine.on_source_event(event),
+            Some(event) = rx.recv() => {
+                engine.on_source_event(event);
+                engine.flush_bans();
+            }
         }
     }
     while let Ok(event) = rx.try_recv() {
         engine.on_source_event(event);
     }
+    engine.flush_bans();
 }
 
 async fn reload(
