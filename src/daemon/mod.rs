@@ -48,9 +48,9 @@ use sources::Sources;
 
 /// Events a source may have in flight before it waits for the engine.
 const SOURCE_QUEUE: usize = 256;
-/// Most source events handled before the bans they decided are committed
-/// (see "Group commit" in [`engine`]).
-const EVENTS_PER_COMMIT: usize = 256;
+/// How long queued source events are taken in before the bans they decided
+/// are committed (see "Group commit" in [`engine`]).
+const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How `warden run` was invoked.
 #[derive(Debug, Clone)]
@@ -205,9 +205,11 @@ async fn engine_loop(
                 }
             }
             Some(event) = source_rx.recv() => {
+                // What is already queued shares one durable commit of its
+                // bans, within a bound that keeps control calls answered.
+                let started = std::time::Instant::now();
                 engine.on_source_event(event);
-                // Everything already queued shares one durable commit of its bans.
-                for _ in 1..EVENTS_PER_COMMIT {
+                while started.elapsed() < GROUP_COMMIT_WINDOW {
                     let Ok(event) = source_rx.try_recv() else { break };
                     engine.on_source_event(event);
                 }
