@@ -48,6 +48,9 @@ use sources::Sources;
 
 /// Events a source may have in flight before it waits for the engine.
 const SOURCE_QUEUE: usize = 256;
+/// How long queued source events are taken in before the bans they decided
+/// are committed (see "Group commit" in [`engine`]).
+const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How `warden run` was invoked.
 #[derive(Debug, Clone)]
@@ -202,7 +205,17 @@ async fn engine_loop(
                     answer(&mut engine, call);
                 }
             }
-            Some(event) = source_rx.recv() => engine.on_source_event(event),
+            Some(event) = source_rx.recv() => {
+                // What is already queued shares one durable commit of its
+                // bans, within a bound that keeps control calls answered.
+                let started = std::time::Instant::now();
+                engine.on_source_event(event);
+                while started.elapsed() < GROUP_COMMIT_WINDOW {
+                    let Ok(event) = source_rx.try_recv() else { break };
+                    engine.on_source_event(event);
+                }
+                engine.flush_bans();
+            }
             _ = tokio::time::sleep_until(deadline) => engine.tick(),
         }
     }
@@ -239,12 +252,16 @@ async fn drain_sources(engine: &mut Engine, sources: &mut Sources, rx: &mut mpsc
     loop {
         tokio::select! {
             _ = &mut stopped => break,
-            Some(event) = rx.recv() => engine.on_source_event(event),
+            Some(event) = rx.recv() => {
+                engine.on_source_event(event);
+                engine.flush_bans();
+            }
         }
     }
     while let Ok(event) = rx.try_recv() {
         engine.on_source_event(event);
     }
+    engine.flush_bans();
 }
 
 async fn reload(
