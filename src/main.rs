@@ -65,11 +65,13 @@ enum Command {
         #[arg(long, value_name = "nft|legacy")]
         iptables_backend: Option<Backend>,
     },
-    /// Ban an address or network in a jail (persisted and enforced before this returns).
+    /// Ban addresses or networks in a jail (persisted and enforced before this returns).
     Ban {
         jail: String,
-        /// An address (203.0.113.7) or a network (198.51.100.0/24).
-        target: String,
+        /// An address (203.0.113.7) or a network (198.51.100.0/24); several (up to 1000) are banned
+        /// together, all or none.
+        #[arg(required = true, value_name = "TARGET")]
+        targets: Vec<String>,
         /// How long: 90s, 10m, 1h, 1d, 1w, or permanent (default: the jail's bantime).
         #[arg(long = "for", value_name = "DURATION")]
         duration: Option<String>,
@@ -189,8 +191,20 @@ fn run(command: Command) -> Result<ExitCode> {
             warden::daemon::run(warden::daemon::Options { config, dry_run, backend: iptables_backend })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ban { jail, target, duration, socket } => {
-            Ok(control::call(&client(&socket), Request::Ban { jail, target, duration }, socket.json))
+        Command::Ban { jail, mut targets, duration, socket } => {
+            let request = match targets.len() {
+                1 => Request::Ban { jail, target: targets.remove(0), duration },
+                n if n > warden::control::MAX_BAN_TARGETS => {
+                    eprintln!(
+                        "error: {n} addresses; at most {} per command (split the list, e.g. with xargs -n {})",
+                        warden::control::MAX_BAN_TARGETS,
+                        warden::control::MAX_BAN_TARGETS
+                    );
+                    return Ok(ExitCode::from(control::EXIT_BAD_INPUT));
+                }
+                _ => Request::BanMany { jail, targets, duration },
+            };
+            Ok(control::call(&client(&socket), request, socket.json))
         }
         Command::Unban { target, jail, all: _, socket } => {
             Ok(control::call(&client(&socket), Request::Unban { target, jail }, socket.json))

@@ -298,6 +298,44 @@ fn a_subnet_ban_drops_every_address_of_the_24() {
 }
 
 #[test]
+fn several_addresses_in_one_command_are_banned_together_or_not_at_all() {
+    let Some(rig) = Rig::new("d-many") else { return };
+    let (lab, daemon) = (&rig.lab, &rig.daemon);
+    let (a, b) = (NEIGHBOUR_A.to_string(), NEIGHBOUR_B.to_string());
+
+    // One bad target refuses the whole command, naming it; nothing is banned.
+    assert_refused(
+        &daemon.cli(&["ban", "web", &a, "127.0.0.1", &b]),
+        &["127.0.0.1: ", "covers loopback", "nothing was banned"],
+    );
+    assert_eq!(bans(daemon), []);
+    let too_many: Vec<String> = (0..1001).map(|i| format!("10.233.{}.{}", i / 250, i % 250 + 1)).collect();
+    let mut args = vec!["ban", "web"];
+    args.extend(too_many.iter().map(String::as_str));
+    assert_refused(&daemon.cli(&args), &["1001 addresses; at most 1000 per command"]);
+    assert_eq!(bans(daemon), []);
+
+    // Both at once (the second given twice is banned once), enforced when
+    // the command returns; the attacker's other address still connects.
+    let banned = daemon.cli(&["ban", "web", &a, &b, &b]).assert_ok();
+    let lines: Vec<&str> = banned.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{banned:?}");
+    assert!(lines[0].starts_with(&format!("banned {a} in web until ")), "{banned:?}");
+    assert!(lines[1].starts_with(&format!("banned {b} in web until ")), "{banned:?}");
+    for src in [NEIGHBOUR_A, NEIGHBOUR_B] {
+        assert_dropped(&lab.attacker, Some(src.into()), SERVER_A.into(), &src.to_string());
+    }
+    let mut other = lab.open(&lab.attacker, SERVER_A);
+    echo(&mut other, ECHO_WITHIN).expect("the attacker's unbanned address still connects");
+    let mut listed = bans(daemon);
+    listed.sort();
+    assert_eq!(listed, [manual(&a, "web"), manual(&b, "web")]);
+    let json = daemon.cli(&["ban", "web", "10.232.3.4", "10.232.3.5", "--json"]).assert_ok();
+    let json = json.json().expect("ban --json prints JSON");
+    assert_eq!(json["banned"].as_array().map(Vec::len), Some(2), "{json}");
+}
+
+#[test]
 fn bad_input_is_refused_with_exit_code_2_and_one_line_saying_what_is_valid() {
     let no_daemon = tempfile::tempdir().unwrap();
     let unreachable = cli(&no_daemon.path().join("warden.sock"), &["status"]);

@@ -54,14 +54,14 @@ pub fn call(client: &Client, request: Request, json: bool) -> ExitCode {
 pub fn render(request: &Request, data: serde_json::Value) -> String {
     match request {
         Request::Ban { .. } => match serde_json::from_value::<BanInfo>(data.clone()) {
-            Ok(ban) => format!(
-                "banned {} in {} until {}\n",
-                ban.net,
-                ban.jail,
-                ban.until.as_deref().unwrap_or("forever")
-            ),
+            Ok(ban) => ban_line(&ban),
             Err(_) => format!("{data}\n"),
         },
+        Request::BanMany { .. } => {
+            let banned: Vec<BanInfo> =
+                serde_json::from_value(data.get("banned").cloned().unwrap_or_default()).unwrap_or_default();
+            banned.iter().map(ban_line).collect()
+        }
         Request::Unban { target, .. } => {
             let lifted: Vec<BanInfo> =
                 serde_json::from_value(data.get("unbanned").cloned().unwrap_or_default()).unwrap_or_default();
@@ -91,6 +91,10 @@ pub fn render(request: &Request, data: serde_json::Value) -> String {
             data["protocol"]
         ),
     }
+}
+
+fn ban_line(ban: &BanInfo) -> String {
+    format!("banned {} in {} until {}\n", ban.net, ban.jail, ban.until.as_deref().unwrap_or("forever"))
 }
 
 fn list(value: &serde_json::Value) -> String {

@@ -17,6 +17,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest request line the daemon reads; anything longer is refused.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
+/// Most addresses one [`Request::BanMany`] may carry: 1,000 of the longest
+/// (an IPv6 network, 43 characters) stay well under [`MAX_REQUEST_BYTES`].
+pub const MAX_BAN_TARGETS: usize = 1000;
+
 /// What a client asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
@@ -26,6 +30,16 @@ pub enum Request {
     Ban {
         jail: String,
         target: String,
+        #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
+        duration: Option<String>,
+    },
+    /// Ban several addresses or networks in `jail` at once (`warden ban
+    /// JAIL A B C…`), all or none: one bad target refuses the request. One
+    /// durable commit and one batch of kernel updates for all of them. At
+    /// most [`MAX_BAN_TARGETS`].
+    BanMany {
+        jail: String,
+        targets: Vec<String>,
         #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
         duration: Option<String>,
     },
@@ -210,9 +224,29 @@ mod tests {
         assert_eq!(line, r#"{"v":1,"cmd":"ban","jail":"sshd","target":"203.0.113.7","for":"1h"}"#);
         let back: RequestEnvelope = serde_json::from_str(&line).unwrap();
         assert_eq!(back.request, ban);
+        let many = Request::BanMany {
+            jail: "sshd".into(),
+            targets: vec!["203.0.113.7".into(), "198.51.100.0/24".into()],
+            duration: None,
+        };
+        let line = serde_json::to_string(&RequestEnvelope { v: 1, request: many.clone() }).unwrap();
+        assert_eq!(
+            line,
+            r#"{"v":1,"cmd":"ban_many","jail":"sshd","targets":["203.0.113.7","198.51.100.0/24"]}"#
+        );
+        assert_eq!(serde_json::from_str::<RequestEnvelope>(&line).unwrap().request, many);
         let reload: RequestEnvelope = serde_json::from_str(r#"{"v":1,"cmd":"reload"}"#).unwrap();
         assert_eq!(reload.request, Request::Reload);
         assert!(serde_json::from_str::<RequestEnvelope>(r#"{"v":1,"cmd":"explode"}"#).is_err());
+    }
+
+    #[test]
+    fn the_most_targets_of_the_longest_form_fit_in_one_request() {
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120".to_string();
+        let request =
+            Request::BanMany { jail: "sshd".into(), targets: vec![longest; MAX_BAN_TARGETS], duration: None };
+        let line = serde_json::to_string(&RequestEnvelope { v: 1, request }).unwrap();
+        assert!(line.len() < MAX_REQUEST_BYTES, "{} bytes", line.len());
     }
 
     #[test]

@@ -1,18 +1,22 @@
-//! Control requests the engine answers itself: ban, unban, status, bans,
-//! version. (Reload involves the sources too; see [`super::run`].)
+//! Control requests the engine answers itself: ban (one target, or many at
+//! once), unban, status, bans, version. (Reload involves the sources too;
+//! see [`super::run`].)
 //!
 //! Every check that can refuse a manual ban happens before anything is
-//! persisted: an unknown jail, a malformed address or duration, an address
+//! persisted (for every target of a multi-address ban, before any of them): an unknown jail, a malformed address or duration, an address
 //! the jail ignores, and what the firewall guard refuses (everything,
 //! prefixes broader than the floor, loopback, the host's own addresses).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
 use crate::control::protocol::host_form;
-use crate::control::{BanInfo, ContainerStatus, JailStatus, Request, Response, StatusReport};
+use crate::control::{
+    BanInfo, ContainerStatus, JailStatus, MAX_BAN_TARGETS, Request, Response, StatusReport,
+};
 use crate::core::{BanTime, parse_ip_or_net};
 use crate::firewall::guard::{self, BanFloor};
 use crate::firewall::ipset::Family;
@@ -20,11 +24,14 @@ use crate::firewall::ipset::Family;
 use super::engine::Engine;
 use super::firewall::FirewallCmd;
 
+/// Hears back once the firewall has acted on a command, or why it could not.
+type FirewallDone = oneshot::Receiver<Result<(), String>>;
+
 /// What the engine made of a request: an answer now, or one that comes
 /// when the firewall has acted.
 pub enum Answer {
     Now(Response),
-    AfterFirewall { done: oneshot::Receiver<Result<(), String>>, ok: Response },
+    AfterFirewall { done: FirewallDone, ok: Response },
 }
 
 impl Engine {
@@ -32,6 +39,9 @@ impl Engine {
     pub fn answer(&mut self, request: Request) -> Answer {
         match request {
             Request::Ban { jail, target, duration } => self.ban(&jail, &target, duration.as_deref()),
+            Request::BanMany { jail, targets, duration } => {
+                self.ban_many(&jail, &targets, duration.as_deref())
+            }
             Request::Unban { target, jail } => self.unban(&target, jail.as_deref()),
             Request::Status { jail } => Answer::Now(self.status(jail.as_deref())),
             Request::Bans { jail } => Answer::Now(self.list_bans(jail.as_deref())),
@@ -51,32 +61,91 @@ impl Engine {
         Err(Response::bad_input(format!("unknown jail {jail:?}; jails: {}", known.join(", "))))
     }
 
+    /// One ban; the answer is its [`BanInfo`].
     fn ban(&mut self, jail: &str, target: &str, duration: Option<&str>) -> Answer {
-        match self.check_ban(jail, target, duration) {
+        match self.ban_all(jail, std::slice::from_ref(&target.to_string()), duration) {
             Err(response) => Answer::Now(response),
-            Ok((net, length)) => {
-                let now = self.now();
-                let Engine { jails, history, rng, .. } = self;
-                let Some(rt) = jails.get_mut(jail) else {
-                    return Answer::Now(Response::bad_input(format!("unknown jail {jail:?}")));
-                };
-                let ban = rt.jail.ban_manual(net, length, now, history, &mut || rng.next_f64());
-                rt.total_banned += 1;
-                tracing::info!(jail = %ban.jail, ip = %ban.net, origin = "manual", count = ban.count, "banned");
-                let ok = Response::ok(BanInfo::from_ban(&ban));
-                let (done, waiting) = oneshot::channel();
-                self.persist_and_enforce(vec![ban], Some(done));
-                Answer::AfterFirewall { done: waiting, ok }
+            Ok((mut infos, done)) => {
+                let ok = infos.pop().map(Response::ok).unwrap_or_else(|| Response::failed("nothing banned"));
+                Answer::AfterFirewall { done, ok }
             }
         }
     }
 
+    /// Several bans, all or none; the answer is `{"banned": [BanInfo…]}`.
+    fn ban_many(&mut self, jail: &str, targets: &[String], duration: Option<&str>) -> Answer {
+        if targets.is_empty() {
+            return Answer::Now(Response::bad_input(
+                "no address to ban; give one or more addresses or networks",
+            ));
+        }
+        if targets.len() > MAX_BAN_TARGETS {
+            return Answer::Now(Response::bad_input(format!(
+                "{} addresses in one request; at most {MAX_BAN_TARGETS} (split the list)",
+                targets.len()
+            )));
+        }
+        match self.ban_all(jail, targets, duration) {
+            Err(response) => Answer::Now(response),
+            Ok((infos, done)) => {
+                Answer::AfterFirewall { done, ok: Response::ok(serde_json::json!({ "banned": infos })) }
+            }
+        }
+    }
+
+    /// Checks every target, then bans them all: one durable commit and one
+    /// firewall batch. A target given twice is banned once.
+    fn ban_all(
+        &mut self,
+        jail: &str,
+        targets: &[String],
+        duration: Option<&str>,
+    ) -> Result<(Vec<BanInfo>, FirewallDone), Response> {
+        self.known_jail(jail)?;
+        let own = guard::own_addresses().unwrap_or_default();
+        let mut checked: Vec<(IpNet, Option<BanTime>)> = Vec::with_capacity(targets.len());
+        let mut seen = HashSet::with_capacity(targets.len());
+        for target in targets {
+            let (net, length) = self.check_ban(jail, target, duration, &own).map_err(|refused| {
+                match refused {
+                    // Which one, when there are several.
+                    Response::Err { error } if targets.len() > 1 => {
+                        Response::bad_input(format!("{target}: {}; nothing was banned", error.message))
+                    }
+                    other => other,
+                }
+            })?;
+            if seen.insert(net.trunc()) {
+                checked.push((net, length));
+            }
+        }
+        let now = self.now();
+        let Engine { jails, history, rng, .. } = self;
+        let Some(rt) = jails.get_mut(jail) else {
+            return Err(Response::bad_input(format!("unknown jail {jail:?}")));
+        };
+        let mut bans = Vec::with_capacity(checked.len());
+        for (net, length) in checked {
+            let ban = rt.jail.ban_manual(net, length, now, history, &mut || rng.next_f64());
+            rt.total_banned += 1;
+            tracing::info!(jail = %ban.jail, ip = %ban.net, origin = "manual", count = ban.count, "banned");
+            bans.push(ban);
+        }
+        let infos = bans.iter().map(BanInfo::from_ban).collect();
+        let (done, waiting) = oneshot::channel();
+        self.persist_and_enforce(bans, Some(done));
+        Ok((infos, waiting))
+    }
+
     /// Every reason to refuse a manual ban, checked before anything changes.
+    /// `own` is the host's addresses ([`guard::own_addresses`]), read once
+    /// per request.
     fn check_ban(
         &self,
         jail: &str,
         target: &str,
         duration: Option<&str>,
+        own: &[IpAddr],
     ) -> Result<(IpNet, Option<BanTime>), Response> {
         self.known_jail(jail)?;
         // The parse error already says what an address looks like.
@@ -90,8 +159,7 @@ impl Engine {
         // The guard goes first: `0.0.0.0/0` also overlaps ignoreip, but
         // "it covers every address" is the reason that matters.
         let floor = BanFloor { v4: self.config.firewall.ban_floor.v4, v6: self.config.firewall.ban_floor.v6 };
-        let own = guard::own_addresses().unwrap_or_default();
-        guard::check_ban_target(net, floor, &own).map_err(|e| Response::bad_input(refusal(&e, floor)))?;
+        guard::check_ban_target(net, floor, own).map_err(|e| Response::bad_input(refusal(&e, floor)))?;
         let rt = &self.jails[jail];
         if rt.jail.settings().ignore.covers(net) || rt.config.ignoreip.iter().any(|i| i.contains(&net.addr()))
         {
