@@ -362,6 +362,9 @@ pub(crate) struct Semantics {
     /// Per failregex: a regex-crate form for lines without the text of its
     /// negative look-arounds.
     pub plain: Vec<Option<Plain>>,
+    /// Per failregex: regex-crate variants deciding most lines for a
+    /// pattern with conditionals or look-ahead loops.
+    pub split: Vec<Option<super::split::Split>>,
 }
 
 /// A fancy failregex without its plain-text negative look-arounds, for
@@ -669,11 +672,16 @@ fn process_line(
         if !worth[i] {
             continue;
         }
-        let pattern = match &sem.plain[i] {
-            Some(plain) if plain.applies(hay) => &plain.compiled,
-            _ => &filter.fail.patterns[i],
+        let matched = match (&sem.plain[i], &sem.split[i]) {
+            (Some(plain), _) if plain.applies(hay) => plain.compiled.spans(hay, scratch, spans),
+            (_, Some(split)) => match split.run(hay, scratch, spans) {
+                super::split::Answer::Yes => true,
+                super::split::Answer::No => false,
+                super::split::Answer::Unsure => filter.fail.patterns[i].spans(hay, scratch, spans),
+            },
+            _ => filter.fail.patterns[i].spans(hay, scratch, spans),
         };
-        if !pattern.spans(hay, scratch, spans) {
+        if !matched {
             continue;
         }
         let groups = &sem.fails[i];
@@ -686,7 +694,13 @@ fn process_line(
                 .filter_map(|(s, e)| hay.get(s..e))
                 .collect();
             let skipped: Vec<&str> = skipped.lines().collect();
-            let span = spans.first().copied().flatten().unwrap_or((0, 0));
+            // Group 0 is the whole match. (Multi-line patterns never run on
+            // the fast matcher, which leaves it out; should one, the groups'
+            // extent stands in.)
+            let span = spans.first().copied().flatten().unwrap_or_else(|| {
+                let taken = || spans.iter().flatten();
+                (taken().map(|s| s.0).min().unwrap_or(0), taken().map(|s| s.1).max().unwrap_or(0))
+            });
             split_lines(hay, original.len(), span, &skipped, &original)
         });
         // An ignoreregex on what matched drops the match.

@@ -26,6 +26,7 @@ mod engine;
 mod ini;
 mod pyre;
 mod reader;
+mod split;
 mod tags;
 
 use std::collections::BTreeMap;
@@ -165,6 +166,10 @@ pub fn load(
         check_all: options.check_all,
         all_gate: if options.check_all { engine::AllGate::new(&fail_gates) } else { None },
         plain: fails.iter().map(plain_form).collect(),
+        split: fails
+            .iter()
+            .map(|c| if c.is_fancy() { split::Split::new(&c.regex, &c.group_names()) } else { None })
+            .collect(),
     };
     let ignore_gates = ignores.iter().map(|c| gate_source(&c.regex, c)).collect();
     Ok(Filter {

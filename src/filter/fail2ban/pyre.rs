@@ -203,7 +203,7 @@ pub fn without_literal_negative_lookarounds(rust: &str) -> Option<(String, Vec<S
             0
         };
         if open > 0
-            && let Some((literal, len)) = literal_body(&chars[i + open..])
+            && let Some((literal, len)) = literal_text(&chars[i + open..])
             && !literal.is_empty()
         {
             literals.push(literal);
@@ -218,7 +218,7 @@ pub fn without_literal_negative_lookarounds(rust: &str) -> Option<(String, Vec<S
 
 /// Plain text up to the `)` closing a look-around: (text, chars used
 /// before the `)`); `None` when the body has regex syntax.
-fn literal_body(chars: &[char]) -> Option<(String, usize)> {
+pub fn literal_text(chars: &[char]) -> Option<(String, usize)> {
     let mut text = String::new();
     let mut i = 0;
     while let Some(&c) = chars.get(i) {
