@@ -242,11 +242,17 @@ impl Compiled {
                     }
                 }
             }
-            Engine::Fancy(re) => {
-                let Ok(Some(caps)) = re.captures(hay) else { return false };
-                out.extend(caps.iter().map(|m| m.map(|m| (m.start(), m.end()))));
-                true
-            }
+            Engine::Fancy(re) => match re.captures(hay) {
+                Ok(Some(caps)) => {
+                    out.extend(caps.iter().map(|m| m.map(|m| (m.start(), m.end()))));
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => {
+                    backtrack_limit_hit(&self.regex, &e);
+                    false
+                }
+            },
         }
     }
 
@@ -282,6 +288,22 @@ impl Compiled {
             }
         }
         raw
+    }
+}
+
+/// Logs a line that a fancy pattern gave up on (it counts as not matching):
+/// the first time, then at every power of two, so a hostile stream cannot
+/// flood the log.
+fn backtrack_limit_hit(regex: &str, error: &fancy_regex::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let n = HITS.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(
+            pattern = regex,
+            hits = n,
+            "a line took too long to match ({error}); counted as no match"
+        );
     }
 }
 

@@ -32,6 +32,7 @@ use jiff::tz::TimeZone;
 
 use super::pyre;
 use crate::core::Timestamp;
+use crate::filter::backtrack::{Program, Run, Scratch};
 
 const LINE_BEGIN: u8 = 8;
 const LINE_END: u8 = 4;
@@ -90,11 +91,28 @@ struct Template {
 /// regex-crate superset as a gate) where the pattern needs it.
 #[derive(Debug)]
 enum Re {
-    Std(regex::bytes::Regex),
+    Std { re: regex::bytes::Regex, fast: Option<Fast> },
     Fancy { gate: Option<regex::bytes::Regex>, re: Box<fancy_regex::Regex> },
 }
 
-/// Group spans of one match (index = group number) and the group names.
+/// The hot path for line-start anchored templates: warden's capture
+/// matcher runs the template without its trailing word-boundary check,
+/// and the boundary is checked at the end of what it found. When it holds,
+/// that is the template's own match (the matcher takes the same choices in
+/// the same order); when it does not, the full regex decides.
+#[derive(Debug)]
+struct Fast {
+    program: Program,
+    /// Group numbers of the template (the program adds one, marking the end).
+    groups: usize,
+    /// Whether the template ends with fail2ban's word-end boundary.
+    bounded: bool,
+}
+
+/// fail2ban's word-end boundary, `(?=\b|\W|$)`.
+const WORD_END: &str = r"(?=\b|\W|$)";
+
+/// Group spans of one match (index = group number).
 struct Found {
     spans: Vec<Option<(usize, usize)>>,
 }
@@ -102,11 +120,16 @@ struct Found {
 impl Re {
     fn compile(python: &str) -> Result<Re, String> {
         let rust = pyre::translate(python)?;
-        let std_form = rust
-            .replace(r"(?=^|\b|\W)", r"(?:^|\b|\b{end-half})")
-            .replace(r"(?=\b|\W|$)", r"(?:\b|\b{end-half})");
+        let std_form =
+            rust.replace(r"(?=^|\b|\W)", r"(?:^|\b|\b{end-half})").replace(WORD_END, r"(?:\b|\b{end-half})");
         if let Ok(re) = regex::bytes::RegexBuilder::new(&std_form).unicode(false).build() {
-            return Ok(Re::Std(re));
+            let bounded = python.ends_with(WORD_END);
+            let body = python.strip_suffix(WORD_END).unwrap_or(python);
+            let fast = pyre::translate(body)
+                .ok()
+                .and_then(|b| Program::new(&format!("{b}()")))
+                .map(|program| Fast { program, groups: re.captures_len(), bounded });
+            return Ok(Re::Std { re, fast });
         }
         let re = fancy_regex::RegexBuilder::new(&rust)
             .backtrack_limit(crate::filter::BACKTRACK_LIMIT)
@@ -119,16 +142,46 @@ impl Re {
 
     fn names(&self) -> Vec<Option<String>> {
         match self {
-            Re::Std(re) => re.capture_names().map(|n| n.map(String::from)).collect(),
+            Re::Std { re, .. } => re.capture_names().map(|n| n.map(String::from)).collect(),
             Re::Fancy { re, .. } => re.capture_names().map(|n| n.map(String::from)).collect(),
         }
     }
 
     /// The first match in `line[..end]` starting at or after `start`.
-    fn search(&self, line: &str, start: usize, end: usize) -> Option<Found> {
+    fn search(&self, line: &str, start: usize, end: usize, scratch: &mut Scratch) -> Option<Found> {
         let hay = line.get(..end)?;
         match self {
-            Re::Std(re) => {
+            Re::Std { re, fast } => {
+                if let Some(fast) = fast
+                    && start == 0
+                {
+                    match fast.program.run(hay.as_bytes(), scratch) {
+                        Run::NoMatch => return None,
+                        Run::Match => {
+                            let slot =
+                                |i: usize| match (scratch.slots.get(2 * i), scratch.slots.get(2 * i + 1)) {
+                                    (Some(&s), Some(&e)) if s != usize::MAX && e != usize::MAX => {
+                                        Some((s, e))
+                                    }
+                                    _ => None,
+                                };
+                            if let Some((stop, _)) = slot(fast.groups) {
+                                let word = |c: Option<&u8>| {
+                                    c.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                                };
+                                let b = hay.as_bytes();
+                                let boundary =
+                                    !(word(stop.checked_sub(1).and_then(|i| b.get(i))) && word(b.get(stop)));
+                                if !fast.bounded || boundary {
+                                    let mut spans: Vec<_> = (0..fast.groups).map(slot).collect();
+                                    spans[0] = Some((0, stop));
+                                    return Some(Found { spans });
+                                }
+                            }
+                        }
+                        Run::GaveUp => {}
+                    }
+                }
                 let caps = re.captures_at(hay.as_bytes(), start)?;
                 Some(Found { spans: caps.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect() })
             }
@@ -184,6 +237,10 @@ pub struct DateState {
     last_end: Option<(usize, Option<char>, Option<char>)>,
     /// Per template: (times it won, distance of its last win).
     wins: Vec<(u64, usize)>,
+    /// The last date parsed: (template, text, "now", instant). Consecutive
+    /// lines often share their second.
+    parsed: Option<(usize, String, i64, Option<Timestamp>)>,
+    scratch: Scratch,
 }
 
 /// What strptime-style fields need to become an instant.
@@ -261,14 +318,14 @@ impl DateDetector {
             let t = &self.templates[i];
             let found = if t.flags & (LINE_BEGIN | LINE_END) != 0 {
                 skip = Some(i);
-                t.re.search(line, 0, line.len())
+                t.re.search(line, 0, line.len(), &mut state.scratch)
             } else if let (Some(pos), Some(end)) = (state.last_pos, state.last_end)
                 && bounds_agree(line, pos, end)
             {
-                t.re.search(line, pos.0, end.0)
+                t.re.search(line, pos.0, end.0, &mut state.scratch)
             } else {
                 skip = Some(i);
-                t.re.search(line, 0, line.len())
+                t.re.search(line, 0, line.len(), &mut state.scratch)
             };
             if let Some(f) = found {
                 let (start, stop) = f.spans[0].unwrap_or((0, 0));
@@ -287,7 +344,7 @@ impl DateDetector {
                 if Some(i) == skip {
                     continue;
                 }
-                let Some(f) = t.re.search(line, 0, line.len()) else { continue };
+                let Some(f) = t.re.search(line, 0, line.len(), &mut state.scratch) else { continue };
                 let distance = f.spans[0].map_or(0, |s| s.0);
                 if i + 1 >= n || t.flags & (LINE_BEGIN | LINE_END) != 0 {
                     chosen = Some((i, f));
@@ -317,7 +374,16 @@ impl DateDetector {
         if !line.is_char_boundary(ds) || !line.is_char_boundary(de) {
             return None;
         }
-        let time = if ds == de { None } else { self.time_of(i, line, &f, clock) };
+        let text = &line[ds..de];
+        let time = match &state.parsed {
+            _ if ds == de => None,
+            Some((t, last, now, time)) if *t == i && last == text && *now == clock.now.0 => *time,
+            _ => {
+                let time = self.time_of(i, line, &f, clock);
+                state.parsed = Some((i, text.to_string(), clock.now.0, time));
+                time
+            }
+        };
         Some(DateHit { start: ds, end: de, time, template: i })
     }
 
@@ -923,8 +989,8 @@ pub fn strptime(fields: &[(&str, &str)], clock: Clock<'_>) -> Option<Timestamp> 
             "y" => year = Some(int().map(|y| if y <= 2000 { y + 2000 } else { y })?),
             "Y" => year = Some(int()?),
             "m" => month = Some(int()? as i8),
-            "B" => month = Some(MONTH_NAMES.iter().position(|m| *m == value.to_lowercase())? as i8 + 1),
-            "b" => month = Some(MONTHS.iter().position(|m| *m == value.to_lowercase())? as i8 + 1),
+            "B" => month = Some(MONTH_NAMES.iter().position(|m| m.eq_ignore_ascii_case(value))? as i8 + 1),
+            "b" => month = Some(MONTHS.iter().position(|m| m.eq_ignore_ascii_case(value))? as i8 + 1),
             "d" => day = Some(int()? as i8),
             "H" => hour = int()? as i8,
             "I" => {

@@ -357,6 +357,87 @@ pub(crate) struct Semantics {
     pub fails: Vec<Groups>,
     /// Try every failregex on every line (fail2ban-regex's default).
     pub check_all: bool,
+    /// In check-all mode: which failregexes can match a line, all at once.
+    pub all_gate: Option<AllGate>,
+    /// Per failregex: a regex-crate form for lines without the text of its
+    /// negative look-arounds.
+    pub plain: Vec<Option<Plain>>,
+    /// Per failregex: regex-crate variants deciding most lines for a
+    /// pattern with conditionals or look-ahead loops.
+    pub split: Vec<Option<super::split::Split>>,
+}
+
+/// A fancy failregex without its plain-text negative look-arounds, for
+/// lines that do not contain their texts (where they always hold).
+#[derive(Debug)]
+pub(crate) struct Plain {
+    compiled: Compiled,
+    needles: Vec<memchr::memmem::Finder<'static>>,
+}
+
+impl Plain {
+    pub fn new(compiled: Compiled, literals: &[String]) -> Option<Plain> {
+        if compiled.is_fancy() {
+            return None;
+        }
+        let needles =
+            literals.iter().map(|l| memchr::memmem::Finder::new(l.as_bytes()).into_owned()).collect();
+        Some(Plain { compiled, needles })
+    }
+
+    fn applies(&self, hay: &str) -> bool {
+        self.needles.iter().all(|n| n.find(hay.as_bytes()).is_none())
+    }
+}
+
+/// Every failregex's gate entry in one regex that reports all the entries
+/// that match (a `RegexSet`), so check-all mode runs captures only for
+/// patterns that can match, not for every pattern after the first match.
+#[derive(Debug)]
+pub(crate) struct AllGate {
+    set: regex_automata::meta::Regex,
+    /// Set pattern -> failregex index.
+    pattern_of: Vec<usize>,
+    /// Per failregex: whether the set holds it (else it is always tried).
+    gated: Vec<bool>,
+}
+
+impl AllGate {
+    /// `sources[i]` is failregex `i`'s gate entry, if it has one.
+    pub fn new(sources: &[Option<String>]) -> Option<AllGate> {
+        use regex_automata::{MatchKind, meta, util::syntax};
+        let mut entries = Vec::new();
+        let mut pattern_of = Vec::new();
+        for (i, s) in sources.iter().enumerate() {
+            if let Some(s) = s {
+                entries.push(s.as_str());
+                pattern_of.push(i);
+            }
+        }
+        if entries.is_empty() {
+            return None;
+        }
+        let set = meta::Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .configure(meta::Config::new().match_kind(MatchKind::All).utf8_empty(false))
+            .build_many(&entries)
+            .ok()?;
+        Some(AllGate { set, pattern_of, gated: sources.iter().map(Option::is_some).collect() })
+    }
+
+    /// Marks in `worth` the failregexes that can match `hay`.
+    fn mark(&self, hay: &str, worth: &mut [bool]) {
+        let mut found = regex_automata::PatternSet::new(self.set.pattern_len());
+        self.set.which_overlapping_matches(&regex_automata::Input::new(hay.as_bytes()), &mut found);
+        for (w, gated) in worth.iter_mut().zip(&self.gated) {
+            *w = !gated;
+        }
+        for p in found.iter() {
+            if let Some(&i) = self.pattern_of.get(p.as_usize()) {
+                worth[i] = true;
+            }
+        }
+    }
 }
 
 /// Per-stream state of an imported filter.
@@ -581,13 +662,26 @@ fn process_line(
             let hay = if multi { buf.as_str() } else { trim_nl(&buf) };
             worth.clear();
             worth.resize(count, false);
-            for k in filter.fail.candidates(hay) {
-                worth[k] = true;
+            match &sem.all_gate {
+                Some(gate) if sem.check_all => gate.mark(hay, worth),
+                _ => filter.fail.candidates(hay).for_each(|k| worth[k] = true),
             }
             rebuild = false;
         }
         let hay = if multi { buf.as_str() } else { trim_nl(&buf) };
-        if !worth[i] || !filter.fail.patterns[i].spans(hay, scratch, spans) {
+        if !worth[i] {
+            continue;
+        }
+        let matched = match (&sem.plain[i], &sem.split[i]) {
+            (Some(plain), _) if plain.applies(hay) => plain.compiled.spans(hay, scratch, spans),
+            (_, Some(split)) => match split.run(hay, scratch, spans) {
+                super::split::Answer::Yes => true,
+                super::split::Answer::No => false,
+                super::split::Answer::Unsure => filter.fail.patterns[i].spans(hay, scratch, spans),
+            },
+            _ => filter.fail.patterns[i].spans(hay, scratch, spans),
+        };
+        if !matched {
             continue;
         }
         let groups = &sem.fails[i];
@@ -600,7 +694,13 @@ fn process_line(
                 .filter_map(|(s, e)| hay.get(s..e))
                 .collect();
             let skipped: Vec<&str> = skipped.lines().collect();
-            let span = spans.first().copied().flatten().unwrap_or((0, 0));
+            // Group 0 is the whole match. (Multi-line patterns never run on
+            // the fast matcher, which leaves it out; should one, the groups'
+            // extent stands in.)
+            let span = spans.first().copied().flatten().unwrap_or_else(|| {
+                let taken = || spans.iter().flatten();
+                (taken().map(|s| s.0).min().unwrap_or(0), taken().map(|s| s.1).max().unwrap_or(0))
+            });
             split_lines(hay, original.len(), span, &skipped, &original)
         });
         // An ignoreregex on what matched drops the match.

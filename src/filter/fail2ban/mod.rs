@@ -26,6 +26,7 @@ mod engine;
 mod ini;
 mod pyre;
 mod reader;
+mod split;
 mod tags;
 
 use std::collections::BTreeMap;
@@ -156,14 +157,20 @@ pub fn load(
     let dates = dates::DateDetector::new(opts.datepattern.as_deref(), year)
         .map_err(|e| fail(format!("{}: {e}", place("datepattern"))))?;
 
+    let fail_gates: Vec<Option<String>> = fails.iter().map(|c| gate_source(&c.regex, c)).collect();
     let semantics = Semantics {
         maxlines,
         dates,
         prefix: prefix_groups,
         fails: fails.iter().map(Groups::of).collect(),
         check_all: options.check_all,
+        all_gate: if options.check_all { engine::AllGate::new(&fail_gates) } else { None },
+        plain: fails.iter().map(plain_form).collect(),
+        split: fails
+            .iter()
+            .map(|c| if c.is_fancy() { split::Split::new(&c.regex, &c.group_names()) } else { None })
+            .collect(),
     };
-    let fail_gates = fails.iter().map(|c| gate_source(&c.regex, c)).collect();
     let ignore_gates = ignores.iter().map(|c| gate_source(&c.regex, c)).collect();
     Ok(Filter {
         name: format!("fail2ban:{name}"),
@@ -177,6 +184,16 @@ pub fn load(
         prefix,
         fail2ban: Some(Box::new(semantics)),
     })
+}
+
+/// A fancy pattern's regex-crate form for lines without the texts of its
+/// negative look-arounds, when dropping those makes it one.
+fn plain_form(c: &Compiled) -> Option<engine::Plain> {
+    if !c.is_fancy() {
+        return None;
+    }
+    let (plain, literals) = pyre::without_literal_negative_lookarounds(&c.regex)?;
+    engine::Plain::new(Compiled::new(&plain, &[]).ok()?, &literals)
 }
 
 fn current_year() -> i32 {

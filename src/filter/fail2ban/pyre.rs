@@ -152,6 +152,96 @@ pub fn translate(py: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// A pattern (Rust syntax) without its negative look-arounds whose body is
+/// plain text, and those texts: `a(?!bad)b` is `ab` on any line that does
+/// not contain `bad` anywhere (the look-around then always holds), which
+/// lets a pattern that needs fancy-regex only for that run on the regex
+/// crate for most lines. `None` when there is no such look-around.
+pub fn without_literal_negative_lookarounds(rust: &str) -> Option<(String, Vec<String>)> {
+    let chars: Vec<char> = rust.chars().collect();
+    let mut out = String::with_capacity(rust.len());
+    let mut literals = Vec::new();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            out.push(c);
+            if let Some(&n) = chars.get(i + 1) {
+                out.push(n);
+            }
+            i += 2;
+            continue;
+        }
+        if in_class {
+            in_class = c != ']';
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if c == '[' {
+            in_class = true;
+            out.push(c);
+            // A `]` right after `[` or `[^` is literal.
+            if chars.get(i + 1) == Some(&'^') {
+                out.push('^');
+                i += 1;
+            }
+            if chars.get(i + 1) == Some(&']') {
+                out.push(']');
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        let head: String = chars[i..chars.len().min(i + 4)].iter().collect();
+        let open = if head.starts_with("(?<!") {
+            4
+        } else if head.starts_with("(?!") {
+            3
+        } else {
+            0
+        };
+        if open > 0
+            && let Some((literal, len)) = literal_text(&chars[i + open..])
+            && !literal.is_empty()
+        {
+            literals.push(literal);
+            i += open + len + 1;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    (!literals.is_empty()).then_some((out, literals))
+}
+
+/// Plain text up to the `)` closing a look-around: (text, chars used
+/// before the `)`); `None` when the body has regex syntax.
+pub fn literal_text(chars: &[char]) -> Option<(String, usize)> {
+    let mut text = String::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            ')' => return Some((text, i)),
+            '\\' => {
+                let n = *chars.get(i + 1)?;
+                if n.is_ascii_alphanumeric() {
+                    return None;
+                }
+                text.push(n);
+                i += 2;
+            }
+            '.' | '^' | '$' | '|' | '?' | '*' | '+' | '(' | '[' | '{' | ']' | '}' => return None,
+            _ => {
+                text.push(c);
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
 /// The flags of a `(?flags)` or `(?flags:` group at the start of `rest`.
 fn leading_flags(rest: &str) -> Option<&str> {
     let body = rest.strip_prefix("(?")?;
@@ -235,6 +325,15 @@ mod tests {
         assert_eq!(t(r"[\b]"), r"[\x08]");
         assert!(translate(r"[abc").is_err());
         assert!(translate("ab\\").is_err());
+    }
+
+    #[test]
+    fn literal_negative_lookarounds_come_out() {
+        let (plain, lits) =
+            without_literal_negative_lookarounds(r"^a(?!Too many)[^(?!x)]b(?<!\.c)(?!\d)").unwrap();
+        assert_eq!(plain, r"^a[^(?!x)]b(?!\d)");
+        assert_eq!(lits, ["Too many", ".c"]);
+        assert!(without_literal_negative_lookarounds(r"a(?=b)(?!c|d)").is_none());
     }
 
     #[test]
