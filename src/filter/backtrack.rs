@@ -10,8 +10,9 @@
 //! - a class is a 256-entry table; a class run consumes its whole extent at
 //!   once and, when backtracking, jumps straight to the positions where the
 //!   following literal can start;
-//! - a choice looks up the next byte in a table saying which branches can
-//!   start with it, so most choices push nothing to backtrack into;
+//! - a choice looks up the next byte in a table saying where to go: to the
+//!   one branch that can start with it (through any further choices the
+//!   byte decides), or to both, pushing the second to backtrack into;
 //! - a chain of steps that cannot backtrack (literals, classes, runs that
 //!   must take their whole extent) runs as one instruction.
 //!
@@ -110,8 +111,8 @@ pub(crate) struct Program {
     ops: Vec<Op>,
     /// Byte-membership tables of the classes, runs and sequences.
     tables: Vec<Table>,
-    /// Per choice: for each byte, which branches can start with it.
-    choices: Vec<[u8; 256]>,
+    /// Per choice: for each byte, where execution goes (see `Op::Split`).
+    choices: Vec<[u16; 256]>,
     slots: usize,
     /// The literal every match starts with, checked before anything is set up.
     lead: Option<Literal>,
@@ -139,10 +140,13 @@ impl Table {
     }
 }
 
-/// Bit of a choice entry: the first (preferred) branch can start here.
-const FIRST: u8 = 1;
-/// Bit of a choice entry: the second branch can start here.
-const SECOND: u8 = 2;
+/// A choice entry: no branch can start with the byte.
+const FAIL: u16 = 0;
+/// A choice entry: both branches can; try the first, keep the second.
+const BOTH: u16 = u16::MAX;
+// Other entries are an instruction index plus one. Programs are capped well
+// below that range.
+const _: () = assert!(MAX_INSTS + 1 < BOTH as usize);
 
 /// The instructions that run.
 #[derive(Debug, Clone)]
@@ -161,13 +165,15 @@ enum Op {
     },
     /// Steps that cannot backtrack, in order; then `next`.
     Seq(Box<[Step]>, usize),
-    /// `choice` indexes `Program::choices`; `at_end` holds the same bits
-    /// for the end of the input.
+    /// `choice` indexes `Program::choices`, a table per next byte: FAIL,
+    /// BOTH, or where to continue (one branch, resolved through the choices
+    /// after it that the same byte decides); `at_end` is the entry for the
+    /// end of the input.
     Split {
         first: usize,
         second: usize,
         choice: usize,
-        at_end: u8,
+        at_end: u16,
     },
     Jmp(usize),
     Save(usize),
@@ -536,21 +542,21 @@ impl Program {
                 }
                 Op::Split { first, second, choice, at_end } => {
                     budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                    let can = match hay.get(pos) {
+                    let to = match hay.get(pos) {
                         Some(&b) => self.choices[*choice][usize::from(b)],
                         None => *at_end,
                     };
-                    if can & FIRST != 0 {
-                        if can & SECOND != 0 {
+                    match to {
+                        FAIL => false,
+                        BOTH => {
                             stack.push(Frame::Alt { pc: *second, pos });
+                            pc = *first;
+                            true
                         }
-                        pc = *first;
-                        true
-                    } else if can & SECOND != 0 {
-                        pc = *second;
-                        true
-                    } else {
-                        false
+                        _ => {
+                            pc = usize::from(to) - 1;
+                            true
+                        }
                     }
                 }
                 Op::Jmp(to) => {
@@ -714,7 +720,7 @@ impl Newline {
 #[derive(Default)]
 struct Lowering {
     tables: Vec<Table>,
-    choices: Vec<[u8; 256]>,
+    choices: Vec<[u16; 256]>,
 }
 
 impl Lowering {
@@ -729,17 +735,37 @@ impl Lowering {
         }
     }
 
-    fn choice(&mut self, first: &Guard, second: &Guard) -> (usize, u8) {
-        let bits = |b: Option<u8>| {
+    /// The table of the choice at `pc` (see `Op::Split`), and its entry
+    /// for the end of the input. `guards` holds each choice's branch guards.
+    fn choice(&mut self, insts: &[Inst], guards: &[Option<(Guard, Guard)>], pc: usize) -> (usize, u16) {
+        let entry = |b: Option<u8>| -> u16 {
             let admits = |g: &Guard| match b {
                 Some(b) => g.set.contains(b),
                 None => g.at_end,
             };
-            (u8::from(admits(first)) * FIRST) | (u8::from(admits(second)) * SECOND)
+            // Follow the choices (and jumps) the byte decides; nothing is
+            // consumed or recorded on the way, so going straight to where
+            // they lead is the same.
+            let mut at = pc;
+            for _ in 0..=insts.len() {
+                match (&insts[at], &guards[at]) {
+                    (Inst::Split(a, b), Some((ga, gb))) => match (admits(ga), admits(gb)) {
+                        (false, false) => return FAIL,
+                        (true, false) => at = *a,
+                        (false, true) => at = *b,
+                        (true, true) if at == pc => return BOTH,
+                        (true, true) => break,
+                    },
+                    (Inst::Jmp(to), _) => at = *to,
+                    _ => break,
+                }
+            }
+            // `at` < MAX_INSTS (asserted against BOTH above).
+            u16::try_from(at + 1).unwrap_or(BOTH)
         };
-        let mut table = [0u8; 256];
+        let mut table = [FAIL; 256];
         for (b, slot) in table.iter_mut().enumerate() {
-            *slot = bits(Some(b as u8));
+            *slot = entry(Some(b as u8));
         }
         let index = match self.choices.iter().position(|x| *x == table) {
             Some(i) => i,
@@ -748,13 +774,21 @@ impl Lowering {
                 self.choices.len() - 1
             }
         };
-        (index, bits(None))
+        (index, entry(None))
     }
 
     fn lower(mut self, insts: &[Inst], slots: usize) -> Program {
-        let mut ops: Vec<Op> = insts
+        let guards: Vec<Option<(Guard, Guard)>> = insts
             .iter()
             .map(|inst| match inst {
+                Inst::Split(a, b) => Some((guard(insts, *a), guard(insts, *b))),
+                _ => None,
+            })
+            .collect();
+        let mut ops: Vec<Op> = insts
+            .iter()
+            .enumerate()
+            .map(|(pc, inst)| match inst {
                 Inst::Lit(lit) => Op::Lit(Literal::new(lit)),
                 Inst::Class(set) => Op::Class(self.table(set)),
                 Inst::Run { set, min, max, greedy, follow, atomic } => {
@@ -774,7 +808,7 @@ impl Lowering {
                     }
                 }
                 Inst::Split(a, b) => {
-                    let (choice, at_end) = self.choice(&guard(insts, *a), &guard(insts, *b));
+                    let (choice, at_end) = self.choice(insts, &guards, pc);
                     Op::Split { first: *a, second: *b, choice, at_end }
                 }
                 Inst::Jmp(to) => Op::Jmp(*to),
@@ -1072,6 +1106,14 @@ mod tests {
             (r"^(.*?) from (\S+)$", "a fro from b from c"),
             (r"^(?:ab|ac|a)(c?)d$", "acd"),
             (r"^([a-z]*)(?:[0-9]|[a-z]x)$", "abx"),
+            // choices resolved through the next ones the byte decides
+            (r"^(?:a: )?(?:b: )?(?:c: )?(x*)(y?)$", "c: xx"),
+            (r"^(?:a: )?(?:b: )?(?:c: )?(x*)(y?)$", "y"),
+            (r"^(?:a: )?(?:b: )?(?:c: )?(x*)(y?)$", ""),
+            (r"^(?:ab|ac|ad|a)(.*)$", "adz"),
+            (r"^(?:ab|ac|ad|a)(.*)$", "aez"),
+            (r"^(?:(\S+) )?sshd(?:-x|-y)?\[([0-9]+)\]: (?:e: )?(.+)$", "h sshd[1]: e: m"),
+            (r"^(?:(\S+) )?sshd(?:-x|-y)?\[([0-9]+)\]: (?:e: )?(.+)$", "sshd-y[1]: m"),
         ];
         for (p, h) in cases {
             same(p, h);
