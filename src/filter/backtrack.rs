@@ -10,8 +10,9 @@
 //! - a class is a 256-entry table; a class run consumes its whole extent at
 //!   once and, when backtracking, jumps straight to the positions where the
 //!   following literal can start;
-//! - a choice looks up the next byte in a table saying which branches can
-//!   start with it, so most choices push nothing to backtrack into;
+//! - a choice looks up the next byte in a table saying where to go: to the
+//!   one branch that can start with it (through any further choices the
+//!   byte decides), or to both, pushing the second to backtrack into;
 //! - a chain of steps that cannot backtrack (literals, classes, runs that
 //!   must take their whole extent) runs as one instruction.
 //!
@@ -110,9 +111,14 @@ pub(crate) struct Program {
     ops: Vec<Op>,
     /// Byte-membership tables of the classes, runs and sequences.
     tables: Vec<Table>,
-    /// Per choice: for each byte, which branches can start with it.
-    choices: Vec<[u8; 256]>,
+    /// Per choice: for each byte, where execution goes (see `Op::Split`).
+    choices: Vec<[u16; 256]>,
     slots: usize,
+    /// Per instruction: the group slots that a backtrack resuming there
+    /// needs kept as they were (bit `s` for slot `s`, slots past 63 always):
+    /// those not rewritten on every path from there to a match. A save
+    /// while no pending backtrack needs its slot kept records nothing.
+    keep: Vec<u64>,
     /// The literal every match starts with, checked before anything is set up.
     lead: Option<Literal>,
     /// The bytes a match can start with (`None`: any, or empty).
@@ -139,10 +145,13 @@ impl Table {
     }
 }
 
-/// Bit of a choice entry: the first (preferred) branch can start here.
-const FIRST: u8 = 1;
-/// Bit of a choice entry: the second branch can start here.
-const SECOND: u8 = 2;
+/// A choice entry: no branch can start with the byte.
+const FAIL: u16 = 0;
+/// A choice entry: both branches can; try the first, keep the second.
+const BOTH: u16 = u16::MAX;
+// Other entries are an instruction index plus one. Programs are capped well
+// below that range.
+const _: () = assert!(MAX_INSTS + 1 < BOTH as usize);
 
 /// The instructions that run.
 #[derive(Debug, Clone)]
@@ -161,13 +170,15 @@ enum Op {
     },
     /// Steps that cannot backtrack, in order; then `next`.
     Seq(Box<[Step]>, usize),
-    /// `choice` indexes `Program::choices`; `at_end` holds the same bits
-    /// for the end of the input.
+    /// `choice` indexes `Program::choices`, a table per next byte: FAIL,
+    /// BOTH, or where to continue (one branch, resolved through the choices
+    /// after it that the same byte decides); `at_end` is the entry for the
+    /// end of the input.
     Split {
         first: usize,
         second: usize,
         choice: usize,
-        at_end: u8,
+        at_end: u16,
     },
     Jmp(usize),
     Save(usize),
@@ -234,8 +245,8 @@ impl Literal {
     fn at(&self, hay: &[u8], pos: usize) -> bool {
         let len = self.bytes.len();
         let Some(word) = hay.get(pos..).and_then(<[u8]>::first_chunk::<8>) else {
-            // Near the end of the input.
-            return hay.get(pos..pos.saturating_add(len)) == Some(&self.bytes[..]);
+            // Near the end of the input: fewer than 8 bytes left.
+            return hay.get(pos..pos.saturating_add(len)).is_some_and(|h| h.iter().eq(self.bytes.iter()));
         };
         if (u64::from_le_bytes(*word) ^ self.head) & self.head_mask != 0 {
             return false;
@@ -480,6 +491,8 @@ impl Program {
         slots.resize(self.slots, usize::MAX);
         stack.clear();
         let mut newline = if *newline_free { Newline::NONE } else { Newline::default() };
+        // The slots the pending backtracks need kept (see `Program::keep`).
+        let mut guarded = 0u64;
         // Typical log lines take a few hundred steps; past this, regex-automata
         // (linear time) answers instead.
         let mut budget = STEP_BUDGET_BASE.saturating_add(hay.len().saturating_mul(8));
@@ -506,14 +519,16 @@ impl Program {
                     }
                     _ => false,
                 },
-                Op::Seq(steps, next) => match self.seq(steps, hay, pos, &mut newline, slots, stack) {
-                    Some(end) => {
-                        pos = end;
-                        pc = *next;
-                        true
+                Op::Seq(steps, next) => {
+                    match self.seq(steps, hay, pos, &mut newline, slots, stack, guarded) {
+                        Some(end) => {
+                            pos = end;
+                            pc = *next;
+                            true
+                        }
+                        None => false,
                     }
-                    None => false,
-                },
+                }
                 Op::Run { table, min, max, greedy, dot, follow } => {
                     let limit = hay.len().min(pos.saturating_add(*max));
                     let end = if *dot {
@@ -527,7 +542,8 @@ impl Program {
                         None => false,
                         Some(at) => {
                             budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                            stack.push(Frame::Run { run: pc, lo, hi: end, at });
+                            stack.push(Frame::Run { run: pc, lo, hi: end, at, below: guarded });
+                            guarded |= self.keep[pc + 1];
                             pos = at;
                             pc += 1;
                             true
@@ -536,21 +552,22 @@ impl Program {
                 }
                 Op::Split { first, second, choice, at_end } => {
                     budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                    let can = match hay.get(pos) {
+                    let to = match hay.get(pos) {
                         Some(&b) => self.choices[*choice][usize::from(b)],
                         None => *at_end,
                     };
-                    if can & FIRST != 0 {
-                        if can & SECOND != 0 {
-                            stack.push(Frame::Alt { pc: *second, pos });
+                    match to {
+                        FAIL => false,
+                        BOTH => {
+                            stack.push(Frame::Alt { pc: *second, pos, below: guarded });
+                            guarded |= self.keep[*second];
+                            pc = *first;
+                            true
                         }
-                        pc = *first;
-                        true
-                    } else if can & SECOND != 0 {
-                        pc = *second;
-                        true
-                    } else {
-                        false
+                        _ => {
+                            pc = usize::from(to) - 1;
+                            true
+                        }
                     }
                 }
                 Op::Jmp(to) => {
@@ -558,11 +575,7 @@ impl Program {
                     true
                 }
                 Op::Save(slot) => {
-                    // With no choice left, a failure ends the run: nothing to restore.
-                    if !stack.is_empty() {
-                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
-                    }
-                    slots[*slot] = pos;
+                    save(slots, stack, guarded, *slot, pos);
                     pc += 1;
                     true
                 }
@@ -584,12 +597,14 @@ impl Program {
                 let Some(frame) = stack.pop() else { return Ok(false) };
                 match frame {
                     Frame::Restore { slot, old } => slots[slot] = old,
-                    Frame::Alt { pc: p, pos: q } => {
+                    Frame::Alt { pc: p, pos: q, below } => {
                         pc = p;
                         pos = q;
+                        guarded = below;
                         break;
                     }
-                    Frame::Run { run, lo, hi, at } => {
+                    Frame::Run { run, lo, hi, at, below } => {
+                        guarded = below;
                         let Op::Run { greedy, follow, .. } = &self.ops[run] else { continue };
                         let candidate = if *greedy {
                             at.checked_sub(1).filter(|&c| c >= lo)
@@ -598,7 +613,8 @@ impl Program {
                         };
                         let Some(from) = candidate else { continue };
                         let Some(at) = seek(hay, follow.as_ref(), from, lo, hi, *greedy) else { continue };
-                        stack.push(Frame::Run { run, lo, hi, at });
+                        stack.push(Frame::Run { run, lo, hi, at, below });
+                        guarded |= self.keep[run + 1];
                         pc = run + 1;
                         pos = at;
                         break;
@@ -618,7 +634,9 @@ impl Program {
     }
 
     /// Runs the steps of an `Op::Seq` from `pos`; the end, or `None`.
+    /// (Inlined into `exec`: the arguments are its loop state.)
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn seq(
         &self,
         steps: &[Step],
@@ -627,6 +645,7 @@ impl Program {
         newline: &mut Newline,
         slots: &mut [usize],
         stack: &mut Vec<Frame>,
+        guarded: u64,
     ) -> Option<usize> {
         for step in steps {
             match step {
@@ -659,13 +678,7 @@ impl Program {
                     }
                     pos = end;
                 }
-                Step::Save(slot) => {
-                    // As `Op::Save`.
-                    if !stack.is_empty() {
-                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
-                    }
-                    slots[*slot] = pos;
-                }
+                Step::Save(slot) => save(slots, stack, guarded, *slot, pos),
                 Step::End => {
                     if pos != hay.len() {
                         return None;
@@ -675,6 +688,53 @@ impl Program {
         }
         Some(pos)
     }
+}
+
+/// Records `pos` in `slot`, first keeping the old value for backtracking
+/// when a pending backtrack needs it (see `Program::keep`).
+#[inline]
+fn save(slots: &mut [usize], stack: &mut Vec<Frame>, guarded: u64, slot: usize, pos: usize) {
+    let kept = match u32::try_from(slot).ok().and_then(|s| 1u64.checked_shl(s)) {
+        Some(bit) => guarded & bit != 0,
+        // Past the mask: kept whenever a backtrack is pending.
+        None => !stack.is_empty(),
+    };
+    if kept {
+        stack.push(Frame::Restore { slot, old: slots[slot] });
+    }
+    slots[slot] = pos;
+}
+
+/// Per instruction, the slots a backtrack resuming there needs kept: all
+/// but those written on every path from there to a match (a greatest
+/// fixed point, so loops converge; slots past 63 are not tracked).
+fn keep_masks(insts: &[Inst]) -> Vec<u64> {
+    let n = insts.len();
+    let mut written = vec![u64::MAX; n + 1];
+    written[n] = 0;
+    loop {
+        let mut changed = false;
+        for pc in (0..n).rev() {
+            let now = match &insts[pc] {
+                Inst::Match => 0,
+                Inst::Save(slot) => {
+                    let bit = u32::try_from(*slot).ok().and_then(|s| 1u64.checked_shl(s)).unwrap_or(0);
+                    bit | written[pc + 1]
+                }
+                Inst::Split(a, b) => written[*a] & written[*b],
+                Inst::Jmp(to) => written[*to],
+                Inst::Lit(_) | Inst::Class(_) | Inst::Run { .. } | Inst::Start | Inst::End => written[pc + 1],
+            };
+            if now != written[pc] {
+                written[pc] = now;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    written.iter().map(|w| !w).collect()
 }
 
 /// Where the next `\n` is, searched once per run of the program (inputs
@@ -714,7 +774,7 @@ impl Newline {
 #[derive(Default)]
 struct Lowering {
     tables: Vec<Table>,
-    choices: Vec<[u8; 256]>,
+    choices: Vec<[u16; 256]>,
 }
 
 impl Lowering {
@@ -729,17 +789,37 @@ impl Lowering {
         }
     }
 
-    fn choice(&mut self, first: &Guard, second: &Guard) -> (usize, u8) {
-        let bits = |b: Option<u8>| {
+    /// The table of the choice at `pc` (see `Op::Split`), and its entry
+    /// for the end of the input. `guards` holds each choice's branch guards.
+    fn choice(&mut self, insts: &[Inst], guards: &[Option<(Guard, Guard)>], pc: usize) -> (usize, u16) {
+        let entry = |b: Option<u8>| -> u16 {
             let admits = |g: &Guard| match b {
                 Some(b) => g.set.contains(b),
                 None => g.at_end,
             };
-            (u8::from(admits(first)) * FIRST) | (u8::from(admits(second)) * SECOND)
+            // Follow the choices (and jumps) the byte decides; nothing is
+            // consumed or recorded on the way, so going straight to where
+            // they lead is the same.
+            let mut at = pc;
+            for _ in 0..=insts.len() {
+                match (&insts[at], &guards[at]) {
+                    (Inst::Split(a, b), Some((ga, gb))) => match (admits(ga), admits(gb)) {
+                        (false, false) => return FAIL,
+                        (true, false) => at = *a,
+                        (false, true) => at = *b,
+                        (true, true) if at == pc => return BOTH,
+                        (true, true) => break,
+                    },
+                    (Inst::Jmp(to), _) => at = *to,
+                    _ => break,
+                }
+            }
+            // `at` < MAX_INSTS (asserted against BOTH above).
+            u16::try_from(at + 1).unwrap_or(BOTH)
         };
-        let mut table = [0u8; 256];
+        let mut table = [FAIL; 256];
         for (b, slot) in table.iter_mut().enumerate() {
-            *slot = bits(Some(b as u8));
+            *slot = entry(Some(b as u8));
         }
         let index = match self.choices.iter().position(|x| *x == table) {
             Some(i) => i,
@@ -748,13 +828,21 @@ impl Lowering {
                 self.choices.len() - 1
             }
         };
-        (index, bits(None))
+        (index, entry(None))
     }
 
     fn lower(mut self, insts: &[Inst], slots: usize) -> Program {
-        let mut ops: Vec<Op> = insts
+        let guards: Vec<Option<(Guard, Guard)>> = insts
             .iter()
             .map(|inst| match inst {
+                Inst::Split(a, b) => Some((guard(insts, *a), guard(insts, *b))),
+                _ => None,
+            })
+            .collect();
+        let mut ops: Vec<Op> = insts
+            .iter()
+            .enumerate()
+            .map(|(pc, inst)| match inst {
                 Inst::Lit(lit) => Op::Lit(Literal::new(lit)),
                 Inst::Class(set) => Op::Class(self.table(set)),
                 Inst::Run { set, min, max, greedy, follow, atomic } => {
@@ -774,7 +862,7 @@ impl Lowering {
                     }
                 }
                 Inst::Split(a, b) => {
-                    let (choice, at_end) = self.choice(&guard(insts, *a), &guard(insts, *b));
+                    let (choice, at_end) = self.choice(insts, &guards, pc);
                     Op::Split { first: *a, second: *b, choice, at_end }
                 }
                 Inst::Jmp(to) => Op::Jmp(*to),
@@ -846,7 +934,15 @@ impl Lowering {
             Inst::Lit(lit) => Some(Literal::new(lit)),
             _ => None,
         });
-        Program { ops, tables: self.tables, choices: self.choices, slots, lead, first: first_bytes(insts) }
+        Program {
+            ops,
+            tables: self.tables,
+            choices: self.choices,
+            slots,
+            keep: keep_masks(insts),
+            lead,
+            first: first_bytes(insts),
+        }
     }
 }
 
@@ -978,9 +1074,11 @@ pub(crate) struct Scratch {
 
 #[derive(Debug, Clone, Copy)]
 enum Frame {
+    /// `below`: the slots guarded before this frame was pushed.
     Alt {
         pc: usize,
         pos: usize,
+        below: u64,
     },
     Restore {
         slot: usize,
@@ -993,6 +1091,7 @@ enum Frame {
         lo: usize,
         hi: usize,
         at: usize,
+        below: u64,
     },
 }
 
@@ -1072,6 +1171,21 @@ mod tests {
             (r"^(.*?) from (\S+)$", "a fro from b from c"),
             (r"^(?:ab|ac|a)(c?)d$", "acd"),
             (r"^([a-z]*)(?:[0-9]|[a-z]x)$", "abx"),
+            // group saves that a pending backtrack does or does not need kept
+            (r"^(?:(x)y|x(z))$", "xz"),
+            (r"^(?:(a+)b|(a+)c)(.*)$", "aaac"),
+            (r"^(.*)(?:(b)x|b(y))$", "abby"),
+            (r"^(?:(\S+) )?(\S+) (x)?(.*)$", "a b c"),
+            (r"^(?:(\S+) )?(\S+) (x)?(.*)$", "a b x c"),
+            (r"^((?:(a)|b)*)c$", "abac"),
+            // choices resolved through the next ones the byte decides
+            (r"^(?:a: )?(?:b: )?(?:c: )?(x*)(y?)$", "c: xx"),
+            (r"^(?:a: )?(?:b: )?(?:c: )?(x*)(y?)$", "y"),
+            (r"^(?:a: )?(?:b: )?(?:c: )?(x*)(y?)$", ""),
+            (r"^(?:ab|ac|ad|a)(.*)$", "adz"),
+            (r"^(?:ab|ac|ad|a)(.*)$", "aez"),
+            (r"^(?:(\S+) )?sshd(?:-x|-y)?\[([0-9]+)\]: (?:e: )?(.+)$", "h sshd[1]: e: m"),
+            (r"^(?:(\S+) )?sshd(?:-x|-y)?\[([0-9]+)\]: (?:e: )?(.+)$", "sshd-y[1]: m"),
         ];
         for (p, h) in cases {
             same(p, h);

@@ -328,8 +328,13 @@ pub(crate) struct PatternList {
 }
 
 impl PatternList {
-    /// `gate_sources[i]` is the anchored gate entry for pattern `i`, if any.
-    pub fn new(patterns: Vec<Compiled>, gate_sources: Vec<Option<String>>) -> PatternList {
+    /// `gate_sources()[i]` is the anchored gate entry for pattern `i`, if
+    /// any; asked for only when the list needs a gate (building them means
+    /// compiling each pattern again).
+    pub fn new(
+        patterns: Vec<Compiled>,
+        gate_sources: impl FnOnce(&[Compiled]) -> Vec<Option<String>>,
+    ) -> PatternList {
         if patterns.iter().all(|p| p.fast.is_some()) {
             let firsts: Vec<Option<ByteSet>> =
                 patterns.iter().map(|p| p.fast.as_ref().and_then(Program::first_bytes)).collect();
@@ -361,6 +366,7 @@ impl PatternList {
                 };
             }
         }
+        let gate_sources = gate_sources(&patterns);
         let mut sources = Vec::new();
         let mut pattern_of = Vec::new();
         for (i, source) in gate_sources.iter().enumerate() {
@@ -659,9 +665,9 @@ pub(crate) fn build(
     let standalone: Vec<Compiled> = fails.iter().map(|f| compile_one(&ctx, f)).collect::<Result<_, _>>()?;
     let ignore_compiled: Vec<Compiled> =
         ignores.iter().map(|f| compile_one(&ctx, f)).collect::<Result<_, _>>()?;
-    let ignore_gates =
-        ignores.iter().zip(&ignore_compiled).map(|(p, c)| gate_source(&p.expanded.regex, c)).collect();
-    let ignore = PatternList::new(ignore_compiled, ignore_gates);
+    let ignore = PatternList::new(ignore_compiled, |compiled| {
+        ignores.iter().zip(compiled).map(|(p, c)| gate_source(&p.expanded.regex, c)).collect()
+    });
 
     // Two stages when the fast matcher runs every pattern (prefregex once,
     // then a first-byte dispatch over the content); else one spliced pass.
@@ -672,10 +678,11 @@ pub(crate) fn build(
         _ => None,
     };
     let (fail, prefix_for_two_stage) = match spliced {
-        Some((compiled, gates)) => (PatternList::new(compiled, gates), None),
+        Some((compiled, gates)) => (PatternList::new(compiled, |_| gates), None),
         None => {
-            let gates =
-                fails.iter().zip(&standalone).map(|(p, c)| gate_source(&p.expanded.regex, c)).collect();
+            let gates = |compiled: &[Compiled]| {
+                fails.iter().zip(compiled).map(|(p, c)| gate_source(&p.expanded.regex, c)).collect()
+            };
             (PatternList::new(standalone, gates), prefix_compiled)
         }
     };

@@ -21,7 +21,9 @@
 //! an address or id) (a summary like "maximum authentication
 //! attempts exceeded" after failures that already counted).
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -121,13 +123,67 @@ fn adopt(kept: &mut Option<Arc<str>>, line: Option<&str>) -> Option<Arc<str>> {
     kept.clone()
 }
 
+/// A connection id as a map key: inline when short (`host sshd[12345]`
+/// fits), so opening a connection allocates nothing for its key.
+#[derive(Debug, Clone)]
+enum ConnKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+/// Longest connection id kept inline.
+const INLINE_KEY: usize = 30;
+
+impl ConnKey {
+    fn new(id: &str) -> ConnKey {
+        let b = id.as_bytes();
+        match u8::try_from(b.len()) {
+            Ok(len) if b.len() <= INLINE_KEY => {
+                let mut bytes = [0u8; INLINE_KEY];
+                bytes[..b.len()].copy_from_slice(b);
+                ConnKey::Inline { len, bytes }
+            }
+            _ => ConnKey::Heap(b.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            ConnKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            ConnKey::Heap(b) => b,
+        }
+    }
+}
+
+// Hash and equality are those of the bytes, so the map is searched with a
+// borrowed `&[u8]`.
+impl Hash for ConnKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialEq for ConnKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ConnKey {}
+
+impl Borrow<[u8]> for ConnKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 /// The per-stream connection cache.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnCache {
     /// foldhash: fast and randomly seeded (ids come from log lines).
-    map: HashMap<Arc<str>, Conn, foldhash::fast::RandomState>,
+    map: HashMap<ConnKey, Conn, foldhash::fast::RandomState>,
     /// Insertion order for eviction; entries whose seq no longer matches are stale.
-    order: VecDeque<(Arc<str>, u64)>,
+    order: VecDeque<(ConnKey, u64)>,
     next_seq: u64,
     capacity: usize,
     max_age_ms: i64,
@@ -162,7 +218,7 @@ impl ConnCache {
         let mut nofail = fields.nofail || fields.gained;
         let max_age = self.max_age_ms;
         let mut stale = false;
-        let live = self.map.get_mut(mlfid).filter(|c| {
+        let live = self.map.get_mut(mlfid.as_bytes()).filter(|c| {
             let fresh = match (c.last_time, time) {
                 (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
                 _ => true,
@@ -205,12 +261,12 @@ impl ConnCache {
             conn.counted |= !nofail && identified;
             merged = Merged { addr: conn.addr, user, alt_user, id, nofail };
             if fields.forget && !conn.pending {
-                self.map.remove(mlfid);
+                self.map.remove(mlfid.as_bytes());
             }
         } else {
             // Absent, or silent for longer than max_age: a new connection.
             if stale {
-                self.map.remove(mlfid);
+                self.map.remove(mlfid.as_bytes());
             }
             users_len = usize::from(fields.user.is_some());
             let identified = fields.addr.is_some() || fields.id.is_some();
@@ -233,7 +289,7 @@ impl ConnCache {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let key: Arc<str> = Arc::from(mlfid);
+        let key = ConnKey::new(mlfid);
         self.map.insert(
             key.clone(),
             Conn {
@@ -321,6 +377,18 @@ mod tests {
         let close = c.merge("1", &Fields { nofail: true, forget: true, ..line(ip("192.0.2.1"), None) }, None);
         assert_eq!((close.addr, close.nofail, close.user.as_deref()), (ip("192.0.2.1"), false, Some("root")));
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn long_connection_ids_are_kept_apart() {
+        let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
+        let long = "a-host-name-longer-than-thirty-bytes sshd[1]";
+        let other = "a-host-name-longer-than-thirty-bytes sshd[2]";
+        c.merge(long, &line(ip("192.0.2.1"), None), None);
+        c.merge(other, &line(ip("192.0.2.2"), None), None);
+        assert_eq!(c.merge(long, &line(None, None), None).addr, ip("192.0.2.1"));
+        assert_eq!(c.merge(other, &Fields { forget: true, ..line(None, None) }, None).addr, ip("192.0.2.2"));
+        assert_eq!(c.len(), 1);
     }
 
     #[test]
