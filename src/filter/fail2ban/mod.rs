@@ -179,8 +179,8 @@ pub fn load(
         journalmatch: journalmatch(opts.journalmatch.as_deref()),
         date_search: DateSearch::Disabled,
         failregex_sources: opts.failregex.clone(),
-        ignore: PatternList::new(ignores, ignore_gates),
-        fail: PatternList::new(fails, fail_gates),
+        ignore: PatternList::new(ignores, |_| ignore_gates),
+        fail: PatternList::new(fails, |_| fail_gates),
         prefix,
         fail2ban: Some(Box::new(semantics)),
     })
