@@ -240,8 +240,8 @@ impl Literal {
     fn at(&self, hay: &[u8], pos: usize) -> bool {
         let len = self.bytes.len();
         let Some(word) = hay.get(pos..).and_then(<[u8]>::first_chunk::<8>) else {
-            // Near the end of the input: fewer than 8 bytes left.
-            return hay.get(pos..pos.saturating_add(len)).is_some_and(|h| h.iter().eq(self.bytes.iter()));
+            // Near the end of the input.
+            return hay.get(pos..pos.saturating_add(len)) == Some(&self.bytes[..]);
         };
         if (u64::from_le_bytes(*word) ^ self.head) & self.head_mask != 0 {
             return false;
