@@ -236,7 +236,7 @@ impl Literal {
     }
 
     /// Whether the literal occurs at `pos`.
-    #[inline]
+    #[inline(always)]
     fn at(&self, hay: &[u8], pos: usize) -> bool {
         let len = self.bytes.len();
         let Some(word) = hay.get(pos..).and_then(<[u8]>::first_chunk::<8>) else {
@@ -480,6 +480,9 @@ impl Program {
         self.first
     }
 
+    // One copy of the loop, compiled on its own: its speed then does not
+    // depend on where the compiler decides to inline it.
+    #[inline(never)]
     fn exec(&self, hay: &[u8], scratch: &mut Scratch) -> Result<bool, OutOfSteps> {
         let Scratch { slots, stack, newline_free } = scratch;
         slots.clear();
@@ -615,7 +618,7 @@ impl Program {
     }
 
     /// Where a run of table bytes from `pos` ends (at most at `limit`).
-    #[inline]
+    #[inline(always)]
     fn extent(&self, table: usize, hay: &[u8], pos: usize, limit: usize) -> usize {
         let table = &self.tables[table].0;
         hay.get(pos..limit)
@@ -624,7 +627,7 @@ impl Program {
     }
 
     /// Runs the steps of an `Op::Seq` from `pos`; the end, or `None`.
-    #[inline]
+    #[inline(always)]
     fn seq(
         &self,
         steps: &[Step],
@@ -703,7 +706,7 @@ impl Newline {
     /// For an input known to hold no newline.
     const NONE: Newline = Newline { from: 0, at: usize::MAX };
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self, hay: &[u8], pos: usize) -> usize {
         if self.at == usize::MAX {
             return hay.len();
