@@ -7,8 +7,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod core;
+pub mod daemon;
 pub mod filter;
 pub mod firewall;
 pub mod jail;
+pub mod source;
 pub mod store;

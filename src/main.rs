@@ -10,13 +10,16 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use warden::cli::{check_config, test_filter};
+use warden::cli::{check_config, control, test_filter};
+use warden::control::{Client, Request};
 use warden::filter::Registry;
 use warden::firewall::backend::Backend;
 use warden::firewall::enforcer::{Enforcer, EnforcerConfig};
 
 /// Default location of the configuration file inside warden's container.
 const DEFAULT_CONFIG: &str = "/etc/warden/warden.yaml";
+/// Default control socket (the config's `socket` changes it for the daemon).
+const DEFAULT_SOCKET: &str = "/run/warden/warden.sock";
 
 #[derive(Parser)]
 #[command(
@@ -38,11 +41,82 @@ enum LogFormat {
     Json,
 }
 
+/// Where the daemon's control socket is, and how long to wait for it.
+#[derive(clap::Args)]
+struct SocketArgs {
+    /// The daemon's control socket.
+    #[arg(long, default_value = DEFAULT_SOCKET, env = "WARDEN_SOCKET")]
+    socket: PathBuf,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: follow the configured sources, ban, enforce.
+    Run {
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "WARDEN_CONFIG")]
+        config: PathBuf,
+        /// Log every ban and firewall change instead of making it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Use this iptables backend instead of detecting the host's.
+        #[arg(long, value_name = "nft|legacy")]
+        iptables_backend: Option<Backend>,
+    },
+    /// Ban addresses or networks in a jail (persisted and enforced before this returns).
+    Ban {
+        jail: String,
+        /// An address (203.0.113.7) or a network (198.51.100.0/24); several (up to 1000) are banned
+        /// together, all or none.
+        #[arg(required = true, value_name = "TARGET")]
+        targets: Vec<String>,
+        /// How long: 90s, 10m, 1h, 1d, 1w, or permanent (default: the jail's bantime).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Lift bans covering an address or network (in every jail unless --jail).
+    Unban {
+        target: String,
+        #[arg(long, conflicts_with = "all")]
+        jail: Option<String>,
+        /// Every jail (the default; for clarity in scripts).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Jails, sources, attached containers, failure and ban counts.
+    Status {
+        jail: Option<String>,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// The active bans.
+    Bans {
+        #[arg(long)]
+        jail: Option<String>,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Reload the configuration and filters; a bad new config is refused and the old one keeps running.
+    Reload {
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// The versions of this CLI and of the running daemon.
+    Version {
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
     /// Run a filter over a log file (or `-` for stdin) and report what it matches.
     TestFilter {
-        /// A shipped filter's name (see `warden filters`) or a path to a filter .yaml.
+        /// A shipped filter's name (see `warden filters`), a path to a filter
+        /// .yaml, or `fail2ban:<name>` for fail2ban's own filter (like
+        /// `fail2ban-regex`: every failregex is tried on every line).
         filter: String,
         /// The log file to read, or `-` for standard input.
         input: PathBuf,
@@ -52,6 +126,9 @@ enum Command {
         /// Also look for filters in this directory (repeatable).
         #[arg(long = "filter-dir", value_name = "DIR")]
         filter_dirs: Vec<PathBuf>,
+        /// fail2ban's filter.d, for `fail2ban:<name>` filters.
+        #[arg(long, value_name = "DIR", default_value = warden::filter::fail2ban::DEFAULT_FILTER_DIR)]
+        fail2ban_filter_dir: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -110,19 +187,55 @@ fn init_logging(format: LogFormat) {
 
 fn run(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Run { config, dry_run, iptables_backend } => {
+            warden::daemon::run(warden::daemon::Options { config, dry_run, backend: iptables_backend })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ban { jail, mut targets, duration, socket } => {
+            let request = match targets.len() {
+                1 => Request::Ban { jail, target: targets.remove(0), duration },
+                n if n > warden::control::MAX_BAN_TARGETS => {
+                    eprintln!(
+                        "error: {n} addresses; at most {} per command (split the list, e.g. with xargs -n {})",
+                        warden::control::MAX_BAN_TARGETS,
+                        warden::control::MAX_BAN_TARGETS
+                    );
+                    return Ok(ExitCode::from(control::EXIT_BAD_INPUT));
+                }
+                _ => Request::BanMany { jail, targets, duration },
+            };
+            Ok(control::call(&client(&socket), request, socket.json))
+        }
+        Command::Unban { target, jail, all: _, socket } => {
+            Ok(control::call(&client(&socket), Request::Unban { target, jail }, socket.json))
+        }
+        Command::Status { jail, socket } => {
+            Ok(control::call(&client(&socket), Request::Status { jail }, socket.json))
+        }
+        Command::Bans { jail, socket } => {
+            Ok(control::call(&client(&socket), Request::Bans { jail }, socket.json))
+        }
+        Command::Reload { socket } => Ok(control::call(&client(&socket), Request::Reload, socket.json)),
+        Command::Version { socket } => {
+            println!("warden {} (cli)", env!("CARGO_PKG_VERSION"));
+            Ok(control::call(&client(&socket), Request::Version, socket.json))
+        }
         Command::TestFilter {
             filter,
             input,
             params,
             filter_dirs,
+            fail2ban_filter_dir,
             json,
             print_matches,
             print_missed,
             print_ignored,
         } => {
-            let registry = registry(&filter_dirs)?;
+            let registry = registry(&filter_dirs)?.with_fail2ban_dir(fail2ban_filter_dir);
             let params = parse_params(&params)?;
-            let filter = registry.load(&filter, &params)?;
+            let like_fail2ban_regex =
+                warden::filter::fail2ban::Options { check_all: true, ..Default::default() };
+            let filter = registry.load_with(&filter, &params, &like_fail2ban_regex)?;
             let print = test_filter::PrintOptions {
                 matches: print_matches,
                 missed: print_missed,
@@ -177,6 +290,11 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn client(socket: &SocketArgs) -> Client {
+    // Reload rebuilds every filter and the firewall: allow it time.
+    Client::new(&socket.socket, std::time::Duration::from_secs(60))
 }
 
 fn registry(dirs: &[PathBuf]) -> Result<Registry> {

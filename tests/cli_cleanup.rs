@@ -12,7 +12,7 @@ mod topology;
 use std::process::Command;
 
 use netns::TestNetns;
-use topology::exec;
+use topology::{exec, iptables_state};
 use warden::core::{Ban, BanOrigin, PortRange, Protocol, Target, Timestamp};
 use warden::firewall::backend::Backend;
 use warden::firewall::enforcer::{Enforcer, EnforcerConfig};
@@ -23,13 +23,7 @@ const NOW: Timestamp = Timestamp::from_secs(1_790_000_000);
 
 /// iptables rules and ipset names in `ns`, without comments or counters.
 fn firewall_state(ns: &TestNetns) -> String {
-    let mut state = String::new();
-    for save in ["iptables-nft-save", "ip6tables-nft-save"] {
-        for line in exec(ns, save, &[]).lines().filter(|l| !l.starts_with('#')) {
-            state.push_str(line.split(" [").next().unwrap_or(line));
-            state.push('\n');
-        }
-    }
+    let mut state = iptables_state(ns);
     let mut names = ns.run(|| IpsetHandle::open().and_then(|mut h| h.set_names())).expect("list sets");
     names.sort();
     state.push_str(&names.join("\n"));

@@ -1,182 +1,37 @@
-//! The [`Enforcer`] proven with real packets and the real kernel, in
-//! network namespaces the tests create: a "server" namespace stands in for
-//! the host (iptables-nft rules, ipsets and the connection tracker live
-//! there), and "attacker" and "bystander" namespaces reach it over veth.
-//!
-//! The server has a host firewall of its own, as hosts do: `INPUT` accepts
-//! `ESTABLISHED` traffic first. warden's jump goes above it, which is why an
-//! open connection stops at the ban. (That rule also switches the connection
-//! tracker on in the namespace; without a rule needing it, a fresh
-//! namespace tracks nothing.)
-//!
-//! Addresses are the tests' own, inside their own namespaces: attacker
-//! 10.232.1.2 — server 10.232.1.1 / 10.232.2.1 — bystander 10.232.2.2.
+//! The [`Enforcer`] proven with real packets and the real kernel, in the
+//! namespace lab of `support/lab.rs`: a "server" namespace standing in for
+//! the host, with "attacker" and "bystander" namespaces reaching it over
+//! veth, and the host's own `ESTABLISHED` accept below warden's jump.
 //!
 //! Root required; skipped with a reason elsewhere, never skipped with CI=true.
 
+#[path = "support/lab.rs"]
+mod lab;
 #[path = "support/netns.rs"]
 mod netns;
 #[path = "support/topology.rs"]
 mod topology;
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io::{self, Write};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipnet::IpNet;
+use lab::{ATTACKER, ATTACKER6, ECHO_WITHIN, Lab, PORT, PORT6, SERVER_A, SERVER_A6, assert_silent, echo};
 use netns::TestNetns;
-use topology::{exec, ip, link};
+use topology::exec;
 use warden::core::{Ban, BanOrigin, BanPrefix, PortRange, Protocol, Target, Timestamp};
 use warden::firewall::backend::Backend;
-use warden::firewall::conntrack::ConntrackHandle;
 use warden::firewall::enforcer::{ConntrackOutcome, EnforceError, Enforcer, EnforcerConfig};
-use warden::firewall::ipset::{EntryTimeout, Family, IpsetHandle, MAX_TIMEOUT_SECS};
+use warden::firewall::ipset::{EntryTimeout, IpsetHandle, MAX_TIMEOUT_SECS};
 use warden::firewall::rules::JailRules;
 use warden::store::Store;
-
-const SERVER_A: Ipv4Addr = Ipv4Addr::new(10, 232, 1, 1);
-const ATTACKER: Ipv4Addr = Ipv4Addr::new(10, 232, 1, 2);
-const SERVER_B: Ipv4Addr = Ipv4Addr::new(10, 232, 2, 1);
-const BYSTANDER: Ipv4Addr = Ipv4Addr::new(10, 232, 2, 2);
-const PORT: u16 = 9100;
-/// IPv6 twins of the attacker link (on-link /64, no duplicate address
-/// detection so they work at once) and the port their echo listens on.
-const SERVER_A6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x232, 1, 0, 0, 0, 0, 1);
-const ATTACKER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x232, 1, 0, 0, 0, 0, 2);
-const PORT6: u16 = 9101;
-
-/// How long an echo may take on a busy machine; a dropped one costs this much.
-const ECHO_WITHIN: Duration = Duration::from_secs(2);
-const SILENT_FOR: Duration = Duration::from_millis(500);
 
 /// A fixed "now": bans carry absolute times, the kernel only their remainder.
 const NOW: Timestamp = Timestamp::from_secs(2_000_000_000);
 const HOUR: i64 = 3600;
 const DAY: i64 = 24 * HOUR;
-
-struct Lab {
-    server: TestNetns,
-    attacker: TestNetns,
-    bystander: TestNetns,
-    stop: Arc<AtomicBool>,
-}
-
-impl Lab {
-    /// Three linked namespaces, an echo server on the server's `PORT`, and
-    /// the host firewall's `ESTABLISHED` accept; `None` if the test must skip.
-    fn new(tag: &str) -> Option<Lab> {
-        let server = TestNetns::create(&format!("{tag}-srv"))?;
-        let attacker = TestNetns::create(&format!("{tag}-att"))?;
-        let bystander = TestNetns::create(&format!("{tag}-bys"))?;
-        ip(&["-n", server.name(), "link", "set", "lo", "up"]);
-        link(&server, &attacker, "v-att", SERVER_A, &[ATTACKER]);
-        link(&server, &bystander, "v-bys", SERVER_B, &[BYSTANDER]);
-        ip(&["-n", server.name(), "addr", "add", &format!("{SERVER_A6}/64"), "dev", "v-att", "nodad"]);
-        ip(&["-n", attacker.name(), "addr", "add", &format!("{ATTACKER6}/64"), "dev", "eth0", "nodad"]);
-        for iptables in ["iptables-nft", "ip6tables-nft"] {
-            exec(
-                &server,
-                iptables,
-                &["-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
-            );
-        }
-        let lab = Lab { server, attacker, bystander, stop: Arc::new(AtomicBool::new(false)) };
-        lab.serve_echo(SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)));
-        lab.serve_echo(SocketAddr::from((Ipv6Addr::UNSPECIFIED, PORT6)));
-        Some(lab)
-    }
-
-    /// Echoes every byte each client sends, one thread per client.
-    fn serve_echo(&self, addr: SocketAddr) {
-        let listener = self.server.run(|| TcpListener::bind(addr).expect("bind listener"));
-        listener.set_nonblocking(true).unwrap();
-        let stop = Arc::clone(&self.stop);
-        self.server.spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-                // SAFETY: one valid pollfd; the timeout only bounds how late we see `stop`.
-                unsafe { libc::poll(&mut pfd, 1, 50) };
-                if let Ok((mut stream, _)) = listener.accept() {
-                    stream.set_nonblocking(false).unwrap();
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 64];
-                        while let Ok(n @ 1..) = stream.read(&mut buf) {
-                            if stream.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                }
-            }
-        });
-    }
-
-    /// A connection from `ns` to `server` (on `PORT`, or `PORT6` for
-    /// IPv6), retried until the links are up.
-    fn open(&self, ns: &TestNetns, server: impl Into<IpAddr>) -> TcpStream {
-        let server = server.into();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let addr = SocketAddr::from((server, if server.is_ipv6() { PORT6 } else { PORT }));
-            match ns.run(|| TcpStream::connect_timeout(&addr, Duration::from_millis(300))) {
-                Ok(stream) => return stream,
-                Err(e) if Instant::now() > deadline => panic!("cannot reach {addr} from {}: {e}", ns.name()),
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    }
-
-    /// Everything `iptables-save`/`ip6tables-save` show in the server
-    /// namespace (counters dropped), and every set with its entries.
-    fn kernel_state(&self) -> String {
-        let mut state = String::new();
-        for save in ["iptables-nft-save", "ip6tables-nft-save"] {
-            for line in exec(&self.server, save, &[]).lines().filter(|l| !l.starts_with('#')) {
-                let line = match line.find(" [") {
-                    Some(i) if line.starts_with(':') => &line[..i],
-                    _ => line,
-                };
-                state += line;
-                state.push('\n');
-            }
-        }
-        self.server.run(|| {
-            let mut h = IpsetHandle::open().unwrap();
-            let mut names = h.set_names().unwrap();
-            names.sort();
-            for name in names {
-                let mut entries: Vec<IpNet> = h.list(&name).unwrap().entries.iter().map(|e| e.net).collect();
-                entries.sort();
-                state += &format!("set {name}: {entries:?}\n");
-            }
-        });
-        state
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Sends one byte and waits for its echo.
-fn echo(stream: &mut TcpStream, within: Duration) -> io::Result<()> {
-    stream.set_read_timeout(Some(within))?;
-    stream.write_all(b"x")?;
-    let mut byte = [0u8];
-    stream.read_exact(&mut byte)
-}
-
-fn assert_silent(stream: &mut TcpStream, who: &str) {
-    match echo(stream, SILENT_FOR) {
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-        other => panic!("{who}'s open connection should have stopped passing data, got {other:?}"),
-    }
-}
 
 fn host_jail(name: &str) -> JailRules {
     JailRules {
@@ -199,46 +54,10 @@ fn in_hours(h: i64) -> Option<Timestamp> {
     Some(Timestamp::from_secs(NOW.as_secs() + h * HOUR))
 }
 
-/// The server's conntrack entries whose original source is `src`, as warden
-/// sees them.
-fn tracked_from(lab: &Lab, src: impl Into<IpAddr>) -> usize {
-    let src = src.into();
-    let family = if src.is_ipv4() { Family::V4 } else { Family::V6 };
-    lab.server.run(|| {
-        let mut ct = ConntrackHandle::open().unwrap();
-        ct.entries(family).unwrap().iter().filter(|e| e.src == src).count()
-    })
-}
-
-/// The same count as `conntrack -L` shows it, if the tool is installed.
-fn conntrack_tool_count(lab: &Lab, src: impl Into<IpAddr>) -> Option<usize> {
-    let src = src.into();
-    if !netns::have_program("conntrack") {
-        eprintln!("note: conntrack is not installed; checking with warden's own dump only");
-        return None;
-    }
-    let family = if src.is_ipv4() { "ipv4" } else { "ipv6" };
-    let listing = exec(&lab.server, "conntrack", &["-L", "-f", family, "-s", &src.to_string()]);
-    Some(listing.lines().filter(|l| l.contains(&format!("src={src} "))).count())
-}
-
-/// An open connection from the attacker, with its conntrack entry in place.
-fn connected(lab: &Lab) -> (TcpStream, TcpStream) {
-    let mut attacker = lab.open(&lab.attacker, SERVER_A);
-    let mut bystander = lab.open(&lab.bystander, SERVER_B);
-    echo(&mut attacker, ECHO_WITHIN).expect("the attacker's connection echoes before the ban");
-    echo(&mut bystander, ECHO_WITHIN).expect("the bystander's connection echoes");
-    assert_eq!(tracked_from(lab, ATTACKER), 1, "the attacker's connection is tracked");
-    if let Some(n) = conntrack_tool_count(lab, ATTACKER) {
-        assert_eq!(n, 1, "conntrack -L sees the attacker's connection");
-    }
-    (attacker, bystander)
-}
-
 #[test]
 fn an_open_connection_stops_at_the_ban_and_its_conntrack_entries_are_deleted() {
     let Some(lab) = Lab::new("ct") else { return };
-    let (mut attacker, mut bystander) = connected(&lab);
+    let (mut attacker, mut bystander) = lab.connected();
 
     let outcome = lab.server.run(|| {
         let mut enforcer = Enforcer::new(config(), vec![host_jail("ct")], vec![]);
@@ -249,8 +68,8 @@ fn an_open_connection_stops_at_the_ban_and_its_conntrack_entries_are_deleted() {
 
     assert_silent(&mut attacker, "the attacker");
     echo(&mut bystander, ECHO_WITHIN).expect("the bystander's connection still echoes");
-    assert_eq!(tracked_from(&lab, ATTACKER), 0, "the attacker's conntrack entries are gone");
-    if let Some(n) = conntrack_tool_count(&lab, ATTACKER) {
+    assert_eq!(lab.tracked_from(ATTACKER), 0, "the attacker's conntrack entries are gone");
+    if let Some(n) = lab.conntrack_tool_count(ATTACKER) {
         assert_eq!(n, 0, "conntrack -L finds none either");
     }
 }
@@ -260,8 +79,8 @@ fn an_open_ipv6_connection_stops_at_the_ban_and_its_conntrack_entries_are_delete
     let Some(lab) = Lab::new("ct6") else { return };
     let mut attacker = lab.open(&lab.attacker, SERVER_A6);
     echo(&mut attacker, ECHO_WITHIN).expect("the attacker's IPv6 connection echoes before the ban");
-    assert_eq!(tracked_from(&lab, ATTACKER6), 1, "the attacker's IPv6 connection is tracked");
-    if let Some(n) = conntrack_tool_count(&lab, ATTACKER6) {
+    assert_eq!(lab.tracked_from(ATTACKER6), 1, "the attacker's IPv6 connection is tracked");
+    if let Some(n) = lab.conntrack_tool_count(ATTACKER6) {
         assert_eq!(n, 1, "conntrack -L sees it");
     }
 
@@ -277,8 +96,8 @@ fn an_open_ipv6_connection_stops_at_the_ban_and_its_conntrack_entries_are_delete
     });
     assert!(matches!(outcome.conntrack, ConntrackOutcome::Deleted(1)), "{:?}", outcome.conntrack);
     assert_silent(&mut attacker, "the IPv6 attacker");
-    assert_eq!(tracked_from(&lab, ATTACKER6), 0, "the attacker's IPv6 conntrack entries are gone");
-    if let Some(n) = conntrack_tool_count(&lab, ATTACKER6) {
+    assert_eq!(lab.tracked_from(ATTACKER6), 0, "the attacker's IPv6 conntrack entries are gone");
+    if let Some(n) = lab.conntrack_tool_count(ATTACKER6) {
         assert_eq!(n, 0, "conntrack -L finds none either");
     }
 }
@@ -288,7 +107,7 @@ fn an_open_ipv6_connection_stops_at_the_ban_and_its_conntrack_entries_are_delete
 #[test]
 fn conntrack_deletions_in_a_burst_wait_for_one_walk() {
     let Some(lab) = Lab::new("burst") else { return };
-    let (mut attacker, _bystander) = connected(&lab);
+    let (mut attacker, _bystander) = lab.connected();
     let mut enforcer = lab.server.run(|| {
         // An interval no test outlasts: every walk after the first is explicit.
         let config = EnforcerConfig { conntrack_interval: Duration::from_secs(3600), ..config() };
@@ -304,12 +123,12 @@ fn conntrack_deletions_in_a_burst_wait_for_one_walk() {
         enforcer
     });
     assert_silent(&mut attacker, "the attacker");
-    assert_eq!(tracked_from(&lab, ATTACKER), 1, "the deletion waits for the next walk");
+    assert_eq!(lab.tracked_from(ATTACKER), 1, "the deletion waits for the next walk");
     assert!(enforcer.has_pending_conntrack());
     let flushed = lab.server.run(|| enforcer.flush_conntrack());
     assert!(matches!(flushed, ConntrackOutcome::Deleted(1)), "{flushed:?}");
     assert!(!enforcer.has_pending_conntrack());
-    assert_eq!(tracked_from(&lab, ATTACKER), 0, "the walk deleted the attacker's entry");
+    assert_eq!(lab.tracked_from(ATTACKER), 0, "the walk deleted the attacker's entry");
 }
 
 /// With `keep_conntrack`, the rules alone stop the open connection (warden's
@@ -320,7 +139,7 @@ fn conntrack_deletions_in_a_burst_wait_for_one_walk() {
 #[test]
 fn without_conntrack_flushing_the_rules_still_stop_the_connection_but_entries_remain() {
     let Some(lab) = Lab::new("keep") else { return };
-    let (mut attacker, mut bystander) = connected(&lab);
+    let (mut attacker, mut bystander) = lab.connected();
 
     let outcome = lab.server.run(|| {
         let config = EnforcerConfig { keep_conntrack: ["keep".to_string()].into(), ..config() };
@@ -332,8 +151,8 @@ fn without_conntrack_flushing_the_rules_still_stop_the_connection_but_entries_re
 
     assert_silent(&mut attacker, "the attacker");
     echo(&mut bystander, ECHO_WITHIN).expect("the bystander's connection still echoes");
-    assert_eq!(tracked_from(&lab, ATTACKER), 1, "the attacker's entry remains");
-    if let Some(n) = conntrack_tool_count(&lab, ATTACKER) {
+    assert_eq!(lab.tracked_from(ATTACKER), 1, "the attacker's entry remains");
+    if let Some(n) = lab.conntrack_tool_count(ATTACKER) {
         assert_eq!(n, 1, "conntrack -L still lists it");
         let listing = exec(&lab.server, "conntrack", &["-L", "-s", &ATTACKER.to_string()]);
         assert!(listing.contains("ESTABLISHED"), "{listing}");
@@ -489,38 +308,16 @@ fn a_restart_from_the_store_keeps_the_attacker_blocked_and_dropping_changes_noth
     drop(first);
     assert_eq!(lab.kernel_state(), before_drop, "dropping the enforcer leaves sets and rules in place");
 
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let successes = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let prober = {
-        let (attempts, successes, stop) = (Arc::clone(&attempts), Arc::clone(&successes), Arc::clone(&stop));
-        lab.attacker.spawn(move || {
-            let server = SocketAddr::from((SERVER_A, PORT));
-            while !stop.load(Ordering::Relaxed) {
-                if TcpStream::connect_timeout(&server, Duration::from_millis(20)).is_ok() {
-                    successes.fetch_add(1, Ordering::Relaxed);
-                }
-                attempts.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
-    let wait_for_attempts = |n: usize| {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while attempts.load(Ordering::Relaxed) < n {
-            assert!(Instant::now() < deadline, "the prober stalled");
-            std::thread::yield_now();
-        }
-    };
-    wait_for_attempts(2);
-    let started_at = attempts.load(Ordering::Relaxed);
+    let prober = lab.probe(&lab.attacker, SERVER_A);
+    prober.wait_for_more(2);
+    let started_at = prober.attempts();
     for _ in 0..3 {
         drop(start());
     }
-    wait_for_attempts(attempts.load(Ordering::Relaxed) + 2);
-    stop.store(true, Ordering::Relaxed);
-    prober.join().unwrap();
-    assert!(attempts.load(Ordering::Relaxed) - started_at >= 2, "the prober ran across the restarts");
-    assert_eq!(successes.load(Ordering::Relaxed), 0, "the attacker got through during a restart");
+    prober.wait_for_more(2);
+    let (attempts, successes) = prober.stop();
+    assert!(attempts - started_at >= 2, "the prober ran across the restarts");
+    assert_eq!(successes, 0, "the attacker got through during a restart");
 
     lab.server.run(|| {
         let mut h = IpsetHandle::open().unwrap();
@@ -556,7 +353,7 @@ impl Write for Captured {
 #[test]
 fn a_dry_run_logs_every_change_and_makes_none() {
     let Some(lab) = Lab::new("dry") else { return };
-    let (mut attacker, _bystander) = connected(&lab);
+    let (mut attacker, _bystander) = lab.connected();
     let before = lab.kernel_state();
 
     let log = Captured::default();
@@ -591,7 +388,7 @@ fn a_dry_run_logs_every_change_and_makes_none() {
     });
 
     assert_eq!(lab.kernel_state(), before, "a dry run changes no set and no rule");
-    assert_eq!(tracked_from(&lab, ATTACKER), 1, "nor any conntrack entry");
+    assert_eq!(lab.tracked_from(ATTACKER), 1, "nor any conntrack entry");
     echo(&mut attacker, ECHO_WITHIN).expect("the attacker's connection still passes data");
 
     let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();

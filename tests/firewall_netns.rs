@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use netns::TestNetns;
-use topology::{exec, ip, link};
+use topology::{exec, ip, iptables_state, link};
 use warden::core::{Action, BanPrefix, PortRange, Protocol, Target};
 use warden::firewall::backend::{self, Backend};
 use warden::firewall::chains::Chains;
@@ -97,23 +97,6 @@ impl Lab {
                 }
             }
         });
-    }
-
-    /// Everything `iptables-save`/`ip6tables-save` show in the server
-    /// namespace (counters zeroed, comments dropped).
-    fn iptables_state(&self) -> String {
-        let mut state = String::new();
-        for save in ["iptables-nft-save", "ip6tables-nft-save"] {
-            for line in exec(&self.server, save, &[]).lines().filter(|l| !l.starts_with('#')) {
-                let line = match line.find(" [") {
-                    Some(i) if line.starts_with(':') => &line[..i],
-                    _ => line,
-                };
-                state += line;
-                state.push('\n');
-            }
-        }
-        state
     }
 }
 
@@ -229,7 +212,7 @@ fn host_ban_drops_the_attacker_spares_the_bystander_and_cleanup_restores_everyth
     exec(&lab.server, "iptables-nft", &["-A", "HOST-OWN", "-j", "RETURN"]);
     exec(&lab.server, "ip6tables-nft", &["-A", "INPUT", "-p", "ipv6-icmp", "-j", "ACCEPT"]);
     exec(&lab.server, "ipset", &["create", "host-own", "hash:ip"]);
-    let before = lab.iptables_state();
+    let before = iptables_state(&lab.server);
 
     lab.server.run(|| {
         let detection = backend::detect(&Runner::new(), None);
@@ -281,7 +264,7 @@ fn host_ban_drops_the_attacker_spares_the_bystander_and_cleanup_restores_everyth
         assert_eq!(handle.set_names().unwrap(), sets_before);
         assert_eq!(chains().cleanup().unwrap(), Vec::<String>::new(), "a second cleanup finds nothing");
     });
-    assert_eq!(lab.iptables_state(), before, "cleanup leaves the tables as they were");
+    assert_eq!(iptables_state(&lab.server), before, "cleanup leaves the tables as they were");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Crash safety of the store: a child process stores bans in a loop and prints
 //! each one after `put_ban` returns; the test SIGKILLs it mid-write, reopens the
-//! file and checks that every acknowledged ban (and acknowledged removal) is
-//! there, for several kill points on the same file, and that the non-durable
-//! batches in between stayed atomic.
+//! file and checks that every acknowledged ban is there and every acknowledged
+//! removal is not, for several kill points on the same file, and that the
+//! non-durable batches in between stayed atomic. Bans come in pairs of two
+//! jails on one network, so removing one jail's ban must leave the other's.
 //!
 //! The child is this test binary itself, re-run with only
 //! [`crash_child_writes_bans_until_killed`] selected and an environment
@@ -30,9 +31,11 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const CHILD_MAX_BANS: u32 = 100_000;
 
 /// The ban number `i` the child stores; a pure function of `i`, so the parent
-/// can check the stored value, origin included.
+/// can check the stored value, origin included. Bans `2k` and `2k + 1` share
+/// network `k` and differ in jail (consecutive numbers differ modulo 3).
 fn ban_number(i: u32) -> Ban {
-    let addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (i >> 16) as u16, i as u16);
+    let k = i / 2;
+    let addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (k >> 16) as u16, k as u16);
     Ban {
         net: IpAddr::V6(addr).into(),
         jail: format!("jail-{}", i % 3),
@@ -48,9 +51,31 @@ fn ban_number(i: u32) -> Ban {
     }
 }
 
-/// After storing ban `i`, the child removes ban `i - 3` when this says so.
-fn removes_after(i: u32) -> Option<u32> {
-    (i % 7 == 6 && i >= 3).then(|| i - 3)
+/// The number of a stored ban: its network gives the pair, its jail which
+/// of the two.
+fn number_of(ban: &Ban) -> u32 {
+    let IpAddr::V6(addr) = ban.net.addr() else { panic!("unexpected ban {ban:?}") };
+    let seg = addr.segments();
+    let k = (u32::from(seg[6]) << 16) | u32::from(seg[7]);
+    let jail: u32 = ban.jail.strip_prefix("jail-").and_then(|n| n.parse().ok()).unwrap();
+    if (2 * k) % 3 == jail { 2 * k } else { 2 * k + 1 }
+}
+
+/// The ban after whose storing the child removes ban `j`, if it ever does:
+/// some alone with `remove_ban`, some together with `remove_bans`.
+fn removal_of(j: u32) -> Option<u32> {
+    if j % 7 == 3 {
+        Some(j + 3)
+    } else if j % 11 == 4 || j % 11 == 5 {
+        Some(j - j % 11 + 9)
+    } else {
+        None
+    }
+}
+
+/// The bans the child removes after storing ban `i`.
+fn removals_after(i: u32) -> Vec<u32> {
+    (i.saturating_sub(5)..i).filter(|j| removal_of(*j) == Some(i)).collect()
 }
 
 #[test]
@@ -67,11 +92,22 @@ fn crash_child_writes_bans_until_killed() {
         store.put_ban(&ban_number(i)).unwrap();
         writeln!(out, "put {i}").unwrap();
         out.flush().unwrap();
-        if let Some(j) = removes_after(i) {
-            store.remove_ban(ban_number(j).net).unwrap();
-            writeln!(out, "removed {j}").unwrap();
-            out.flush().unwrap();
+        let removals = removals_after(i);
+        match removals.as_slice() {
+            [] => {}
+            [j] => {
+                let ban = ban_number(*j);
+                store.remove_ban(&ban.jail, ban.net).unwrap();
+            }
+            several => {
+                let keys: Vec<_> = several.iter().map(|j| ban_number(*j)).map(|b| (b.jail, b.net)).collect();
+                store.remove_bans(&keys).unwrap();
+            }
         }
+        for j in removals {
+            writeln!(out, "removed {j}").unwrap();
+        }
+        out.flush().unwrap();
         // Non-durable batches between the durable commits, as the daemon does.
         if i.is_multiple_of(2) {
             let addr = ban_number(i).net.addr();
@@ -195,15 +231,13 @@ fn kill_mid_write_loses_no_acknowledged_ban() {
             .unwrap()
             .into_iter()
             .map(|ban| {
-                let IpAddr::V6(addr) = ban.net.addr() else { panic!("unexpected ban {ban:?}") };
-                let seg = addr.segments();
-                let i = (u32::from(seg[6]) << 16) | u32::from(seg[7]);
+                let i = number_of(&ban);
                 assert_eq!(ban, ban_number(i), "ban {i} came back different");
                 i
             })
             .collect();
         for i in &all.puts {
-            let removal_scheduled = all.puts.contains(&(i + 3)) && removes_after(i + 3) == Some(*i);
+            let removal_scheduled = removal_of(*i).is_some_and(|after| all.puts.contains(&after));
             if all.removals.contains(i) {
                 assert!(
                     !stored.contains(i),
@@ -229,4 +263,9 @@ fn kill_mid_write_loses_no_acknowledged_ban() {
     }
     assert!(all.puts.len() >= 211, "{} bans acknowledged in all", all.puts.len());
     assert!(!all.removals.is_empty(), "removals were exercised");
+    let pair_kept = all.removals.iter().any(|j| {
+        let partner = j ^ 1;
+        all.puts.contains(&partner) && !all.removals.contains(&partner) && removal_of(partner).is_none()
+    });
+    assert!(pair_kept, "some removal left the other jail's ban on the same network to check");
 }

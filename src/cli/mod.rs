@@ -2,4 +2,5 @@
 //! printable text, so they can be tested without spawning the binary.
 
 pub mod check_config;
+pub mod control;
 pub mod test_filter;

@@ -5,6 +5,10 @@
 //! feeds each line to [`Filter::process`] with one [`MatchState`], and tallies
 //! lines matched, recognised-but-not-counted, ignored and missed, the hits per
 //! failregex, the distinct hosts and the date formats seen.
+//!
+//! Filters imported from fail2ban (`fail2ban:sshd`) are counted the way
+//! `fail2ban-regex` counts (load them with `check_all` to try every
+//! failregex on every line, as it does).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -45,6 +49,9 @@ pub struct Report {
     pub invalid_utf8: u64,
     /// Lines longer than [`MAX_LINE_BYTES`], cut before matching.
     pub truncated: u64,
+    /// Failures whose id is a host name, not an address (fail2ban filters
+    /// only: fail2ban would resolve the name; warden bans addresses only).
+    pub host_names: u64,
     pub failregex: Vec<RegexHits>,
     pub ignoreregex_hits: Vec<u64>,
     /// Counted failures per host, most first.
@@ -195,8 +202,16 @@ impl Tally<'_> {
     }
 
     fn line(&mut self, line: &str) -> io::Result<()> {
+        if self.filter.is_fail2ban() && (line.is_empty() || line.starts_with('#')) {
+            // fail2ban-regex skips comments and empty lines (sample logs
+            // annotate lines with comments).
+            return Ok(());
+        }
+        self.report.lines += 1;
+        if let Some(found) = self.filter.process_fail2ban(self.state, line, None) {
+            return self.fail2ban(found, line);
+        }
         let (report, print, out) = (&mut *self.report, self.print, &mut *self.out);
-        report.lines += 1;
         match self.filter.process(self.state, line, None) {
             Outcome::Miss => {
                 report.missed += 1;
@@ -234,6 +249,69 @@ impl Tally<'_> {
                     let tag = if hit.counted { "match" } else { "not counted" };
                     writeln!(out, "{tag}: [{}] {line}", hit.addr)?;
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a line's date is reported for imported filters.
+const FAIL2BAN_DATE: &str = "the filter's datepattern (fail2ban)";
+
+impl Tally<'_> {
+    /// Counts a line as `fail2ban-regex` does: every failregex that matched
+    /// gets a hit; a line an ignoreregex hit is ignored, one with a
+    /// no-failure match is "not counted" (fail2ban-regex calls both
+    /// ignored), one with failures is matched (a failure whose connection's
+    /// address is not known yet included), else missed.
+    fn fail2ban(&mut self, found: crate::filter::fail2ban::Fail2banLine, line: &str) -> io::Result<()> {
+        let (report, print, out) = (&mut *self.report, self.print, &mut *self.out);
+        for r in &found.results {
+            if let Some(n) = self.regex_hits.get_mut(r.regex_index) {
+                *n += 1;
+            }
+        }
+        if found.dated {
+            match self.formats.iter_mut().find(|(f, _)| *f == FAIL2BAN_DATE) {
+                Some((_, n)) => *n += 1,
+                None => self.formats.push((FAIL2BAN_DATE, 1)),
+            }
+        }
+        // Earlier lines a multi-line match used count as matched after all.
+        report.matched += found.consumed as u64;
+        report.missed = report.missed.saturating_sub(found.consumed as u64);
+        let failures: Vec<_> = found.results.iter().filter(|r| !r.nofail).collect();
+        if let Some(i) = found.ignored {
+            report.ignored += 1;
+            if self.ignore_hits.len() <= i {
+                self.ignore_hits.resize(i + 1, 0);
+            }
+            self.ignore_hits[i] += 1;
+            if print.ignored {
+                writeln!(out, "ignored: {line}")?;
+            }
+        } else if found.results.iter().any(|r| r.nofail) {
+            report.not_counted += 1;
+            if print.matches {
+                writeln!(out, "not counted: {line}")?;
+            }
+        } else if !failures.is_empty() {
+            report.matched += 1;
+            for r in &failures {
+                match (r.addr, &r.id) {
+                    (Some(addr), _) => *self.hosts.entry(addr).or_default() += 1,
+                    (None, Some(_)) => report.host_names += 1,
+                    (None, None) => {}
+                }
+            }
+            if print.matches {
+                let ids: Vec<&str> = failures.iter().map(|r| r.id.as_deref().unwrap_or("pending")).collect();
+                writeln!(out, "match: [{}] {line}", ids.join(", "))?;
+            }
+        } else {
+            report.missed += 1;
+            if print.missed {
+                writeln!(out, "missed: {line}")?;
             }
         }
         Ok(())
@@ -316,6 +394,10 @@ pub fn render(report: &Report, top_hosts: usize) -> String {
     for h in report.hosts.iter().take(top_hosts) {
         let _ = writeln!(s, "  {:<9} {}", h.failures, h.host);
     }
+    if report.host_names > 0 {
+        let _ =
+            writeln!(s, "  ({} failures name a host instead of an address: not banned)", report.host_names);
+    }
     if report.hosts.len() > top_hosts {
         let _ = writeln!(s, "  … {} more (use --json for all)", report.hosts.len() - top_hosts);
     }
@@ -341,6 +423,39 @@ pub fn render(report: &Report, top_hosts: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fail2ban_filters_are_counted_like_fail2ban_regex() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = "[Definition]\n\
+            prefregex = ^\\s*\\S+ svc\\[<F-MLFID>\\d+</F-MLFID>\\]: <F-CONTENT>.+</F-CONTENT>$\n\
+            failregex = ^bad password from <HOST>$\n\
+            \x20           ^<F-NOFAIL>hello</F-NOFAIL> from <HOST>$\n\
+            \x20           ^gave up$\n\
+            ignoreregex = ^bad password from 192\\.0\\.2\\.99$\n";
+        std::fs::write(dir.path().join("svc.conf"), conf).unwrap();
+        let registry = crate::filter::Registry::shipped().with_fail2ban_dir(dir.path());
+        let options = crate::filter::fail2ban::Options { check_all: true, ..Default::default() };
+        let filter = registry.load_with("fail2ban:svc", &BTreeMap::new(), &options).unwrap();
+        let log = "# a comment\n\n\
+            Aug 14 11:00:00 h svc[1]: bad password from 192.0.2.1\n\
+            Aug 14 11:00:01 h svc[2]: bad password from attacker.example\n\
+            Aug 14 11:00:02 h svc[3]: hello from 192.0.2.3\n\
+            Aug 14 11:00:03 h svc[4]: gave up\n\
+            Aug 14 11:00:04 h svc[5]: bad password from 192.0.2.99\n\
+            Aug 14 11:00:05 h other[6]: bad password from 192.0.2.1\n";
+        let mut out = Vec::new();
+        let print = PrintOptions { matches: true, ..PrintOptions::default() };
+        let report = run(&filter, log.as_bytes(), "log", print, &mut out).unwrap();
+        let counts = (report.lines, report.matched, report.not_counted, report.ignored, report.missed);
+        assert_eq!(counts, (6, 3, 1, 1, 1), "comments and empty lines are skipped");
+        assert_eq!((report.distinct_hosts, report.host_names), (1, 1));
+        let hits: Vec<u64> = report.failregex.iter().map(|r| r.hits).collect();
+        assert_eq!(hits, [2, 1, 1], "a match an ignoreregex dropped is no hit");
+        let printed = String::from_utf8(out).unwrap();
+        assert!(printed.contains("match: [pending] Aug 14 11:00:03"), "{printed}");
+        assert!(render(&report, 5).contains("1 failures name a host instead of an address"));
+    }
 
     /// Hands out its data a few bytes per read, so lines straddle buffer refills.
     struct Trickle<'a>(&'a [u8], usize);

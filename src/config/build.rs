@@ -15,13 +15,31 @@ use ipnet::IpNet;
 
 use super::FilterCatalog;
 use super::fields::{Checker, Entry, Keys, check_glob, join};
-use super::model::{Config, FilterRef, JailConfig, ReadFrom, SourceSpec, builtin};
+use super::model::{
+    BackendChoice, Config, DockerSettings, FilterRef, FirewallSettings, JailConfig, ReadFrom, SourceSpec,
+    builtin,
+};
 use super::yaml::{Node, Pos, Value, quote};
 use crate::core::{
     Action, BanPrefix, BanTime, IncrementPolicy, PortRange, Protocol, Target, parse_ip_or_net,
 };
 
-const TOP_KEYS: &[&str] = &["state_dir", "socket", "filter_dirs", "defaults", "jails"];
+const TOP_KEYS: &[&str] = &[
+    "state_dir",
+    "socket",
+    "filter_dirs",
+    "fail2ban_filter_dir",
+    "defaults",
+    "jails",
+    "dry_run",
+    "firewall",
+    "docker",
+    "journal_dirs",
+];
+const FIREWALL_KEYS: &[&str] = &["backend", "ban_floor", "check_interval"];
+const DOCKER_SETTINGS_KEYS: &[&str] = &["host", "line_max"];
+const BACKENDS: &[(&str, BackendChoice)] =
+    &[("auto", BackendChoice::Auto), ("nft", BackendChoice::Nft), ("legacy", BackendChoice::Legacy)];
 const SETTING_KEYS: &[&str] = &[
     "maxretry",
     "findtime",
@@ -35,22 +53,23 @@ const SETTING_KEYS: &[&str] = &[
     "action",
     "enabled",
     "max_tracked",
+    "flush_conntrack",
 ];
 /// Keys that only make sense in a jail, never in `defaults`.
 const JAIL_ONLY_KEYS: &[&str] = &["filter", "filter_params", "sources"];
 const INCREMENT_KEYS: &[&str] = &["enabled", "factor", "multipliers", "maxtime", "rndtime"];
 const BAN_PREFIX_KEYS: &[&str] = &["v4", "v6"];
 const SOURCE_KINDS: &[&str] = &["docker", "journald", "file"];
-const DOCKER_KEYS: &[&str] = &["containers"];
-const JOURNALD_KEYS: &[&str] = &["match"];
+const DOCKER_KEYS: &[&str] = &["containers", "read_from"];
+const JOURNALD_KEYS: &[&str] = &["match", "read_from"];
 const FILE_KEYS: &[&str] = &["path", "read_from"];
 
-const TARGETS: &[(&str, Target)] =
+pub(crate) const TARGETS: &[(&str, Target)] =
     &[("docker", Target::Docker), ("host", Target::Host), ("both", Target::Both)];
-const ACTIONS: &[(&str, Action)] = &[("drop", Action::Drop), ("reject", Action::Reject)];
-const PROTOCOLS: &[(&str, Protocol)] =
+pub(crate) const ACTIONS: &[(&str, Action)] = &[("drop", Action::Drop), ("reject", Action::Reject)];
+pub(crate) const PROTOCOLS: &[(&str, Protocol)] =
     &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp), ("all", Protocol::All)];
-const READ_FROM: &[(&str, ReadFrom)] = &[("start", ReadFrom::Start), ("end", ReadFrom::End)];
+pub(crate) const READ_FROM: &[(&str, ReadFrom)] = &[("start", ReadFrom::Start), ("end", ReadFrom::End)];
 
 /// Jail names appear in label keys (`warden.jail.<name>.bantime`), so no
 /// dots; and in ipset names, which the kernel caps at 31 bytes.
@@ -95,6 +114,7 @@ struct Settings {
     action: Option<Action>,
     enabled: Option<bool>,
     max_tracked: Option<usize>,
+    flush_conntrack: Option<bool>,
 }
 
 impl Settings {
@@ -122,6 +142,7 @@ impl Settings {
             action: self.action.or(fallback.action),
             enabled: self.enabled.or(fallback.enabled),
             max_tracked: self.max_tracked.or(fallback.max_tracked),
+            flush_conntrack: self.flush_conntrack.or(fallback.flush_conntrack),
         }
     }
 }
@@ -136,8 +157,13 @@ pub(crate) fn build(
     let mut state_dir = PathBuf::from(builtin::STATE_DIR);
     let mut socket = PathBuf::from(builtin::SOCKET);
     let mut filter_dirs = Vec::new();
+    let mut fail2ban_filter_dir = PathBuf::from(builtin::FAIL2BAN_FILTER_DIR);
     let mut defaults = Settings::default();
     let mut jails_node = None;
+    let mut dry_run = false;
+    let mut firewall = FirewallSettings::default();
+    let mut docker = DockerSettings::default();
+    let mut journal_dirs: Vec<PathBuf> = builtin::JOURNAL_DIRS.iter().map(PathBuf::from).collect();
 
     if !matches!(root.value, Value::Map(_) | Value::Null) {
         let found = root.value.describe();
@@ -161,14 +187,37 @@ pub(crate) fn build(
                 }
             }
             "filter_dirs" => filter_dirs = filter_dir_list(cx, &entry),
+            "fail2ban_filter_dir" => {
+                if let Some(dir) = cx.absolute_path(entry.value, &entry.path, "fail2ban's filter.d directory")
+                {
+                    if !dir.is_dir() {
+                        let shown = quote(&dir.to_string_lossy());
+                        cx.error(entry.value.pos, &entry.path, format!("directory {shown} does not exist"));
+                    }
+                    fail2ban_filter_dir = dir;
+                }
+            }
             "defaults" => defaults = settings(cx, entry.value, &entry.path, true),
             "jails" => jails_node = Some(entry),
+            "dry_run" => dry_run = cx.boolean(entry.value, &entry.path).unwrap_or(false),
+            "firewall" => firewall = firewall_settings(cx, &entry),
+            "docker" => docker = docker_settings(cx, &entry),
+            "journal_dirs" => {
+                let items = cx.list_items(entry.value, &entry.path, "directories");
+                journal_dirs =
+                    items.iter().filter_map(|(n, p)| cx.absolute_path(n, p, "a journal directory")).collect();
+            }
             _ => {}
         }
     }
 
-    let mut lookup =
-        FilterLookup { catalog: filters, dirs: &filter_dirs, base: origin.parent(), names: None };
+    let mut lookup = FilterLookup {
+        catalog: filters,
+        dirs: &filter_dirs,
+        fail2ban_dir: &fail2ban_filter_dir,
+        base: origin.parent(),
+        names: None,
+    };
     let mut jails = BTreeMap::new();
     if let Some(entry) = jails_node {
         for jail_entry in cx.entries(entry.value, &entry.path, Keys::Any) {
@@ -177,7 +226,63 @@ pub(crate) fn build(
             }
         }
     }
-    cx.errors.is_empty().then_some(Config { state_dir, socket, filter_dirs, jails })
+    // What a jail defined by container labels starts from.
+    let jail_template = resolve(
+        String::new(),
+        FilterRef::Name(String::new()),
+        BTreeMap::new(),
+        vec![SourceSpec::Docker { containers: Vec::new(), read_from: ReadFrom::End }],
+        &Settings::default().or(&defaults),
+    );
+    cx.errors.is_empty().then_some(Config {
+        jail_template,
+        state_dir,
+        socket,
+        filter_dirs,
+        fail2ban_filter_dir,
+        jails,
+        dry_run,
+        firewall,
+        docker,
+        journal_dirs,
+    })
+}
+
+fn firewall_settings(cx: &mut Checker, entry: &Entry<'_>) -> FirewallSettings {
+    let mut fw = FirewallSettings::default();
+    for e in cx.entries(entry.value, &entry.path, Keys::Known(FIREWALL_KEYS)) {
+        match e.key.as_str() {
+            "backend" => fw.backend = cx.choice(e.value, &e.path, BACKENDS).unwrap_or_default(),
+            "check_interval" => {
+                fw.check_interval = cx.duration(e.value, &e.path, false).unwrap_or(fw.check_interval)
+            }
+            _ => {
+                for f in cx.entries(e.value, &e.path, Keys::Known(BAN_PREFIX_KEYS)) {
+                    if f.key == "v4" {
+                        if let Some(n) = cx.integer(f.value, &f.path, 1, 32) {
+                            fw.ban_floor.v4 = n as u8;
+                        }
+                    } else if let Some(n) = cx.integer(f.value, &f.path, 1, 128) {
+                        fw.ban_floor.v6 = n as u8;
+                    }
+                }
+            }
+        }
+    }
+    fw
+}
+
+fn docker_settings(cx: &mut Checker, entry: &Entry<'_>) -> DockerSettings {
+    let mut docker = DockerSettings::default();
+    for e in cx.entries(entry.value, &entry.path, Keys::Known(DOCKER_SETTINGS_KEYS)) {
+        if e.key == "host" {
+            docker.host =
+                cx.string(e.value, &e.path, "a Docker API address (like unix:///var/run/docker.sock)");
+        } else if let Some(n) = cx.integer(e.value, &e.path, 1024, 16 * 1024 * 1024) {
+            docker.line_max = n as usize;
+        }
+    }
+    docker
 }
 
 fn filter_dir_list(cx: &mut Checker, entry: &Entry<'_>) -> Vec<PathBuf> {
@@ -250,6 +355,7 @@ fn settings(cx: &mut Checker, node: &Node, path: &str, in_defaults: bool) -> Set
             "action" => s.action = cx.choice(v, p, ACTIONS),
             "enabled" => s.enabled = cx.boolean(v, p),
             "max_tracked" => s.max_tracked = cx.integer(v, p, 1, u64::from(u32::MAX)).map(|n| n as usize),
+            "flush_conntrack" => s.flush_conntrack = cx.boolean(v, p),
             // Jail-only keys, read by `jail`.
             _ => {}
         }
@@ -284,6 +390,8 @@ fn increment(cx: &mut Checker, node: &Node, path: &str) -> IncrementSettings {
 struct FilterLookup<'a> {
     catalog: &'a dyn FilterCatalog,
     dirs: &'a [PathBuf],
+    /// fail2ban's `filter.d`, for `fail2ban:<name>`.
+    fail2ban_dir: &'a Path,
     /// The config file's directory, for relative filter paths.
     base: Option<&'a Path>,
     /// Every known name, gathered on the first miss (for the message).
@@ -307,6 +415,9 @@ impl FilterLookup<'_> {
                 format!("filter file {} does not exist (a relative path is relative to the config file's directory)", quote(&file.to_string_lossy())),
             );
             return None;
+        }
+        if let Some(name) = value.strip_prefix("fail2ban:") {
+            return self.resolve_fail2ban(cx, node, path, &value, name);
         }
         if value.contains('/') || value.contains('\0') {
             cx.error(
@@ -346,6 +457,53 @@ impl FilterLookup<'_> {
         } else {
             message.push_str(&format!("; available: {}, or a path to a .yaml filter file", names.join(", ")));
         }
+        cx.error(node.pos, path, message);
+        None
+    }
+}
+
+impl FilterLookup<'_> {
+    /// `fail2ban:<name>`: fail2ban's `<name>.conf` (or `.local`) must be in
+    /// `fail2ban_filter_dir`, unless the caller's catalog knows the name.
+    fn resolve_fail2ban(
+        &mut self,
+        cx: &mut Checker,
+        node: &Node,
+        path: &str,
+        value: &str,
+        name: &str,
+    ) -> Option<FilterRef> {
+        let dir = self.fail2ban_dir;
+        let valid = !name.is_empty()
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+        if !valid {
+            cx.error(
+                node.pos,
+                path,
+                format!(
+                    "invalid fail2ban filter {}: expected fail2ban:<name>, like fail2ban:sshd",
+                    quote(value)
+                ),
+            );
+            return None;
+        }
+        let found = ["conf", "local"].iter().any(|ext| dir.join(format!("{name}.{ext}")).is_file());
+        if found || self.catalog.contains(value) {
+            return Some(FilterRef::Name(value.to_string()));
+        }
+        let shown = quote(&dir.to_string_lossy());
+        let message = if dir.is_dir() {
+            format!(
+                "unknown fail2ban filter {}: no {name}.conf in {shown} (fail2ban_filter_dir)",
+                quote(value)
+            )
+        } else {
+            format!(
+                "unknown fail2ban filter {}: fail2ban_filter_dir {shown} does not exist (mount fail2ban's filter.d there, or set fail2ban_filter_dir)",
+                quote(value)
+            )
+        };
         cx.error(node.pos, path, message);
         None
     }
@@ -397,9 +555,7 @@ fn jail(
     }
 
     let s = own.or(defaults);
-    let increment = resolve_increment(&s.increment);
     let protocol = s.protocol.as_ref().map_or(Protocol::Tcp, |p| p.value);
-    let ports = s.ports.as_ref().map(|p| p.value.clone()).unwrap_or_default();
     if protocol == Protocol::All
         && let Some(ports) = s.ports.as_ref().filter(|p| !p.value.is_empty())
     {
@@ -415,16 +571,31 @@ fn jail(
     if cx.errors.len() > errors_before || !name_ok {
         return None;
     }
-    let ignoreip = s.ignoreip.unwrap_or_else(|| {
+    Some(resolve(name, filter?, filter_params, sources?, &s))
+}
+
+/// A jail with every setting `s` leaves open filled from the built-in
+/// defaults.
+fn resolve(
+    name: String,
+    filter: FilterRef,
+    filter_params: BTreeMap<String, String>,
+    sources: Vec<SourceSpec>,
+    s: &Settings,
+) -> JailConfig {
+    let increment = resolve_increment(&s.increment);
+    let protocol = s.protocol.as_ref().map_or(Protocol::Tcp, |p| p.value);
+    let ports = s.ports.as_ref().map(|p| p.value.clone()).unwrap_or_default();
+    let ignoreip = s.ignoreip.clone().unwrap_or_else(|| {
         // The built-in list is constant and valid (checked by a test).
         builtin::IGNOREIP.iter().filter_map(|ip| parse_ip_or_net(ip).ok()).collect()
     });
     let default_prefix = BanPrefix::default();
-    Some(JailConfig {
+    JailConfig {
         name,
-        filter: filter?,
+        filter,
         filter_params,
-        sources: sources?,
+        sources,
         maxretry: s.maxretry.unwrap_or(builtin::MAXRETRY),
         findtime: s.findtime.unwrap_or(builtin::FINDTIME),
         bantime: s.bantime.unwrap_or(BanTime::Finite(builtin::BANTIME)),
@@ -440,7 +611,20 @@ fn jail(
         action: s.action.unwrap_or_default(),
         enabled: s.enabled.unwrap_or(true),
         max_tracked: s.max_tracked.unwrap_or(builtin::MAX_TRACKED),
-    })
+        flush_conntrack: s.flush_conntrack.unwrap_or(true),
+    }
+}
+
+/// A jail's ports need a protocol: `all` with ports is refused (the same
+/// rule as the config file's, for jails built from labels).
+pub(crate) fn check_ports_protocol(jail: &JailConfig) -> Result<(), String> {
+    if jail.protocol == Protocol::All && !jail.ports.is_empty() {
+        return Err(format!(
+            "ports need protocol tcp or udp, but jail `{}` has protocol `all`; set protocol=tcp or drop the ports",
+            jail.name
+        ));
+    }
+    Ok(())
 }
 
 fn resolve_increment(inc: &IncrementSettings) -> IncrementPolicy {
@@ -543,8 +727,18 @@ fn source(cx: &mut Checker, node: &Node, path: &str) -> Option<SourceSpec> {
 
 fn docker(cx: &mut Checker, entry: &Entry<'_>) -> Option<SourceSpec> {
     let mut containers = Vec::new();
+    // Docker keeps a container's whole log: reading it all on first sight
+    // would ban for attacks long over, so new containers start at "now".
+    let mut read_from = ReadFrom::End;
     let mut ok = true;
     for e in cx.entries(entry.value, &entry.path, Keys::Known(DOCKER_KEYS)) {
+        if e.key == "read_from" {
+            match cx.choice(e.value, &e.path, READ_FROM) {
+                Some(r) => read_from = r,
+                None => ok = false,
+            }
+            continue;
+        }
         for (node, p) in cx.seq(e.value, &e.path, "container names") {
             let Some(name) = cx.string(node, &p, "a container name") else {
                 ok = false;
@@ -566,13 +760,22 @@ fn docker(cx: &mut Checker, entry: &Entry<'_>) -> Option<SourceSpec> {
             }
         }
     }
-    ok.then_some(SourceSpec::Docker { containers })
+    ok.then_some(SourceSpec::Docker { containers, read_from })
 }
 
 fn journald(cx: &mut Checker, entry: &Entry<'_>) -> Option<SourceSpec> {
     let mut matches = Vec::new();
+    // The journal holds weeks of history; like Docker, start at "now".
+    let mut read_from = ReadFrom::End;
     let mut ok = true;
     for e in cx.entries(entry.value, &entry.path, Keys::Known(JOURNALD_KEYS)) {
+        if e.key == "read_from" {
+            match cx.choice(e.value, &e.path, READ_FROM) {
+                Some(r) => read_from = r,
+                None => ok = false,
+            }
+            continue;
+        }
         let groups: Vec<(&Node, String)> = match &e.value.value {
             Value::Seq(_) => cx.seq(e.value, &e.path, "match groups"),
             _ => vec![(e.value, e.path.clone())],
@@ -592,7 +795,7 @@ fn journald(cx: &mut Checker, entry: &Entry<'_>) -> Option<SourceSpec> {
             }
         }
     }
-    ok.then_some(SourceSpec::Journald { matches })
+    ok.then_some(SourceSpec::Journald { matches, read_from })
 }
 
 /// One group of `FIELD: value` pairs that must all match.

@@ -29,13 +29,17 @@
 mod build;
 mod error;
 mod fields;
+pub mod labels;
 mod model;
 mod yaml;
 
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, Pos};
-pub use model::{Config, FilterRef, JailConfig, ReadFrom, SourceSpec, builtin};
+pub use model::{
+    BackendChoice, Config, DockerSettings, FilterRef, FirewallSettings, JailConfig, ReadFrom, SourceSpec,
+    builtin,
+};
 
 /// Which filter names exist, as known to the caller (the shipped filters and
 /// any already loaded). Names found as `<name>.yaml` in the config's

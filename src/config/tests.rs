@@ -93,7 +93,7 @@ fn contract_example_resolves_every_field() {
     assert_eq!(bots.filter, FilterRef::Name("mailu-front".into()));
     assert_eq!(bots.filter_params.get("mode").map(String::as_str), Some("aggressive"));
     let tag = [("CONTAINER_TAG".to_string(), "mailu-front".to_string())].into_iter().collect();
-    assert_eq!(bots.sources, vec![SourceSpec::Journald { matches: vec![tag] }]);
+    assert_eq!(bots.sources, vec![SourceSpec::Journald { matches: vec![tag], read_from: ReadFrom::End }]);
     assert_eq!(bots.bantime, BanTime::Finite(secs(7 * 86_400)));
     assert_eq!(bots.ban_prefix, BanPrefix { v4: 24, v6: 128 });
     assert_eq!(bots.ports, vec![PortRange { first: 25, last: 25 }]);
@@ -102,7 +102,7 @@ fn contract_example_resolves_every_field() {
     assert_eq!(bots.findtime, secs(600));
 
     let web = &config.jails["webauth"];
-    assert_eq!(web.sources, vec![SourceSpec::Docker { containers: vec![] }]);
+    assert_eq!(web.sources, vec![SourceSpec::Docker { containers: vec![], read_from: ReadFrom::End }]);
     assert_eq!(web.bantime, BanTime::Finite(secs(600)));
     assert!(web.ports.is_empty());
     assert_eq!(web.ignoreip.iter().map(ToString::to_string).collect::<Vec<_>>(), ["127.0.0.0/8", "::1/128"]);
@@ -260,11 +260,14 @@ jails:
 "#;
     let j = &ok(text).jails["j"];
     assert_eq!(j.sources.len(), 4);
-    assert_eq!(j.sources[0], SourceSpec::Docker { containers: vec!["web".into(), "api-1".into()] });
-    let SourceSpec::Journald { matches } = &j.sources[1] else { panic!("{:?}", j.sources[1]) };
+    assert_eq!(
+        j.sources[0],
+        SourceSpec::Docker { containers: vec!["web".into(), "api-1".into()], read_from: ReadFrom::End }
+    );
+    let SourceSpec::Journald { matches, .. } = &j.sources[1] else { panic!("{:?}", j.sources[1]) };
     assert_eq!(matches.len(), 2);
     assert_eq!(matches[1].get("PRIORITY").map(String::as_str), Some("5"));
-    assert_eq!(j.sources[2], SourceSpec::Journald { matches: vec![] });
+    assert_eq!(j.sources[2], SourceSpec::Journald { matches: vec![], read_from: ReadFrom::End });
     assert_eq!(
         j.sources[3],
         SourceSpec::File { path: "/var/log/nginx/*.log".into(), read_from: ReadFrom::End }
@@ -302,6 +305,33 @@ fn filters_resolve_by_catalog_filter_dir_or_path() {
         "{line}"
     );
     assert!(line.contains(":3:15: jails.a.filter:"), "{line}");
+}
+
+#[test]
+fn fail2ban_filters_resolve_in_the_fail2ban_filter_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sshd.conf"), "[Definition]\n").unwrap();
+    let origin = dir.path().join("warden.yaml");
+    let jail = |filter: &str| {
+        format!("  j: {{filter: {filter}, filter_params: {{mode: aggressive}}, sources: [docker: {{}}]}}\n")
+    };
+    let text = format!("fail2ban_filter_dir: {}\njails:\n{}", dir.path().display(), jail("fail2ban:sshd"));
+    let config = parse(&text, &origin, &|_: &str| false).unwrap();
+    assert_eq!(config.fail2ban_filter_dir, dir.path());
+    assert_eq!(config.jails["j"].filter, FilterRef::Name("fail2ban:sshd".into()));
+    assert_eq!(config.jails["j"].filter_params["mode"], "aggressive");
+    assert_eq!(ok("jails: {}\n").fail2ban_filter_dir, PathBuf::from(builtin::FAIL2BAN_FILTER_DIR));
+
+    let text = format!("fail2ban_filter_dir: {}\njails:\n{}", dir.path().display(), jail("fail2ban:sshdd"));
+    let line = parse(&text, &origin, &|_: &str| false).unwrap_err().to_string();
+    assert!(line.contains("unknown fail2ban filter `fail2ban:sshdd`: no sshdd.conf in"), "{line}");
+    let text = format!("fail2ban_filter_dir: {}/nope\njails: {{}}\n", dir.path().display());
+    let line = parse(&text, &origin, &|_: &str| false).unwrap_err().to_string();
+    assert!(line.contains("fail2ban_filter_dir:") && line.contains("does not exist"), "{line}");
+    let line = parse(&format!("jails:\n{}", jail("fail2ban:../x")), &origin, &|_: &str| false)
+        .unwrap_err()
+        .to_string();
+    assert!(line.contains("invalid fail2ban filter"), "{line}");
 }
 
 // ---- errors: each names file, line, column and key, and what is valid ----
@@ -795,4 +825,41 @@ fn anchors_and_merge_keys_work_like_yaml_says() {
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0].key, "jails.a.bantime");
     assert!(all[0].pos.is_some_and(|p| p.line >= 1), "{}", all[0]);
+}
+
+#[test]
+fn daemon_sections_have_defaults_and_accept_overrides() {
+    let c = ok("jails: {ssh: {filter: sshd, sources: [{file: {path: /var/log/auth.log}}]}}");
+    assert!(!c.dry_run);
+    assert_eq!(c.firewall, FirewallSettings::default());
+    assert_eq!(c.docker.line_max, 64 * 1024);
+    assert_eq!(c.journal_dirs, vec![PathBuf::from("/var/log/journal"), PathBuf::from("/run/log/journal")]);
+    assert!(c.jails["ssh"].flush_conntrack);
+
+    let c = ok("dry_run: true
+firewall: {backend: legacy, ban_floor: {v4: 20, v6: 40}, check_interval: 5s}
+docker: {host: 'unix:///run/docker.sock', line_max: 4096}
+journal_dirs: [/srv/journal]
+defaults: {flush_conntrack: false}
+jails: {ssh: {filter: sshd, sources: [{journald: {read_from: start}}]}}");
+    assert!(c.dry_run);
+    assert_eq!(c.firewall.backend, BackendChoice::Legacy);
+    assert_eq!(c.firewall.ban_floor, BanPrefix { v4: 20, v6: 40 });
+    assert_eq!(c.firewall.check_interval, secs(5));
+    assert_eq!(c.docker.host.as_deref(), Some("unix:///run/docker.sock"));
+    assert_eq!(c.docker.line_max, 4096);
+    assert_eq!(c.journal_dirs, vec![PathBuf::from("/srv/journal")]);
+    assert!(!c.jails["ssh"].flush_conntrack);
+    assert_eq!(
+        c.jails["ssh"].sources,
+        vec![SourceSpec::Journald { matches: vec![], read_from: ReadFrom::Start }]
+    );
+}
+
+#[test]
+fn daemon_sections_reject_bad_values_with_what_is_valid() {
+    let text = "firewall: {backend: iptables}\njails: {}";
+    assert_error(text, 1, 21, "firewall.backend", &["auto", "nft", "legacy"]);
+    let text = "docker: {line_max: 10}\njails: {}";
+    assert_error(text, 1, 20, "docker.line_max", &["1024"]);
 }

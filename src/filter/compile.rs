@@ -198,6 +198,64 @@ impl Compiled {
         }
     }
 
+    /// Group names by group number (`None` for unnamed groups), for callers
+    /// that read groups by name (the fail2ban import).
+    pub fn group_names(&self) -> Vec<Option<String>> {
+        match &self.engine {
+            Engine::Std(re) => {
+                re.group_info().pattern_names(PatternID::ZERO).map(|n| n.map(String::from)).collect()
+            }
+            Engine::Fancy(re) => re.capture_names().map(|n| n.map(String::from)).collect(),
+        }
+    }
+
+    /// Runs the pattern and writes every group's span into `out` (index =
+    /// group number, `None` when the group did not participate). `false`
+    /// when it does not match (or a fancy pattern hits its backtrack limit).
+    pub fn spans(&self, hay: &str, scratch: &mut Scratch, out: &mut Vec<Option<(usize, usize)>>) -> bool {
+        out.clear();
+        match &self.engine {
+            Engine::Std(re) => {
+                let groups = re.group_info().group_len(PatternID::ZERO);
+                let fast = match &self.fast {
+                    Some(p) => p.run(hay.as_bytes(), scratch),
+                    None => Run::GaveUp,
+                };
+                match fast {
+                    Run::NoMatch => false,
+                    Run::Match => {
+                        let slots = &scratch.slots;
+                        out.extend((0..groups).map(|i| match (slots.get(2 * i), slots.get(2 * i + 1)) {
+                            (Some(&s), Some(&e)) if s != usize::MAX && e != usize::MAX => Some((s, e)),
+                            _ => None,
+                        }));
+                        true
+                    }
+                    Run::GaveUp => {
+                        let mut caps = re.create_captures();
+                        re.search_captures(&Input::new(hay.as_bytes()), &mut caps);
+                        if !caps.is_match() {
+                            return false;
+                        }
+                        out.extend((0..groups).map(|i| caps.get_group(i).map(|sp| (sp.start, sp.end))));
+                        true
+                    }
+                }
+            }
+            Engine::Fancy(re) => match re.captures(hay) {
+                Ok(Some(caps)) => {
+                    out.extend(caps.iter().map(|m| m.map(|m| (m.start(), m.end()))));
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => {
+                    backtrack_limit_hit(&self.regex, &e);
+                    false
+                }
+            },
+        }
+    }
+
     fn read<'h>(&self, hay: &'h str, span: impl Fn(usize) -> Option<(usize, usize)>) -> Raw<'h> {
         let mut raw = Raw::default();
         for &(role, index) in &self.roles {
@@ -230,6 +288,22 @@ impl Compiled {
             }
         }
         raw
+    }
+}
+
+/// Logs a line that a fancy pattern gave up on (it counts as not matching):
+/// the first time, then at every power of two, so a hostile stream cannot
+/// flood the log.
+fn backtrack_limit_hit(regex: &str, error: &fancy_regex::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let n = HITS.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(
+            pattern = regex,
+            hits = n,
+            "a line took too long to match ({error}); counted as no match"
+        );
     }
 }
 
@@ -348,9 +422,16 @@ impl PatternList {
         !self.gated[i] || first.is_some_and(|k| i >= k)
     }
 
+    /// The patterns worth running on `hay`, in order: those the gate (or
+    /// the first-byte dispatch) does not rule out.
+    pub fn candidates<'a>(&'a self, hay: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let first = if self.dispatch.is_some() { None } else { self.gate_first(hay) };
+        self.candidates_after(hay, first)
+    }
+
     /// The patterns to try on `hay`, in order, given the gate's first hit
     /// `first` (unused with a dispatch table).
-    fn candidates<'a>(&'a self, hay: &str, first: Option<usize>) -> impl Iterator<Item = usize> + 'a {
+    fn candidates_after<'a>(&'a self, hay: &str, first: Option<usize>) -> impl Iterator<Item = usize> + 'a {
         let (listed, all) = match &self.dispatch {
             Some(lists) => {
                 let byte = hay.as_bytes().first().map_or(256, |&b| usize::from(b));
@@ -373,13 +454,14 @@ impl PatternList {
             return None;
         }
         let first = self.gate_first(hay);
-        self.candidates(hay, first).find_map(|i| self.patterns[i].captures(hay, scratch).map(|raw| (i, raw)))
+        self.candidates_after(hay, first)
+            .find_map(|i| self.patterns[i].captures(hay, scratch).map(|raw| (i, raw)))
     }
 
     /// The first pattern that matches, without captures where the gate suffices.
     pub fn first_index(&self, hay: &str, scratch: &mut Scratch) -> Option<usize> {
         let first = self.gate_first(hay);
-        self.candidates(hay, first).find(|&i| {
+        self.candidates_after(hay, first).find(|&i| {
             // The gate's own hit on a std pattern is a match by construction.
             Some(i) == first && !self.patterns[i].is_fancy()
                 || self.patterns[i].captures(hay, scratch).is_some()
@@ -391,7 +473,7 @@ impl PatternList {
 /// `(?u:…)` when the pattern's classes are Unicode; prefixed with a lazy
 /// `.*?` when not anchored, so every entry is anchored and leftmost-first
 /// priority picks the first matching pattern.
-fn gate_source(regex: &str, compiled: &Compiled) -> Option<String> {
+pub(crate) fn gate_source(regex: &str, compiled: &Compiled) -> Option<String> {
     let source = if compiled.is_fancy() { relax_for_gate(regex)? } else { regex.to_string() };
     let source = if compiled.unicode { format!("(?u:{source})") } else { source };
     let hir = regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(&source).ok()?;
@@ -615,6 +697,7 @@ pub(crate) fn build(
         ignore,
         fail,
         prefix: prefix_for_two_stage,
+        fail2ban: None,
     })
 }
 

@@ -30,6 +30,7 @@ mod backtrack;
 mod compile;
 pub mod date;
 pub mod definition;
+pub mod fail2ban;
 mod multiline;
 pub mod registry;
 mod template;
@@ -74,6 +75,10 @@ pub enum FilterError {
     Unknown { name: String, known: String },
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// An imported fail2ban filter that does not load; the message names
+    /// the file, line, section and option.
+    #[error("fail2ban filter {name:?}: {message}")]
+    Fail2ban { name: String, message: String },
 }
 
 /// A pattern that does not expand or compile: names the file, line, filter
@@ -104,6 +109,9 @@ pub struct Filter {
     /// `Some` when patterns could not be spliced into the prefregex: it then
     /// runs first and the failregexes see its `<F-CONTENT>`.
     prefix: Option<Compiled>,
+    /// Set for filters imported from fail2ban: they run with fail2ban's
+    /// line semantics ([`fail2ban`]).
+    fail2ban: Option<Box<fail2ban::Semantics>>,
 }
 
 /// Per-stream state: the multi-line connection cache, the reference time for
@@ -117,6 +125,8 @@ pub struct MatchState {
     minute: date::MinuteCache,
     conns: ConnCache,
     scratch: backtrack::Scratch,
+    /// Line buffer, last date and connections of an imported fail2ban filter.
+    f2b: fail2ban::State,
 }
 
 impl MatchState {
@@ -129,6 +139,7 @@ impl MatchState {
             minute: date::MinuteCache::default(),
             conns: ConnCache::new(multiline::DEFAULT_CAPACITY, multiline::DEFAULT_MAX_AGE_MS),
             scratch: backtrack::Scratch::default(),
+            f2b: fail2ban::State::default(),
         }
     }
 
@@ -157,12 +168,13 @@ impl MatchState {
 
     /// Open multi-line connections currently remembered.
     pub fn open_connections(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.f2b.open_connections()
     }
 
     /// Forgets every connection (e.g. when a stream restarts).
     pub fn reset(&mut self) {
         self.conns.clear();
+        self.f2b.reset();
     }
 }
 
@@ -274,6 +286,9 @@ impl Filter {
         } else {
             line
         };
+        if let Some(f2b) = self.fail2ban.as_deref() {
+            return fail2ban::outcome(fail2ban::process(self, f2b, state, line, source_time), None);
+        }
         let reference = source_time.unwrap_or(state.reference);
         let date = date::find_date_cached(
             line.as_bytes(),

@@ -1,6 +1,8 @@
 //! Where filters come from: the shipped ones (every `filters/*.yaml`,
 //! embedded in the binary by `build.rs`) and `*.yaml` files in the user's
-//! `filter_dirs`, which override a shipped filter of the same name.
+//! `filter_dirs`, which override a shipped filter of the same name; and
+//! `fail2ban:<name>`, fail2ban's own `<name>.conf` read from a fail2ban
+//! `filter.d` directory ([`super::fail2ban`]).
 //!
 //! The registry holds filter texts, not compiled filters: a filter compiles
 //! per jail, because each jail may set its own params.
@@ -8,7 +10,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::fail2ban;
 use super::{Filter, FilterError, parse_definition};
+
+/// How a jail names a filter imported from fail2ban: `fail2ban:sshd`.
+pub const FAIL2BAN_PREFIX: &str = "fail2ban:";
 
 mod shipped {
     include!(concat!(env!("OUT_DIR"), "/shipped_filters.rs"));
@@ -26,6 +32,8 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     entries: BTreeMap<String, Entry>,
+    /// fail2ban's `filter.d` (`None`: [`fail2ban::DEFAULT_FILTER_DIR`]).
+    fail2ban_dir: Option<PathBuf>,
 }
 
 impl Registry {
@@ -58,6 +66,31 @@ impl Registry {
         Ok(registry)
     }
 
+    /// Reads `fail2ban:<name>` filters from `dir` (fail2ban's `filter.d`).
+    pub fn with_fail2ban_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.fail2ban_dir = Some(dir.into());
+        self
+    }
+
+    /// Where `fail2ban:<name>` filters are read from.
+    pub fn fail2ban_dir(&self) -> &Path {
+        self.fail2ban_dir.as_deref().unwrap_or(Path::new(fail2ban::DEFAULT_FILTER_DIR))
+    }
+
+    /// Names of the fail2ban filters in the fail2ban directory (as
+    /// `fail2ban:<name>`), sorted; empty when it cannot be read.
+    pub fn fail2ban_names(&self) -> Vec<String> {
+        let Ok(read) = std::fs::read_dir(self.fail2ban_dir()) else { return Vec::new() };
+        let mut names: Vec<String> = read
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".conf")).map(String::from))
+            .filter(|n| fail2ban::valid_name(n))
+            .map(|n| format!("{FAIL2BAN_PREFIX}{n}"))
+            .collect();
+        names.sort();
+        names
+    }
+
     fn insert(&mut self, name: &str, text: String, origin: String) {
         let description = parse_definition(&text, &origin).ok().map(|d| d.description.trim().to_string());
         self.entries.insert(name.to_string(), Entry { text, origin, description });
@@ -68,8 +101,13 @@ impl Registry {
         self.entries.keys().map(String::as_str).collect()
     }
 
+    /// Whether `name` is known: a native filter, or `fail2ban:<name>` with
+    /// a `<name>.conf` in the fail2ban directory.
     pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        match name.strip_prefix(FAIL2BAN_PREFIX) {
+            Some(f2b) => fail2ban::exists(self.fail2ban_dir(), f2b),
+            None => self.entries.contains_key(name),
+        }
     }
 
     /// The one-line description (`None` for unknown or unparsable filters).
@@ -84,7 +122,23 @@ impl Registry {
 
     /// Compiles a filter by name, or from a path (anything with a `/` or a
     /// `.yaml`/`.yml` ending), with `params` overriding its defaults.
+    /// `fail2ban:<name>` loads fail2ban's filter with `params` as the
+    /// jail's parameters, as fail2ban's daemon runs it.
     pub fn load(&self, name_or_path: &str, params: &BTreeMap<String, String>) -> Result<Filter, FilterError> {
+        self.load_with(name_or_path, params, &fail2ban::Options::default())
+    }
+
+    /// [`Registry::load`], with how `fail2ban:` filters are loaded (e.g.
+    /// `check_all` for `warden test-filter`, as `fail2ban-regex` runs).
+    pub fn load_with(
+        &self,
+        name_or_path: &str,
+        params: &BTreeMap<String, String>,
+        options: &fail2ban::Options,
+    ) -> Result<Filter, FilterError> {
+        if let Some(f2b) = name_or_path.strip_prefix(FAIL2BAN_PREFIX) {
+            return fail2ban::load(self.fail2ban_dir(), f2b, params, options);
+        }
         if let Some(entry) = self.entries.get(name_or_path) {
             return Filter::from_yaml(&entry.text, &entry.origin, params);
         }
@@ -126,6 +180,20 @@ mod tests {
         assert!(r.load("sshd", &BTreeMap::new()).is_ok());
         let err = r.load("sshdd", &BTreeMap::new()).unwrap_err().to_string();
         assert!(err.contains("unknown filter \"sshdd\"") && err.contains("sshd"), "{err}");
+    }
+
+    #[test]
+    fn fail2ban_names_load_from_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("svc.conf"), "[Definition]\nfailregex = ^fail from <HOST>$\n")
+            .unwrap();
+        let r = Registry::shipped().with_fail2ban_dir(dir.path());
+        assert!(r.contains("fail2ban:svc") && !r.contains("fail2ban:other") && !r.contains("fail2ban:../x"));
+        assert_eq!(r.fail2ban_names(), ["fail2ban:svc"]);
+        let f = r.load("fail2ban:svc", &BTreeMap::new()).unwrap();
+        assert_eq!(f.name(), "fail2ban:svc");
+        let err = r.load("fail2ban:other", &BTreeMap::new()).unwrap_err().to_string();
+        assert!(err.contains("other.conf"), "{err}");
     }
 
     #[test]

@@ -311,7 +311,14 @@ impl Enforcer {
             let done = sets::reconcile(&mut live.ipset, jail, entries)?;
             tracing::info!(jail = %jail.name, v4 = done.v4, v6 = done.v6, "bans re-installed from the store");
         }
-        Ok(live.chains.apply(ruleset)?)
+        let changes = live.chains.apply(ruleset)?;
+        // Sets of removed jails, or of a jail whose ban_prefix changed (its
+        // sets changed type and name): no rule refers to them any more.
+        let destroyed = sets::destroy_unreferenced(&mut live.ipset, &rules::referenced_sets(ruleset))?;
+        for name in destroyed {
+            tracing::info!(set = %name, "set no longer used by any jail destroyed");
+        }
+        Ok(changes)
     }
 
     fn start_dry(&mut self, desired: &[Vec<(IpNet, EntryTimeout)>]) -> Result<Vec<String>, EnforceError> {

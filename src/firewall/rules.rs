@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use ipnet::IpNet;
 
-use super::ipset::{Family, SetSpec, SetType, set_name};
+use super::ipset::{Family, SetSpec, SetType, set_name, set_name_with_suffix};
 use super::save::Saved;
 use crate::core::{Action, BanPrefix, PortRange, Protocol, Target};
 
@@ -103,6 +103,26 @@ impl JailRules {
             target: Target::Both,
             action: Action::Drop,
         }
+    }
+
+    /// The same jail banning networks of `ban_prefix`: below /32 (v4) or
+    /// /128 (v6) its sets are `hash:net` and named `…-n4`/`…-n6`, so a
+    /// change of `ban_prefix` brings a new set instead of a clash with the
+    /// old one's type; the start that installs the new rules destroys the
+    /// old set once no rule refers to it.
+    pub fn with_ban_prefix(mut self, ban_prefix: BanPrefix) -> JailRules {
+        self.ban_prefix = ban_prefix;
+        self.set_v4 = if ban_prefix.v4 < 32 {
+            set_name_with_suffix(SET_PREFIX, &self.name, "-n4")
+        } else {
+            set_name(SET_PREFIX, &self.name, Family::V4)
+        };
+        self.set_v6 = if ban_prefix.v6 < 128 {
+            set_name_with_suffix(SET_PREFIX, &self.name, "-n6")
+        } else {
+            set_name(SET_PREFIX, &self.name, Family::V6)
+        };
+        self
     }
 
     /// The jail's set for `family`.

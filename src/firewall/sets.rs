@@ -99,6 +99,28 @@ pub fn reconcile_set(
     Ok(report.applied)
 }
 
+/// Destroys warden's sets that `keep` does not name (nor the scratch
+/// sets); returns their names. A set some rule still refers to is left
+/// alone with a warning: the kernel refuses to destroy it anyway.
+pub fn destroy_unreferenced(
+    handle: &mut IpsetHandle,
+    keep: &std::collections::BTreeSet<String>,
+) -> Result<Vec<String>, FirewallError> {
+    let scratch = [rules::swap_set_name(Family::V4), rules::swap_set_name(Family::V6)];
+    let mut destroyed = Vec::new();
+    for name in handle.set_names()? {
+        if !rules::is_warden_set(&name) || keep.contains(&name) || scratch.contains(&name) {
+            continue;
+        }
+        match handle.destroy(&name) {
+            Ok(true) => destroyed.push(name),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(set = %name, "an unused warden set could not be destroyed: {e}"),
+        }
+    }
+    Ok(destroyed)
+}
+
 /// Destroys every set warden created ([`rules::is_warden_set`]); returns
 /// their names. Run after the chains are gone: a set a rule refers to
 /// cannot be destroyed.

@@ -232,6 +232,22 @@ impl Jail {
         self.windows.count(prefix_network(ip, self.settings.ban_prefix), now)
     }
 
+    /// The window `ip`'s failures count in (its ban network) and the times
+    /// it holds: what the daemon persists after each counted failure.
+    pub fn window(&self, ip: IpAddr) -> (IpNet, &[Timestamp]) {
+        let key = prefix_network(crate::core::normalize_ip(ip), self.settings.ban_prefix);
+        (key, self.windows.times(key))
+    }
+
+    /// Puts persisted failure times back into `ip`'s window (at startup),
+    /// without deciding anything: a window that was full would have banned.
+    pub fn restore_failures(&mut self, ip: IpAddr, times: &[Timestamp], now: Timestamp) {
+        let key = prefix_network(crate::core::normalize_ip(ip), self.settings.ban_prefix);
+        for &time in times {
+            self.windows.record(key, time, now);
+        }
+    }
+
     /// How many addresses (or subnets) have failures being tracked.
     pub fn tracked(&self) -> usize {
         self.windows.len()

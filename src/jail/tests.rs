@@ -497,3 +497,23 @@ proptest! {
         prop_assert!(bans <= failures / maxretry, "{} bans from {} failures", bans, failures);
     }
 }
+
+#[test]
+fn persisted_windows_restore_into_a_fresh_jail_and_count_on() {
+    let mut history = BanHistory::new();
+    let mut before = Jail::new(settings());
+    feed(&mut before, &mut history, "192.0.2.7", &[0, 10]);
+    let (key, times) = before.window(ip("192.0.2.7"));
+    assert_eq!(key, net("192.0.2.7/32"));
+    assert_eq!(times, &[t(0), t(10)]);
+    let times = times.to_vec();
+
+    // A restart: a new jail gets the stored times back, and the next
+    // failure is the third within findtime.
+    let mut after = Jail::new(settings());
+    after.restore_failures(ip("192.0.2.7"), &times, t(20));
+    assert_eq!(after.failures(ip("192.0.2.7"), t(20)), 2);
+    let decisions = feed(&mut after, &mut history, "192.0.2.7", &[20]);
+    assert_eq!(expect_ban(&decisions[0]).failures, 3);
+    assert!(after.window(ip("192.0.2.7")).1.is_empty());
+}

@@ -97,6 +97,12 @@ impl FailureWindows {
         self.entries.get(&key).map_or(0, |e| e.times.iter().filter(|t| **t >= cutoff).count() as u32)
     }
 
+    /// The failure times kept for `key`, oldest first (some may have left
+    /// the window already); empty when it has none.
+    pub fn times(&self, key: IpNet) -> &[Timestamp] {
+        self.entries.get(&key).map_or(&[], |e| e.times.as_slice())
+    }
+
     /// Forgets `key`'s failures (after a ban, or an unban).
     pub fn forget(&mut self, key: IpNet) {
         if let Some(entry) = self.entries.remove(&key) {

@@ -18,9 +18,10 @@ pub struct HistoryEntry {
 }
 
 impl Store {
-    /// Stores `ban` (replacing any ban on the same network) and raises the
-    /// network's history to the ban's count and time, in one durable commit:
-    /// once this returns, the ban survives a crash.
+    /// Stores `ban` (replacing any ban of the same jail on the same network;
+    /// other jails' bans on it stay) and raises the network's history to the
+    /// ban's count and time, in one durable commit: once this returns, the
+    /// ban survives a crash.
     pub fn put_ban(&self, ban: &Ban) -> Result<(), StoreError> {
         self.put_bans(std::slice::from_ref(ban))
     }
@@ -34,53 +35,88 @@ impl Store {
             let mut table = txn.open_table(BANS).doing(&self.path, DOING)?;
             let mut history = txn.open_table(HISTORY).doing(&self.path, DOING)?;
             for ban in bans {
-                let key = net_key(&ban.net);
+                let net = net_key(&ban.net);
                 let json = encode_ban(ban);
                 table
-                    .insert(key.as_slice(), (expiry_millis(ban), json.as_slice()))
+                    .insert((net.as_slice(), ban.jail.as_str()), (expiry_millis(ban), json.as_slice()))
                     .doing(&self.path, DOING)?;
-                raise_history(&mut history, key.as_slice(), ban.count, ban.at).doing(&self.path, DOING)?;
+                raise_history(&mut history, net.as_slice(), ban.count, ban.at).doing(&self.path, DOING)?;
             }
         }
         self.commit_durable(txn, DOING)
     }
 
-    /// Removes the ban on `net` in a durable commit and returns it, or `None`
-    /// if there was none. An address stands for its /32 or /128; host bits
-    /// are ignored. History is kept, so the next ban is longer.
-    pub fn remove_ban(&self, net: impl Into<IpNet>) -> Result<Option<Ban>, StoreError> {
+    /// Removes `jail`'s ban on `net` in a durable commit and returns it, or
+    /// `None` if there was none. Other jails' bans on `net` stay. An address
+    /// stands for its /32 or /128; host bits are ignored. History is kept, so
+    /// the next ban is longer.
+    pub fn remove_ban(&self, jail: &str, net: impl Into<IpNet>) -> Result<Option<Ban>, StoreError> {
+        let net = net.into();
+        let mut removed = self.remove_bans(&[(jail.to_string(), net)])?;
+        Ok(removed.pop())
+    }
+
+    /// Removes several (jail, network) bans in one durable commit (one
+    /// `fsync`), for expiring many at once, and returns those that were
+    /// there, in the order asked. See [`Store::remove_ban`].
+    pub fn remove_bans(&self, bans: &[(String, IpNet)]) -> Result<Vec<Ban>, StoreError> {
         const DOING: &str = "remove a ban from";
         let txn = self.write(Durability::Immediate, DOING)?;
-        let key = net_key(&net.into());
-        let removed = {
+        let mut removed = Vec::new();
+        {
             let mut table = txn.open_table(BANS).doing(&self.path, DOING)?;
-            let old = table.remove(key.as_slice()).doing(&self.path, DOING)?;
-            match old {
-                Some(value) => Some(self.decode_ban(key.as_slice(), value.value().1)?),
-                None => None,
+            for (jail, net) in bans {
+                let net = net_key(net);
+                let old = table.remove((net.as_slice(), jail.as_str())).doing(&self.path, DOING)?;
+                if let Some(value) = old {
+                    removed.push(self.decode_ban(net.as_slice(), jail, value.value().1)?);
+                }
             }
-        };
+        }
         self.commit_durable(txn, DOING)?;
         Ok(removed)
     }
 
-    /// The stored ban on `net` (host bits ignored), expired or not.
-    pub fn ban(&self, net: impl Into<IpNet>) -> Result<Option<Ban>, StoreError> {
+    /// `jail`'s stored ban on `net` (host bits ignored), expired or not.
+    pub fn ban(&self, jail: &str, net: impl Into<IpNet>) -> Result<Option<Ban>, StoreError> {
         const DOING: &str = "read a ban from";
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(BANS).doing(&self.path, DOING)?;
-        let key = net_key(&net.into());
-        let found = table.get(key.as_slice()).doing(&self.path, DOING)?;
-        found.map(|v| self.decode_ban(key.as_slice(), v.value().1)).transpose()
+        let net = net_key(&net.into());
+        let found = table.get((net.as_slice(), jail)).doing(&self.path, DOING)?;
+        found.map(|v| self.decode_ban(net.as_slice(), jail, v.value().1)).transpose()
     }
 
-    /// Every stored ban, including expired ones not yet swept, IPv4 first and
-    /// in address order.
+    /// Every jail's stored ban on `net` (host bits ignored), expired or not,
+    /// in jail order. Only this exact network: a ban on a wider network that
+    /// contains it is not listed.
+    pub fn bans_on(&self, net: impl Into<IpNet>) -> Result<Vec<Ban>, StoreError> {
+        const DOING: &str = "read the bans in";
+        let txn = self.db.begin_read().doing(&self.path, DOING)?;
+        let table = txn.open_table(BANS).doing(&self.path, DOING)?;
+        let net = net_key(&net.into());
+        let mut bans = Vec::new();
+        // Keys sort by network first, so its bans are one contiguous run.
+        let start: (&[u8], &str) = (net.as_slice(), "");
+        for entry in table.range(start..).doing(&self.path, DOING)? {
+            let (key, value) = entry.doing(&self.path, DOING)?;
+            let (key_net, jail) = key.value();
+            if key_net != net.as_slice() {
+                break;
+            }
+            bans.push(self.decode_ban(key_net, jail, value.value().1)?);
+        }
+        Ok(bans)
+    }
+
+    /// Every stored ban of every jail, including expired ones not yet swept:
+    /// IPv4 first, in address order, then by jail.
     pub fn bans(&self) -> Result<Vec<Ban>, StoreError> {
         self.bans_where(|_| true)
     }
 
-    /// The bans that still hold at `now`: what the firewall must enforce.
+    /// The bans of every jail that still hold at `now`: what the firewall
+    /// must enforce. A network banned by two jails is listed once per jail.
     pub fn active_bans(&self, now: Timestamp) -> Result<Vec<Ban>, StoreError> {
         // Same rule as Ban::is_active, on the stored expiry.
         self.bans_where(|expiry| expiry > now.as_millis())
@@ -94,9 +130,10 @@ impl Store {
         let mut bans = Vec::new();
         for entry in table.iter().doing(&self.path, DOING)? {
             let (key, value) = entry.doing(&self.path, DOING)?;
+            let (net, jail) = key.value();
             let (expiry, json) = value.value();
             if keep(expiry) {
-                bans.push(self.decode_ban(key.value(), json)?);
+                bans.push(self.decode_ban(net, jail, json)?);
             }
         }
         Ok(bans)
@@ -151,11 +188,12 @@ impl Store {
         Ok(entries)
     }
 
-    pub(super) fn decode_ban(&self, key: &[u8], value: &[u8]) -> Result<Ban, StoreError> {
+    /// Decodes the ban stored under (`net`, `jail`).
+    pub(super) fn decode_ban(&self, net: &[u8], jail: &str, value: &[u8]) -> Result<Ban, StoreError> {
         decode_ban(value).map_err(|e| StoreError::Decode {
             path: self.path.clone(),
             table: "bans",
-            key: decode_net(key).map_or_else(|| hex(key), |n| n.to_string()),
+            key: format!("{} of jail {jail}", decode_net(net).map_or_else(|| hex(net), |n| n.to_string())),
             detail: e.to_string(),
         })
     }

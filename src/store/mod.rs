@@ -3,8 +3,11 @@
 //! The [`Store`] owns the state file (`<state_dir>/warden.redb`) and four
 //! tables in it, plus a `meta` table holding the [`SCHEMA_VERSION`]:
 //!
-//! - **active bans**, keyed by banned network, value the whole [`Ban`]
-//!   (origin included), so a restart re-installs every ban;
+//! - **active bans**, keyed by (banned network, jail), value the whole
+//!   [`Ban`] (origin included), so a restart re-installs every ban. Each
+//!   jail's ban on a network is its own record: when `sshd` and `recidive`
+//!   both ban an address, the shorter `sshd` ban expiring (and being
+//!   removed) leaves the `recidive` ban in place;
 //! - **ban history**, per network and shared by all jails: how many times it
 //!   was banned and when last, which drives `bantime_increment`;
 //! - **recent failures**, per jail and address: the failure times still inside
@@ -15,8 +18,8 @@
 //! # Durability
 //!
 //! Bans are the promise warden makes, so they are durable before they are
-//! acknowledged: [`Store::put_ban`], [`Store::put_bans`] and
-//! [`Store::remove_ban`] commit with [`redb::Durability::Immediate`] (an
+//! acknowledged: [`Store::put_ban`], [`Store::put_bans`],
+//! [`Store::remove_ban`] and [`Store::remove_bans`] commit with [`redb::Durability::Immediate`] (an
 //! `fsync`) and return only after it. Failures and cursors change on every
 //! log line; they go through [`Store::commit_batch`], which commits with
 //! [`redb::Durability::None`]: visible at once to readers of this store, and
@@ -27,6 +30,12 @@
 //! lines and a window may forget a few failures, but it never loses a ban and
 //! never leaves a torn file. Failures and cursors of one batch commit
 //! together, so a cursor is never durable without the failures it accounts for.
+//!
+//! # Schema
+//!
+//! The file records its layout version ([`SCHEMA_VERSION`]); opening a file
+//! of an older version migrates it in place, in the same transaction that
+//! checks the version, and a newer one is refused. See `schema.rs`.
 //!
 //! # Growth
 //!
@@ -43,7 +52,9 @@
 //! store task is expected to:
 //!
 //! 1. open the store and re-install [`Store::active_bans`];
-//! 2. store each ban with [`Store::put_ban`] before reporting it done;
+//! 2. store each ban with [`Store::put_ban`] before reporting it done, and
+//!    remove a jail's ban when it expires or is lifted with
+//!    [`Store::remove_ban`] (or many at once with [`Store::remove_bans`]);
 //! 3. commit failures and cursors in batches, and [`Store::flush`] every few
 //!    seconds, which bounds what a crash may lose to those seconds;
 //! 4. [`Store::sweep`] now and then (say each minute), and [`Store::compact`]

@@ -4,23 +4,42 @@
 //! in a way an older warden would misread, and teach [`check_or_init`] to
 //! migrate from the previous version. A warden refuses a file whose version is
 //! newer than its own rather than guess at it.
+//!
+//! History of versions:
+//!
+//! 1. bans keyed by network alone, so two jails banning one network shared a
+//!    record: the later ban replaced the earlier, and removing one removed
+//!    both.
+//! 2. bans keyed by (network, jail): each jail's ban is its own record.
+//!    [`check_or_init`] migrates a version-1 file in place, re-keying each
+//!    ban by the jail it names.
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
 use super::StoreError;
+use super::codec::{decode_ban, decode_net, hex};
 use super::error::ResultExt;
 
 /// The layout version this warden writes and understands.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// `"schema_version"` → [`SCHEMA_VERSION`] of the file.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 
-/// Network key ([`super::codec::net_key`]) → (expiry in ms, `i64::MAX` when
-/// permanent; JSON [`crate::core::Ban`]). The expiry lets a sweep find
-/// expired bans without decoding every one.
-pub(crate) const BANS: TableDefinition<&[u8], (i64, &[u8])> = TableDefinition::new("bans");
+/// (network key ([`super::codec::net_key`]), jail) → (expiry in ms,
+/// `i64::MAX` when permanent; JSON [`crate::core::Ban`]). The expiry lets a
+/// sweep find expired bans without decoding every one. Network first, so the
+/// bans on one network are one contiguous run and listings are in address
+/// order.
+pub(crate) const BANS: TableDefinition<BanKey, BanValue> = TableDefinition::new("bans");
+/// (network key, jail): the key of [`BANS`].
+pub(crate) type BanKey = (&'static [u8], &'static str);
+/// (expiry in ms, JSON ban): the value of [`BANS`].
+pub(crate) type BanValue = (i64, &'static [u8]);
+
+/// The version-1 layout of [`BANS`]: network key → (expiry, JSON ban).
+pub(crate) const BANS_V1: TableDefinition<&[u8], BanValue> = TableDefinition::new("bans");
 
 /// Network key → (ban count, last ban time in ms), shared by all jails.
 pub(crate) const HISTORY: TableDefinition<&[u8], (u32, i64)> = TableDefinition::new("ban_history");
@@ -70,6 +89,10 @@ pub(crate) fn check_or_init(txn: &WriteTransaction, path: &std::path::Path) -> R
             });
         }
         Some(SCHEMA_VERSION) => {}
+        Some(1) => {
+            migrate_bans_from_v1(txn, path)?;
+            meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).doing(path, DOING)?;
+        }
         Some(found) => {
             // Version 1 is the first; nothing older was ever written.
             return Err(StoreError::NotWardenState {
@@ -84,5 +107,33 @@ pub(crate) fn check_or_init(txn: &WriteTransaction, path: &std::path::Path) -> R
     txn.open_table(HISTORY).doing(path, DOING)?;
     txn.open_table(FAILURES).doing(path, DOING)?;
     txn.open_table(CURSORS).doing(path, DOING)?;
+    Ok(())
+}
+
+/// Re-keys every version-1 ban by (network, the jail its record names). Runs
+/// in the caller's transaction, so a crash or an error leaves the file as it
+/// was, still version 1.
+fn migrate_bans_from_v1(txn: &WriteTransaction, path: &std::path::Path) -> Result<(), StoreError> {
+    const DOING: &str = "migrate the bans (schema version 1 to 2) of";
+    let mut old_bans: Vec<(Vec<u8>, i64, Vec<u8>)> = Vec::new();
+    {
+        let old = txn.open_table(BANS_V1).doing(path, DOING)?;
+        for entry in old.iter().doing(path, DOING)? {
+            let (key, value) = entry.doing(path, DOING)?;
+            let (expiry, json) = value.value();
+            old_bans.push((key.value().to_vec(), expiry, json.to_vec()));
+        }
+    }
+    txn.delete_table(BANS_V1).doing(path, DOING)?;
+    let mut bans = txn.open_table(BANS).doing(path, DOING)?;
+    for (net, expiry, json) in &old_bans {
+        let ban = decode_ban(json).map_err(|e| StoreError::Decode {
+            path: path.to_path_buf(),
+            table: "bans",
+            key: decode_net(net).map_or_else(|| hex(net), |n| n.to_string()),
+            detail: format!("{e} (while migrating from schema version 1)"),
+        })?;
+        bans.insert((net.as_slice(), ban.jail.as_str()), (*expiry, json.as_slice())).doing(path, DOING)?;
+    }
     Ok(())
 }

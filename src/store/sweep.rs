@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use redb::{Durability, ReadableTable};
+use redb::{Durability, ReadableTable, Table};
 
 use super::FailureRecord;
 use super::codec::{addr_key, encode_times};
 use super::error::ResultExt;
-use super::schema::{BANS, FAILURES, HISTORY};
+use super::schema::{BANS, BanKey, BanValue, FAILURES, HISTORY};
 use super::{Store, StoreError};
 use crate::core::{Ban, Timestamp};
 
@@ -37,9 +37,9 @@ pub struct SweepStats {
 }
 
 impl Store {
-    /// Deletes, in one durable commit, the bans expired at `now`, failure
-    /// times and history older than `retention` allows. Call
-    /// [`Store::compact`] afterwards, now and then, to shrink the file.
+    /// Deletes, in one durable commit, the bans of every jail expired at
+    /// `now`, and failure times and history older than `retention` allows.
+    /// Call [`Store::compact`] afterwards, now and then, to shrink the file.
     pub fn sweep(&self, now: Timestamp, retention: Retention) -> Result<SweepStats, StoreError> {
         const DOING: &str = "sweep expired records from";
         let mut stats = SweepStats::default();
@@ -49,12 +49,12 @@ impl Store {
         let txn = self.write(Durability::Immediate, DOING)?;
         {
             let mut bans = txn.open_table(BANS).doing(&self.path, DOING)?;
-            bans.retain(|key, (expiry, json)| {
+            bans.retain(|(net, jail), (expiry, json)| {
                 // Same rule as Ban::is_active, on the stored expiry.
                 if expiry > now.as_millis() {
                     return true;
                 }
-                match self.decode_ban(key, json) {
+                match self.decode_ban(net, jail, json) {
                     Ok(ban) => {
                         stats.expired_bans.push(ban);
                         false
@@ -71,10 +71,11 @@ impl Store {
             let mut history = txn.open_table(HISTORY).doing(&self.path, DOING)?;
             history
                 .retain(|key, (_, last)| {
-                    // A network banned right now keeps its history whatever
-                    // its age: a permanent ban must not reset the count.
+                    // A network banned right now, by any jail, keeps its
+                    // history whatever its age: a permanent ban must not
+                    // reset the count.
                     let keep = last >= cutoff
-                        || bans.get(key).map(|ban| ban.is_some()).unwrap_or_else(|e| {
+                        || is_banned(&bans, key).unwrap_or_else(|e| {
                             failed = failed.take().or(Some(StoreError::from_redb(&self.path, DOING, e)));
                             true
                         });
@@ -120,5 +121,16 @@ impl Store {
         }
         self.commit_durable(txn, DOING)?;
         Ok(stats)
+    }
+}
+
+/// Whether any jail has a ban on the network whose key is `net`.
+fn is_banned(bans: &Table<BanKey, BanValue>, net: &[u8]) -> Result<bool, redb::StorageError> {
+    // Keys sort by network first: the first key from (net, "") on is one of
+    // net's bans if it has any.
+    let start: (&[u8], &str) = (net, "");
+    match bans.range(start..)?.next() {
+        Some(entry) => Ok(entry?.0.value().0 == net),
+        None => Ok(false),
     }
 }

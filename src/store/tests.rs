@@ -73,24 +73,83 @@ fn put_ban_then_read_and_remove_it() {
     // IPv4 sorts first; origins survive.
     assert_eq!(store.bans().unwrap(), [manual.clone(), remote.clone()]);
     // Host bits do not matter when looking a network up.
-    assert_eq!(store.ban("198.51.100.77/24".parse::<IpNet>().unwrap()).unwrap(), Some(manual.clone()));
-    assert_eq!(store.ban(net("203.0.113.1")).unwrap(), None);
+    assert_eq!(
+        store.ban("webauth", "198.51.100.77/24".parse::<IpNet>().unwrap()).unwrap(),
+        Some(manual.clone())
+    );
+    assert_eq!(store.ban("sshd", net("198.51.100.0/24")).unwrap(), None, "another jail's ban");
+    assert_eq!(store.ban("webauth", net("203.0.113.1")).unwrap(), None);
 
-    assert_eq!(store.remove_ban("2001:db8::1/64".parse::<IpNet>().unwrap()).unwrap(), Some(remote));
-    assert_eq!(store.remove_ban(net("2001:db8::/64")).unwrap(), None);
+    assert_eq!(store.remove_ban("webauth", net("2001:db8::/64")).unwrap(), None, "another jail's ban");
+    assert_eq!(store.remove_ban("sshd", "2001:db8::1/64".parse::<IpNet>().unwrap()).unwrap(), Some(remote));
+    assert_eq!(store.remove_ban("sshd", net("2001:db8::/64")).unwrap(), None);
     assert_eq!(store.bans().unwrap(), [manual]);
 }
 
 #[test]
-fn a_new_ban_on_the_same_network_replaces_the_old_one() {
+fn a_new_ban_of_the_same_jail_on_the_same_network_replaces_the_old_one() {
     let (_dir, store) = temp_store();
     store.put_ban(&ban("203.0.113.9", "sshd", 100, Some(60))).unwrap();
-    let longer = Ban { count: 2, ..ban("203.0.113.9", "recidive", 200, Some(3600)) };
+    let longer = Ban { count: 2, ..ban("203.0.113.9", "sshd", 200, Some(3600)) };
     store.put_ban(&longer).unwrap();
     assert_eq!(store.bans().unwrap(), std::slice::from_ref(&longer));
     // An address stands for its host network.
     assert_eq!(store.history_of(ip("203.0.113.9")).unwrap().map(|h| h.count), Some(2));
-    assert_eq!(store.remove_ban(ip("203.0.113.9")).unwrap(), Some(longer));
+    assert_eq!(store.remove_ban("sshd", ip("203.0.113.9")).unwrap(), Some(longer));
+    assert!(store.bans().unwrap().is_empty());
+}
+
+#[test]
+fn two_jails_ban_one_network_independently_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = ban("203.0.113.9", "sshd", 100, Some(600));
+    let recidive = Ban { count: 2, ..ban("203.0.113.9", "recidive", 200, Some(7 * 24 * 3600)) };
+    let other = ban("203.0.113.10", "sshd", 100, Some(600));
+    {
+        let store = Store::open_in(dir.path()).unwrap();
+        store.put_bans(&[recidive.clone(), sshd.clone(), other.clone()]).unwrap();
+        // Address order, then jail order.
+        assert_eq!(store.bans().unwrap(), [recidive.clone(), sshd.clone(), other.clone()]);
+        assert_eq!(store.bans_on(ip("203.0.113.9")).unwrap(), [recidive.clone(), sshd.clone()]);
+        assert_eq!(store.active_bans(Timestamp::from_secs(150)).unwrap().len(), 3);
+        // The shorter sshd ban ends: the recidive ban stays.
+        assert_eq!(store.remove_ban("sshd", ip("203.0.113.9")).unwrap(), Some(sshd.clone()));
+        store.close().unwrap();
+    }
+    let store = Store::open_in(dir.path()).unwrap();
+    assert_eq!(store.bans().unwrap(), [recidive.clone(), other]);
+    assert_eq!(store.ban("recidive", ip("203.0.113.9")).unwrap(), Some(recidive));
+    assert_eq!(store.ban("sshd", ip("203.0.113.9")).unwrap(), None);
+    assert_eq!(store.history_of(ip("203.0.113.9")).unwrap().map(|h| h.count), Some(2), "shared history");
+    assert!(store.bans_on(ip("203.0.113.8")).unwrap().is_empty());
+}
+
+#[test]
+fn remove_bans_removes_each_named_ban_and_returns_those_that_were_there() {
+    let (_dir, store) = temp_store();
+    let bans: Vec<Ban> = ["sshd", "nginx", "recidive"]
+        .into_iter()
+        .flat_map(|jail| (1..=3).map(move |i| ban(&format!("192.0.2.{i}"), jail, 10, Some(60))))
+        .collect();
+    store.put_bans(&bans).unwrap();
+    let asked = [
+        ("sshd".to_string(), net("192.0.2.1")),
+        ("recidive".to_string(), net("192.0.2.3")),
+        ("manual".to_string(), net("192.0.2.2")), // never banned
+        ("sshd".to_string(), net("192.0.2.2")),
+        ("sshd".to_string(), net("192.0.2.1")), // asked twice: gone already
+    ];
+    let removed = store.remove_bans(&asked).unwrap();
+    let removed_keys: Vec<(String, IpNet)> = removed.iter().map(|b| (b.jail.clone(), b.net)).collect();
+    assert_eq!(removed_keys, [asked[0].clone(), asked[1].clone(), asked[3].clone()]);
+    let left: Vec<Ban> = bans.iter().filter(|b| !removed.contains(b)).cloned().collect();
+    let mut stored = store.bans().unwrap();
+    stored.sort_by(|a, b| (&a.jail, a.net).cmp(&(&b.jail, b.net)));
+    let mut expected = left;
+    expected.sort_by(|a, b| (&a.jail, a.net).cmp(&(&b.jail, b.net)));
+    assert_eq!(stored, expected);
+    assert_eq!(stored.len(), 6);
+    assert!(store.remove_bans(&[]).unwrap().is_empty());
 }
 
 #[test]
@@ -137,8 +196,9 @@ fn bans_raise_history_and_never_lower_it() {
         Some((4, Timestamp::from_secs(900)))
     );
 
-    // Removing the ban keeps the history: the next ban must be longer.
-    store.remove_ban(target).unwrap();
+    // Removing the bans keeps the history: the next ban must be longer.
+    store.remove_bans(&[("sshd".into(), target), ("nginx".into(), target)]).unwrap();
+    assert!(store.bans().unwrap().is_empty());
     assert_eq!(store.history_of(target).unwrap().map(|h| h.count), Some(4));
 }
 
@@ -508,18 +568,155 @@ fn an_undecodable_record_is_named_and_a_sweep_meeting_it_changes_nothing() {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
         let key = codec::net_key(&net("192.0.2.2"));
-        txn.open_table(schema::BANS).unwrap().insert(key.as_slice(), (0, b"{\"net\":".as_slice())).unwrap();
+        txn.open_table(schema::BANS)
+            .unwrap()
+            .insert((key.as_slice(), "sshd"), (0, b"{\"net\":".as_slice()))
+            .unwrap();
         txn.commit().unwrap();
     }
     let store = Store::open(&path).unwrap();
     let err = store.bans().unwrap_err();
     assert!(matches!(err, StoreError::Decode { table: "bans", .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("192.0.2.2/32") && message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains("192.0.2.2/32 of jail sshd") && message.contains(&path.display().to_string()),
+        "{message}"
+    );
 
     let err =
         store.sweep(Timestamp::from_secs(100), Retention { failures: HOUR, history: HOUR }).unwrap_err();
     assert!(matches!(err, StoreError::Decode { .. }), "{err:?}");
     // The sweep was aborted whole: the good expired ban is still there.
-    assert_eq!(store.ban(net("192.0.2.1")).unwrap().map(|b| b.jail), Some("sshd".to_string()));
+    assert_eq!(store.ban("sshd", net("192.0.2.1")).unwrap().map(|b| b.jail), Some("sshd".to_string()));
+}
+
+#[test]
+fn sweep_removes_one_jails_expired_ban_and_keeps_anothers_on_the_same_network() {
+    let (_dir, store) = temp_store();
+    let now = Timestamp::from_secs(10 * 3600);
+    let expired = ban("203.0.113.9", "sshd", 3600, Some(600));
+    let active = Ban { count: 2, ..ban("203.0.113.9", "recidive", 3600, Some(7 * 24 * 3600)) };
+    store.put_bans(&[expired.clone(), active.clone()]).unwrap();
+
+    let stats = store.sweep(now, Retention { failures: HOUR, history: HOUR }).unwrap();
+    assert_eq!(stats.expired_bans, [expired]);
+    // Last banned 9 hours ago, but recidive still bans it: the history stays.
+    assert_eq!(stats.history_removed, 0);
+    assert_eq!(store.bans().unwrap(), [active]);
+    assert_eq!(store.history_of(ip("203.0.113.9")).unwrap().map(|h| h.count), Some(2));
+}
+
+/// The version-1 layout of the bans table: network key → (expiry, JSON ban),
+/// spelled out here rather than borrowed from `schema`, so the test keeps
+/// describing what version 1 wrote.
+const V1_BANS: TableDefinition<&[u8], (i64, &[u8])> = TableDefinition::new("bans");
+
+/// Writes a version-1 state file holding `bans` (one per network, as
+/// version 1 kept them), a history entry, a failure record and a cursor.
+fn write_v1_file(path: &std::path::Path, bans: &[(IpNet, i64, Vec<u8>)]) {
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(schema::META).unwrap().insert(schema::SCHEMA_VERSION_KEY, 1).unwrap();
+    {
+        let mut table = txn.open_table(V1_BANS).unwrap();
+        for (target, expiry, json) in bans {
+            table.insert(codec::net_key(target).as_slice(), (*expiry, json.as_slice())).unwrap();
+        }
+    }
+    let history_key = codec::net_key(&net("198.51.100.0/24"));
+    txn.open_table(schema::HISTORY).unwrap().insert(history_key.as_slice(), (4, 4000)).unwrap();
+    let failure_key = codec::addr_key(ip("192.0.2.50"));
+    let times = codec::encode_times(&[Timestamp(1000), Timestamp(2000)]);
+    txn.open_table(schema::FAILURES)
+        .unwrap()
+        .insert(("sshd", failure_key.as_slice()), times.as_slice())
+        .unwrap();
+    txn.open_table(schema::CURSORS).unwrap().insert("journald", b"s=7".as_slice()).unwrap();
+    txn.commit().unwrap();
+}
+
+fn stored_schema_version(path: &std::path::Path) -> Option<u64> {
+    use redb::ReadableDatabase;
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(schema::META).unwrap();
+    meta.get(schema::SCHEMA_VERSION_KEY).unwrap().map(|v| v.value())
+}
+
+#[test]
+fn a_version_1_file_is_migrated_in_place_keying_each_ban_by_its_jail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STATE_FILE_NAME);
+    let old = [
+        Ban { origin: BanOrigin::Manual, ..ban("198.51.100.0/24", "webauth", 100, None) },
+        ban("203.0.113.9", "recidive", 100, Some(7 * 24 * 3600)),
+        Ban {
+            origin: BanOrigin::Remote { host: "edge".into() },
+            ..ban("2001:db8::/64", "sshd", 100, Some(60))
+        },
+    ];
+    let rows: Vec<_> = old.iter().map(|b| (b.net, codec::expiry_millis(b), codec::encode_ban(b))).collect();
+    write_v1_file(&path, &rows);
+    assert_eq!(stored_schema_version(&path), Some(1));
+
+    {
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.bans().unwrap(), old);
+        assert_eq!(store.ban("recidive", ip("203.0.113.9")).unwrap(), Some(old[1].clone()));
+        assert_eq!(store.ban("sshd", ip("203.0.113.9")).unwrap(), None);
+        // The tables the migration does not touch are as they were.
+        assert_eq!(
+            store.history().unwrap(),
+            [HistoryEntry { net: net("198.51.100.0/24"), count: 4, last: Timestamp(4000) }]
+        );
+        assert_eq!(
+            store.failures("sshd").unwrap(),
+            [FailureRecord {
+                jail: "sshd".into(),
+                addr: ip("192.0.2.50"),
+                times: vec![Timestamp(1000), Timestamp(2000)]
+            }]
+        );
+        assert_eq!(store.cursor("journald").unwrap(), Some(b"s=7".to_vec()));
+        // Migrated bans behave as version-2 bans: another jail's ban coexists.
+        let sshd = ban("203.0.113.9", "sshd", 200, Some(600));
+        store.put_ban(&sshd).unwrap();
+        assert_eq!(store.bans_on(ip("203.0.113.9")).unwrap(), [old[1].clone(), sshd.clone()]);
+        assert_eq!(store.remove_ban("sshd", ip("203.0.113.9")).unwrap(), Some(sshd));
+    }
+    assert_eq!(stored_schema_version(&path), Some(SCHEMA_VERSION));
+    // Reopening a migrated file changes nothing.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.bans().unwrap(), old);
+}
+
+#[test]
+fn a_version_1_file_with_an_undecodable_ban_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STATE_FILE_NAME);
+    let good = ban("192.0.2.1", "sshd", 0, None);
+    write_v1_file(
+        &path,
+        &[
+            (good.net, codec::expiry_millis(&good), codec::encode_ban(&good)),
+            (net("192.0.2.2"), 0, b"{\"net\":".to_vec()),
+        ],
+    );
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Decode { table: "bans", .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("192.0.2.2/32")
+            && message.contains("schema version 1")
+            && message.contains(&path.display().to_string()),
+        "{message}"
+    );
+    // The migration's transaction was dropped: still version 1, the old ban intact.
+    assert_eq!(stored_schema_version(&path), Some(1));
+    use redb::ReadableDatabase;
+    let db = redb::Database::create(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(V1_BANS).unwrap();
+    let stored = table.get(codec::net_key(&good.net).as_slice()).unwrap().unwrap();
+    assert_eq!(codec::decode_ban(stored.value().1).unwrap(), good);
 }

@@ -1,6 +1,7 @@
-//! Wiring for namespace tests: run `ip` and other programs, and link a
-//! client namespace to a server namespace over a veth pair with addresses
-//! the test assigns. Used together with `netns.rs` (as module `netns`).
+//! Wiring for namespace tests: run `ip` and other programs, link a client
+//! namespace to a server namespace over a veth pair with addresses the test
+//! assigns, and read a namespace's iptables rules back. Used together with
+//! `netns.rs` (as module `netns`).
 
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
@@ -42,4 +43,21 @@ pub fn link(
     ip(&["-n", c, "link", "set", "eth0", "up"]);
     ip(&["-n", c, "link", "set", "lo", "up"]);
     ip(&["-n", c, "route", "add", "default", "via", &server_addr.to_string()]);
+}
+
+/// Everything `iptables-save`/`ip6tables-save` (nft) show in `ns`, without
+/// comments or counters, for comparing a namespace's rules over time.
+pub fn iptables_state(ns: &TestNetns) -> String {
+    let mut state = String::new();
+    for save in ["iptables-nft-save", "ip6tables-nft-save"] {
+        for line in exec(ns, save, &[]).lines().filter(|l| !l.starts_with('#')) {
+            let line = match line.find(" [") {
+                Some(i) if line.starts_with(':') => &line[..i],
+                _ => line,
+            };
+            state += line;
+            state.push('\n');
+        }
+    }
+    state
 }

@@ -60,7 +60,7 @@ use std::collections::HashMap;
 use ipnet::IpNet;
 
 pub use error::{ErrorKind, Incompatible, IpsetError, Op};
-pub use name::set_name;
+pub use name::{set_name, set_name_with_suffix};
 pub use proto::{MAX_NAME_LEN, MAX_TIMEOUT_SECS};
 pub use types::{Created, EntryTimeout, Family, ListedEntry, SetHeader, SetListing, SetSpec, SetType};
 

@@ -24,6 +24,12 @@ pub fn set_name(prefix: &str, jail: &str, family: Family) -> String {
         Family::V4 => "-v4",
         Family::V6 => "-v6",
     };
+    set_name_with_suffix(prefix, jail, suffix)
+}
+
+/// [`set_name`] with another suffix (at most 4 bytes, like `-n4` for a
+/// jail's network set).
+pub fn set_name_with_suffix(prefix: &str, jail: &str, suffix: &str) -> String {
     let plain = format!("{prefix}-{jail}{suffix}");
     let is_plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !jail.is_empty() && is_plain(prefix) && is_plain(jail) && plain.len() <= MAX_NAME_LEN {

@@ -1,0 +1,263 @@
+//! The wire format of the control socket, shared by daemon and CLI.
+//!
+//! A request is one line: `{"v":1,"cmd":"ban","jail":"sshd","target":"203.0.113.7","for":"1h"}`.
+//! The answer is one line: `{"v":1,"ok":true,"data":…}` or
+//! `{"v":1,"ok":false,"error":{"kind":"bad_input","message":"…"}}`.
+//! `v` lets a newer CLI notice an older daemon (and the reverse) instead of
+//! misreading it. Addresses and durations travel as text and are checked by
+//! the daemon, so every client gets the same errors.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::{Ban, Timestamp};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest request line the daemon reads; anything longer is refused.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Most addresses one [`Request::BanMany`] may carry: 1,000 of the longest
+/// (an IPv6 network, 43 characters) stay well under [`MAX_REQUEST_BYTES`].
+pub const MAX_BAN_TARGETS: usize = 1000;
+
+/// What a client asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Ban `target` (an address or CIDR) in `jail`, for `for` (a duration
+    /// like `1h`, or `permanent`) or the jail's bantime.
+    Ban {
+        jail: String,
+        target: String,
+        #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
+        duration: Option<String>,
+    },
+    /// Ban several addresses or networks in `jail` at once (`warden ban
+    /// JAIL A B C…`), all or none: one bad target refuses the request. One
+    /// durable commit and one batch of kernel updates for all of them. At
+    /// most [`MAX_BAN_TARGETS`].
+    BanMany {
+        jail: String,
+        targets: Vec<String>,
+        #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
+        duration: Option<String>,
+    },
+    /// Lift bans overlapping `target`: in `jail` only, or in every jail.
+    Unban {
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
+    },
+    Status {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
+    },
+    Bans {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
+    },
+    Reload,
+    Version,
+}
+
+/// A request with its protocol version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    pub v: u32,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// Why a request failed; the CLI turns it into its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request itself is wrong: unknown jail, malformed address,
+    /// refused target. Fix the command.
+    BadInput,
+    /// The daemon could not do it (store or firewall failure).
+    Failed,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "ok")]
+pub enum Response {
+    #[serde(rename = "true")]
+    Ok { data: serde_json::Value },
+    #[serde(rename = "false")]
+    Err { error: ResponseError },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Response {
+    pub fn ok(data: impl Serialize) -> Response {
+        match serde_json::to_value(data) {
+            Ok(data) => Response::Ok { data },
+            Err(e) => Response::failed(format!("cannot encode the answer: {e}")),
+        }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Response {
+        Response::Err { error: ResponseError { kind: ErrorKind::BadInput, message: message.into() } }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Response {
+        Response::Err { error: ResponseError { kind: ErrorKind::Failed, message: message.into() } }
+    }
+}
+
+/// A response with its protocol version. (Serialised by hand: serde cannot
+/// flatten an internally tagged enum tagged by a bool.)
+pub fn encode_response(response: &Response) -> String {
+    let (ok, field, value) = match response {
+        Response::Ok { data } => (true, "data", data.clone()),
+        Response::Err { error } => {
+            (false, "error", serde_json::to_value(error).unwrap_or(serde_json::Value::Null))
+        }
+    };
+    serde_json::json!({ "v": PROTOCOL_VERSION, "ok": ok, field: value }).to_string()
+}
+
+/// Parses a response line; `None` when it is not one.
+pub fn decode_response(line: &str) -> Option<(u32, Response)> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    let v = value.get("v")?.as_u64()? as u32;
+    let response = match value.get("ok")?.as_bool()? {
+        true => Response::Ok { data: value.get("data").cloned().unwrap_or(serde_json::Value::Null) },
+        false => Response::Err { error: serde_json::from_value(value.get("error")?.clone()).ok()? },
+    };
+    Some((v, response))
+}
+
+/// One ban, as `warden bans` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanInfo {
+    pub net: String,
+    pub jail: String,
+    /// `jail`, `manual` or `remote:<host>`.
+    pub origin: String,
+    /// RFC 3339.
+    pub since: String,
+    /// RFC 3339, or `None` for a permanent ban.
+    pub until: Option<String>,
+    /// How many times the network has been banned, this ban included.
+    pub count: u32,
+    pub failures: u32,
+}
+
+impl BanInfo {
+    pub fn from_ban(ban: &Ban) -> BanInfo {
+        let origin = match &ban.origin {
+            crate::core::BanOrigin::Jail => "jail".to_string(),
+            crate::core::BanOrigin::Manual => "manual".to_string(),
+            crate::core::BanOrigin::Remote { host } => format!("remote:{host}"),
+        };
+        BanInfo {
+            net: host_form(ban.net),
+            jail: ban.jail.clone(),
+            origin,
+            since: ban.at.to_rfc3339(),
+            until: ban.until.map(Timestamp::to_rfc3339),
+            count: ban.count,
+            failures: ban.failures,
+        }
+    }
+}
+
+/// `203.0.113.7` for a single address, `198.51.100.0/24` for a network.
+pub fn host_form(net: ipnet::IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() { net.addr().to_string() } else { net.to_string() }
+}
+
+/// `warden status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub uptime_secs: u64,
+    pub dry_run: bool,
+    /// `nft` or `legacy`, once the firewall has started.
+    pub backend: Option<String>,
+    /// The firewall's last error, while it is retrying.
+    pub firewall_error: Option<String>,
+    pub jails: Vec<JailStatus>,
+    pub containers: Vec<ContainerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JailStatus {
+    pub name: String,
+    pub filter: String,
+    pub sources: Vec<String>,
+    /// Addresses with failures in the window now.
+    pub currently_failed: u64,
+    /// Failures counted since the daemon started.
+    pub total_failed: u64,
+    pub currently_banned: u64,
+    /// Bans made since the daemon started.
+    pub total_banned: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    pub id: String,
+    pub name: String,
+    pub jails: Vec<String>,
+    pub attached: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_with_the_documented_field_names() {
+        let ban =
+            Request::Ban { jail: "sshd".into(), target: "203.0.113.7".into(), duration: Some("1h".into()) };
+        let line = serde_json::to_string(&RequestEnvelope { v: 1, request: ban.clone() }).unwrap();
+        assert_eq!(line, r#"{"v":1,"cmd":"ban","jail":"sshd","target":"203.0.113.7","for":"1h"}"#);
+        let back: RequestEnvelope = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.request, ban);
+        let many = Request::BanMany {
+            jail: "sshd".into(),
+            targets: vec!["203.0.113.7".into(), "198.51.100.0/24".into()],
+            duration: None,
+        };
+        let line = serde_json::to_string(&RequestEnvelope { v: 1, request: many.clone() }).unwrap();
+        assert_eq!(
+            line,
+            r#"{"v":1,"cmd":"ban_many","jail":"sshd","targets":["203.0.113.7","198.51.100.0/24"]}"#
+        );
+        assert_eq!(serde_json::from_str::<RequestEnvelope>(&line).unwrap().request, many);
+        let reload: RequestEnvelope = serde_json::from_str(r#"{"v":1,"cmd":"reload"}"#).unwrap();
+        assert_eq!(reload.request, Request::Reload);
+        assert!(serde_json::from_str::<RequestEnvelope>(r#"{"v":1,"cmd":"explode"}"#).is_err());
+    }
+
+    #[test]
+    fn the_most_targets_of_the_longest_form_fit_in_one_request() {
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120".to_string();
+        let request =
+            Request::BanMany { jail: "sshd".into(), targets: vec![longest; MAX_BAN_TARGETS], duration: None };
+        let line = serde_json::to_string(&RequestEnvelope { v: 1, request }).unwrap();
+        assert!(line.len() < MAX_REQUEST_BYTES, "{} bytes", line.len());
+    }
+
+    #[test]
+    fn responses_round_trip_both_ways() {
+        let ok = Response::ok(serde_json::json!({"banned": 1}));
+        let line = encode_response(&ok);
+        assert_eq!(line, r#"{"data":{"banned":1},"ok":true,"v":1}"#);
+        assert_eq!(decode_response(&line), Some((1, ok)));
+        let err = Response::bad_input("unknown jail \"x\"");
+        let (v, back) = decode_response(&encode_response(&err)).unwrap();
+        assert_eq!((v, back), (1, err));
+        assert_eq!(decode_response("not json"), None);
+    }
+}

@@ -1,0 +1,518 @@
+//! The engine: filters, jails, ban history and the store, driven by one task.
+//!
+//! State owned: every jail instance (its filter, its per-source match state,
+//! its failure windows and active bans), the shared ban history, the
+//! containers seen, and the failures and cursors not yet committed.
+//! Receives [`SourceEvent`]s (lines, container changes) and control calls;
+//! sends bans and unbans to the firewall task.
+//!
+//! **Order of effects.** A ban is committed to the store durably, then
+//! handed to the firewall. Failure windows and source cursors are committed
+//! together in cheap batches (every [`COMMIT_EVERY`]); after a crash both
+//! roll back together, so a line is neither counted twice nor lost. Bans
+//! always reach the store before the cursor past their lines does.
+//!
+//! **Group commit.** A durable commit costs an `fsync` or two (about 10 ms
+//! on a virtual disk), more than a line arriving every few milliseconds
+//! leaves. So the bans decided from source events wait in the engine until
+//! [`Engine::flush_bans`], which the daemon calls once it has handled every
+//! event already queued: one commit covers them all, and a ban waits at
+//! most for the commit before it instead of for one commit per queued line.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, JailConfig};
+use crate::core::{Ban, BanTime, Clock, Failure, LogLine, SourceRef, SystemClock, Timestamp};
+use crate::filter::{Filter, MatchState, Outcome, Registry};
+use crate::firewall::enforcer::Enforcer;
+use crate::firewall::rules::JailRules;
+use crate::jail::{BanHistory, Decision, Jail, SplitMix64};
+use crate::source::{Batch, PublishedPort, SourceEvent};
+use crate::store::{self, FailureRecord, Store};
+
+use super::containers::Containers;
+use super::firewall::{FirewallCmd, FirewallHandle};
+use super::setup;
+
+/// How often failure windows and cursors are committed while lines flow.
+pub const COMMIT_EVERY: Duration = Duration::from_millis(250);
+/// Longest the engine sleeps with nothing to do; expiry is checked then.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+/// Match states kept per jail (one per source: container, file, journal);
+/// beyond this the least useful are dropped, costing only multi-line context.
+const MAX_STATES_PER_JAIL: usize = 4096;
+
+/// Where a jail instance comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JailOrigin {
+    /// The config file.
+    Config,
+    /// Defined by container labels (`warden.jail.<name>.filter=…`).
+    Labels { container: String },
+    /// A configured jail with label overrides for one container.
+    Override { container: String },
+}
+
+/// One jail as it runs.
+pub struct JailRuntime {
+    pub config: JailConfig,
+    pub jail: Jail,
+    pub filter: Arc<Filter>,
+    pub origin: JailOrigin,
+    /// Ports published by the containers feeding it, for port inference.
+    pub published: BTreeSet<PublishedPort>,
+    pub total_failed: u64,
+    pub total_banned: u64,
+    states: HashMap<Arc<str>, MatchState>,
+}
+
+impl JailRuntime {
+    pub fn new(name: &str, config: JailConfig, filter: Arc<Filter>, origin: JailOrigin) -> JailRuntime {
+        JailRuntime {
+            jail: Jail::new(setup::jail_settings(name, &config)),
+            config,
+            filter,
+            origin,
+            published: BTreeSet::new(),
+            total_failed: 0,
+            total_banned: 0,
+            states: HashMap::new(),
+        }
+    }
+
+    pub fn rules(&self) -> JailRules {
+        setup::jail_rules(self.jail.name(), &self.config, &self.published)
+    }
+}
+
+/// See the module documentation.
+pub struct Engine {
+    pub(super) config: Config,
+    pub(super) registry: Registry,
+    pub(super) store: Arc<Store>,
+    pub(super) jails: BTreeMap<Arc<str>, JailRuntime>,
+    pub(super) history: BanHistory,
+    pub(super) rng: SplitMix64,
+    pub(super) firewall: FirewallHandle,
+    pub(super) containers: Containers,
+    /// Failure windows changed since the last commit.
+    dirty: HashSet<(Arc<str>, IpAddr)>,
+    cursors: HashMap<Arc<str>, Vec<u8>>,
+    forgotten_cursors: Vec<String>,
+    last_commit: Instant,
+    /// The firewall's rules no longer match the jails (a container brought
+    /// a label jail or new published ports): rebuilt on the next tick.
+    pub(super) ruleset_dirty: bool,
+    pub(super) started: Instant,
+    pub(super) dry_run: bool,
+    pub(super) backend: Option<crate::firewall::backend::Backend>,
+    /// Unknown jail names already warned about.
+    warned: HashSet<String>,
+    /// The last source seen and its state key, to avoid a lookup per line.
+    last_source: Option<(SourceRef, Arc<str>)>,
+    /// Bans decided from source events, not yet persisted and enforced
+    /// (see "Group commit" above).
+    pending_bans: Vec<Ban>,
+}
+
+/// What the daemon needs to start an engine: its state restored from the
+/// store, and the enforcer and bans for the firewall task.
+pub struct Restored {
+    pub jails: BTreeMap<Arc<str>, JailRuntime>,
+    pub history: BanHistory,
+    pub active: Vec<Ban>,
+}
+
+/// Builds the jails of `config` and restores bans, history and failure
+/// windows from `store`.
+pub fn restore(
+    config: &Config,
+    filters: BTreeMap<String, Arc<Filter>>,
+    store: &Store,
+    extra: BTreeMap<Arc<str>, JailRuntime>,
+    now: Timestamp,
+) -> anyhow::Result<Restored> {
+    let mut jails = extra;
+    for (name, filter) in filters {
+        let jail = &config.jails[&name];
+        jails.insert(
+            Arc::from(name.as_str()),
+            JailRuntime::new(&name, jail.clone(), filter, JailOrigin::Config),
+        );
+    }
+    let mut history = BanHistory::new();
+    history.import(store.history()?.into_iter().map(|h| crate::jail::HistoryEntry {
+        net: h.net,
+        count: h.count,
+        last: h.last,
+    }));
+    let mut active = Vec::new();
+    for ban in store.active_bans(now)? {
+        match jails.get_mut(ban.jail.as_str()) {
+            Some(rt) => {
+                rt.jail.restore(ban.clone());
+                active.push(ban);
+            }
+            None => tracing::warn!(
+                jail = %ban.jail, ip = %ban.net,
+                "a stored ban belongs to a jail that no longer exists; it stays in the store but is not enforced \
+                 (add the jail back, or `warden unban` it)"
+            ),
+        }
+    }
+    for record in store.all_failures()? {
+        if let Some(rt) = jails.get_mut(record.jail.as_str()) {
+            rt.jail.restore_failures(record.addr, &record.times, now);
+        }
+    }
+    Ok(Restored { jails, history, active })
+}
+
+/// The firewall's rules for `jails`, the allowlist from `config`, and the
+/// enforcer built from them.
+pub fn build_enforcer(
+    config: &Config,
+    jails: &BTreeMap<Arc<str>, JailRuntime>,
+    dry_run: bool,
+    backend: Option<crate::firewall::backend::Backend>,
+) -> Enforcer {
+    let mut fw = setup::enforcer_config(config, dry_run, backend);
+    fw.keep_conntrack =
+        jails.iter().filter(|(_, rt)| !rt.config.flush_conntrack).map(|(name, _)| name.to_string()).collect();
+    let rules: Vec<JailRules> =
+        jails.values().filter(|rt| rt.config.enabled).map(JailRuntime::rules).collect();
+    Enforcer::new(fw, rules, config.jail_template.ignoreip.clone())
+}
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        registry: Registry,
+        store: Arc<Store>,
+        restored: Restored,
+        firewall: FirewallHandle,
+        containers: Containers,
+        dry_run: bool,
+        backend: Option<crate::firewall::backend::Backend>,
+    ) -> Engine {
+        Engine {
+            config,
+            registry,
+            store,
+            jails: restored.jails,
+            history: restored.history,
+            rng: SplitMix64::new(seed()),
+            firewall,
+            containers,
+            dirty: HashSet::new(),
+            cursors: HashMap::new(),
+            forgotten_cursors: Vec::new(),
+            last_commit: Instant::now(),
+            ruleset_dirty: false,
+            started: Instant::now(),
+            dry_run,
+            backend,
+            warned: HashSet::new(),
+            last_source: None,
+            pending_bans: Vec::new(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        SystemClock.now()
+    }
+
+    /// Handles one event from a source. Bans it decides wait for
+    /// [`Engine::flush_bans`].
+    pub fn on_source_event(&mut self, event: SourceEvent) {
+        match event {
+            SourceEvent::Lines(batch) => self.on_batch(batch),
+            SourceEvent::ContainerUp(info) => self.container_up(info),
+            SourceEvent::ContainerDown { id } => self.containers.down(&id),
+            SourceEvent::DockerConnected => {
+                self.firewall.send(FirewallCmd::Check);
+            }
+            SourceEvent::ContainerGone { id, cursor_key } => {
+                self.containers.gone(&id);
+                self.cursors.remove(&cursor_key);
+                self.forgotten_cursors.push(cursor_key.to_string());
+            }
+        }
+    }
+
+    fn on_batch(&mut self, batch: Batch) {
+        let now = self.now();
+        let mut bans = std::mem::take(&mut self.pending_bans);
+        for line in &batch.lines {
+            let routes = self.containers.routes(&line.source, &line.jails).clone();
+            for jail in routes.iter() {
+                self.process(jail, line, now, &mut bans);
+            }
+        }
+        self.pending_bans = bans;
+        if let Some(cursor) = batch.cursor {
+            self.cursors.insert(cursor.key, cursor.value);
+        }
+        if self.last_commit.elapsed() >= COMMIT_EVERY {
+            self.commit();
+        }
+    }
+
+    /// Persists and enforces the bans decided since the last call, in one
+    /// durable commit.
+    pub fn flush_bans(&mut self) {
+        let bans = std::mem::take(&mut self.pending_bans);
+        self.persist_and_enforce(bans, None);
+    }
+
+    /// Runs one line through one jail.
+    fn process(&mut self, jail_name: &Arc<str>, line: &LogLine, now: Timestamp, bans: &mut Vec<Ban>) {
+        let Engine { jails, history, rng, dirty, warned, last_source, .. } = self;
+        let Some(rt) = jails.get_mut(jail_name) else {
+            if warned.insert(jail_name.to_string()) {
+                tracing::warn!(jail = %jail_name, source = ?line.source, "lines for an unknown jail are ignored; configure the jail or fix the label");
+            }
+            return;
+        };
+        if !rt.config.enabled {
+            return;
+        }
+        let key = match last_source {
+            Some((source, key)) if *source == line.source => key.clone(),
+            _ => {
+                let key: Arc<str> = Arc::from(state_key(&line.source));
+                *last_source = Some((line.source.clone(), key.clone()));
+                key
+            }
+        };
+        if rt.states.len() >= MAX_STATES_PER_JAIL && !rt.states.contains_key(&key) {
+            rt.states.clear();
+        }
+        let state = rt.states.entry(key).or_insert_with(|| MatchState::new(now));
+        state.set_reference(now);
+        let Outcome::Match(hit) = rt.filter.process(state, &line.text, line.time) else { return };
+        if !hit.counted {
+            return;
+        }
+        rt.total_failed += 1;
+        let failure = Failure {
+            jail: jail_name.clone(),
+            addr: hit.addr,
+            time: hit.time.unwrap_or(now),
+            user: hit.user.map(|u| u.to_string()),
+        };
+        match rt.jail.on_failure(&failure, now, history, &mut || rng.next_f64()) {
+            Decision::Ban(ban) => {
+                rt.total_banned += 1;
+                log_ban(&ban, &line.source, rt.config.bantime);
+                dirty.insert((jail_name.clone(), hit.addr));
+                bans.push(ban);
+            }
+            Decision::Counted { failures } => {
+                tracing::debug!(jail = %jail_name, ip = %hit.addr, failures, "failure counted");
+                dirty.insert((jail_name.clone(), hit.addr));
+            }
+            Decision::Ignored | Decision::Stale | Decision::AlreadyBanned { .. } => {}
+        }
+    }
+
+    /// Commits `bans` durably, then hands them to the firewall. A store
+    /// failure is logged and the bans are still enforced: blocking an
+    /// attacker matters more than remembering it.
+    pub(super) fn persist_and_enforce(
+        &mut self,
+        bans: Vec<Ban>,
+        done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    ) {
+        if bans.is_empty() {
+            if let Some(done) = done {
+                let _ = done.send(Ok(()));
+            }
+            return;
+        }
+        if let Err(e) = self.store.put_bans(&bans) {
+            tracing::error!(bans = bans.len(), "cannot persist bans (they are enforced anyway): {e}");
+        }
+        self.firewall.send(FirewallCmd::Ban { bans, done });
+    }
+
+    /// Expires bans that ran out and commits what is pending.
+    pub fn tick(&mut self) {
+        let now = self.now();
+        let mut expired: Vec<(String, ipnet::IpNet)> = Vec::new();
+        for rt in self.jails.values_mut() {
+            for ban in rt.jail.expire(now) {
+                tracing::info!(jail = %ban.jail, ip = %ban.net, "ban expired");
+                expired.push((ban.jail, ban.net));
+            }
+        }
+        if !expired.is_empty() {
+            if let Err(e) = self.store.remove_bans(&expired) {
+                tracing::error!(
+                    "cannot remove expired bans from the store (the next start skips them anyway): {e}"
+                );
+            }
+            // The kernel drops entries whose timeout ran out on its own; this
+            // covers bans whose timeout was clamped or changed by hand.
+            self.firewall.send(FirewallCmd::Unban { entries: expired, done: None });
+        }
+        if self.ruleset_dirty {
+            self.ruleset_dirty = false;
+            self.replace_firewall();
+        }
+        self.commit();
+    }
+
+    /// When [`Engine::tick`] should next run.
+    pub fn next_tick(&self) -> Instant {
+        let now_wall = self.now();
+        let mut next = Instant::now() + IDLE_TICK;
+        if let Some(expiry) = self.jails.values().filter_map(|rt| rt.jail.next_expiry()).min() {
+            let wait =
+                Duration::from_millis(expiry.as_millis().saturating_sub(now_wall.as_millis()).max(0) as u64);
+            next = next.min(Instant::now() + wait);
+        }
+        if self.has_pending() {
+            next = next.min(self.last_commit + COMMIT_EVERY);
+        }
+        next
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.dirty.is_empty() || !self.cursors.is_empty() || !self.forgotten_cursors.is_empty()
+    }
+
+    /// Commits failure windows and cursors in one cheap transaction.
+    pub fn commit(&mut self) {
+        // A cursor must never be stored past lines whose bans are not.
+        self.flush_bans();
+        self.last_commit = Instant::now();
+        if !self.has_pending() {
+            return;
+        }
+        let mut batch = store::Batch::default();
+        for (jail, ip) in self.dirty.drain() {
+            let Some(rt) = self.jails.get(&jail) else { continue };
+            let (key, times) = rt.jail.window(ip);
+            batch.failures.push(FailureRecord {
+                jail: jail.to_string(),
+                addr: key.network(),
+                times: times.to_vec(),
+            });
+        }
+        batch.cursors = self.cursors.drain().map(|(k, v)| (k.to_string(), v)).collect();
+        batch.removed_cursors = std::mem::take(&mut self.forgotten_cursors);
+        if let Err(e) = self.store.commit_batch(&batch) {
+            tracing::error!(
+                "cannot commit failures and cursors (lines may be read again after a restart): {e}"
+            );
+        }
+    }
+
+    /// Switches to a new, already validated config (a reload): jails are
+    /// reconfigured in place, keeping bans and failure windows; new ones
+    /// start empty; removed ones have their bans lifted. Label jails stay.
+    /// The firewall is rebuilt. Returns a summary for the caller.
+    pub fn apply_config(
+        &mut self,
+        config: Config,
+        registry: Registry,
+        filters: BTreeMap<String, Arc<Filter>>,
+    ) -> serde_json::Value {
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        let mut lifted: Vec<(String, ipnet::IpNet)> = Vec::new();
+        let gone: Vec<Arc<str>> = self
+            .jails
+            .iter()
+            .filter(|(name, rt)| rt.origin == JailOrigin::Config && !filters.contains_key(&***name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some(rt) = self.jails.remove(&name) {
+                lifted.extend(rt.jail.bans().map(|b| (b.jail.clone(), b.net)));
+                removed.push(name.to_string());
+            }
+        }
+        for (name, filter) in filters {
+            let jail_config = config.jails[&name].clone();
+            match self.jails.get_mut(name.as_str()) {
+                Some(rt) => {
+                    rt.jail.reconfigure(setup::jail_settings(&name, &jail_config));
+                    rt.config = jail_config;
+                    rt.filter = filter;
+                    rt.states.clear();
+                }
+                None => {
+                    added.push(name.clone());
+                    let rt = JailRuntime::new(&name, jail_config, filter, JailOrigin::Config);
+                    self.jails.insert(Arc::from(name.as_str()), rt);
+                }
+            }
+        }
+        if !lifted.is_empty() {
+            if let Err(e) = self.store.remove_bans(&lifted) {
+                tracing::error!("cannot remove the bans of removed jails from the store: {e}");
+            }
+            self.firewall.send(FirewallCmd::Unban { entries: lifted.clone(), done: None });
+        }
+        self.config = config;
+        self.registry = registry;
+        self.warned.clear();
+        self.replace_firewall();
+        serde_json::json!({ "jails": self.jails.len(), "added": added, "removed": removed, "unbanned": lifted.len() })
+    }
+
+    /// Every active ban of every jail.
+    pub fn active_bans(&self) -> Vec<Ban> {
+        let now = self.now();
+        self.jails.values().flat_map(|rt| rt.jail.bans().filter(|b| b.is_active(now)).cloned()).collect()
+    }
+
+    /// Rebuilds the enforcer for the current jails and swaps it in; bans are
+    /// re-installed idempotently, without a window.
+    pub(super) fn replace_firewall(&mut self) {
+        let enforcer = build_enforcer(&self.config, &self.jails, self.dry_run, self.backend);
+        let (done, _) = tokio::sync::oneshot::channel();
+        self.firewall.send(FirewallCmd::Replace {
+            enforcer: Box::new(enforcer),
+            active: self.active_bans(),
+            done,
+        });
+    }
+}
+
+/// The key of a source's match state: multi-line ids are per stream.
+fn state_key(source: &SourceRef) -> String {
+    match source {
+        SourceRef::Docker { container_id, .. } => format!("docker:{container_id}"),
+        SourceRef::Journald { .. } => "journald".to_string(),
+        SourceRef::File { path } => format!("file:{}", path.display()),
+        SourceRef::Stdin => "stdin".to_string(),
+    }
+}
+
+fn log_ban(ban: &Ban, source: &SourceRef, bantime: BanTime) {
+    let container = match source {
+        SourceRef::Docker { container_name, .. } => container_name.as_str(),
+        _ => "",
+    };
+    let duration = match ban.until {
+        Some(until) => crate::core::duration::format_duration(until.since(ban.at)),
+        None => "permanent".to_string(),
+    };
+    tracing::info!(
+        jail = %ban.jail, ip = %ban.net, container, failures = ban.failures, duration = %duration,
+        count = ban.count, configured_bantime = %bantime, "banned"
+    );
+}
+
+/// A seed for `rndtime` jitter; its quality hardly matters.
+fn seed() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0x5eed, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id())
+}

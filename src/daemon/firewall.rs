@@ -1,0 +1,318 @@
+//! The firewall task: one thread that owns the [`Enforcer`].
+//!
+//! State owned: the enforcer (sockets, ruleset), and, until the first
+//! successful start, the bans waiting to be installed. Receives
+//! [`FirewallCmd`]s from the engine; sends nothing back but the replies its
+//! commands ask for, and a [`FirewallStatus`] others may read.
+//!
+//! The enforcer's calls are synchronous (netlink round trips, and
+//! `iptables-restore` at start and check), so this is a plain thread with a
+//! channel, not an async task: a slow iptables never stalls the runtime.
+//!
+//! **Failures never open the firewall.** If starting fails (a missing kernel
+//! module, a locked xtables, the wrong backend), the error is logged with
+//! the command, its status and its stderr, kept in the status, and retried
+//! with capped backoff; bans keep arriving, are persisted by the engine
+//! first, and are installed once the start succeeds. Periodically the task
+//! re-checks chains and jumps (restoring them after Docker restarts),
+//! refreshes bans longer than the kernel's timeout cap, and deletes
+//! conntrack entries of recent bans when its inbox is empty.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use tokio::sync::oneshot;
+
+use crate::core::{Ban, Clock, SystemClock};
+use crate::firewall::enforcer::{EnforceError, Enforcer};
+
+/// Longest wait between two start attempts after failures.
+const MAX_RETRY: Duration = Duration::from_secs(60);
+/// How often clamped long bans are looked at; they are refreshed a day
+/// before their kernel timeout lapses, so this is never late.
+const REFRESH_EVERY: Duration = Duration::from_secs(60);
+
+/// What the engine asks of the firewall.
+pub enum FirewallCmd {
+    /// Enforce these bans (already persisted). `done` hears back once they
+    /// are in the kernel, or why not.
+    Ban { bans: Vec<Ban>, done: Option<oneshot::Sender<Result<(), String>>> },
+    /// Remove these (jail, network) entries. `done` hears back once they
+    /// are out of the kernel, or why not.
+    Unban { entries: Vec<(String, IpNet)>, done: Option<oneshot::Sender<Result<(), String>>> },
+    /// Replace the enforcer (a reload) and start it from `active`.
+    Replace { enforcer: Box<Enforcer>, active: Vec<Ban>, done: oneshot::Sender<Result<(), String>> },
+    /// Re-check chains and jumps now (Docker came back, say).
+    Check,
+}
+
+impl std::fmt::Debug for FirewallCmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FirewallCmd::Ban { bans, .. } => write!(f, "Ban({} bans)", bans.len()),
+            FirewallCmd::Unban { entries, .. } => write!(f, "Unban({} entries)", entries.len()),
+            FirewallCmd::Replace { active, .. } => write!(f, "Replace({} active bans)", active.len()),
+            FirewallCmd::Check => f.write_str("Check"),
+        }
+    }
+}
+
+/// What `warden status` shows about the firewall.
+#[derive(Debug, Clone, Default)]
+pub struct FirewallStatus {
+    pub started: bool,
+    pub backend: Option<&'static str>,
+    pub dry_run: bool,
+    /// The last error, until the next success.
+    pub error: Option<String>,
+}
+
+/// The engine's end of the firewall task.
+#[derive(Debug, Clone)]
+pub struct FirewallHandle {
+    tx: Sender<FirewallCmd>,
+    status: Arc<Mutex<FirewallStatus>>,
+}
+
+impl FirewallHandle {
+    /// Sends a command; false if the task is gone (it only stops at shutdown).
+    pub fn send(&self, cmd: FirewallCmd) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+
+    pub fn status(&self) -> FirewallStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Starts the firewall thread with `enforcer`, installing `active` first.
+/// The thread ends when every handle is dropped.
+pub fn spawn(
+    enforcer: Enforcer,
+    active: Vec<Ban>,
+    check_interval: Duration,
+) -> std::io::Result<(FirewallHandle, JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let status =
+        Arc::new(Mutex::new(FirewallStatus { dry_run: enforcer.is_dry_run(), ..Default::default() }));
+    let task = Task {
+        enforcer,
+        waiting: Some(active),
+        status: status.clone(),
+        check_interval,
+        retry: Duration::from_secs(1),
+        next_start: Instant::now(),
+        next_check: Instant::now() + check_interval,
+        next_refresh: Instant::now() + REFRESH_EVERY,
+    };
+    let thread = std::thread::Builder::new().name("firewall".into()).spawn(move || task.run(rx))?;
+    Ok((FirewallHandle { tx, status }, thread))
+}
+
+struct Task {
+    enforcer: Enforcer,
+    /// `Some` until the enforcer has started: the bans to install then.
+    waiting: Option<Vec<Ban>>,
+    status: Arc<Mutex<FirewallStatus>>,
+    check_interval: Duration,
+    retry: Duration,
+    next_start: Instant,
+    next_check: Instant,
+    next_refresh: Instant,
+}
+
+impl Task {
+    fn run(mut self, rx: Receiver<FirewallCmd>) {
+        loop {
+            if self.waiting.is_some() && Instant::now() >= self.next_start {
+                let _ = self.try_start(); // failures are logged and retried
+            }
+            self.periodic();
+            let cmd = match rx.try_recv() {
+                Ok(cmd) => cmd,
+                Err(_) => {
+                    // The inbox is empty: a good moment for the coalesced
+                    // conntrack walk.
+                    if self.enforcer.has_pending_conntrack() {
+                        self.enforcer.flush_conntrack();
+                    }
+                    match rx.recv_timeout(self.next_deadline().saturating_duration_since(Instant::now())) {
+                        Ok(cmd) => cmd,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
+            self.handle(cmd);
+        }
+        tracing::debug!("firewall task stopped; sets and rules stay in place");
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut next = self.next_check.min(self.next_refresh);
+        if self.waiting.is_some() {
+            next = next.min(self.next_start);
+        }
+        next
+    }
+
+    fn handle(&mut self, cmd: FirewallCmd) {
+        match cmd {
+            FirewallCmd::Ban { bans, done } => {
+                let result = self.ban(bans);
+                if let Some(done) = done {
+                    let _ = done.send(result);
+                }
+            }
+            FirewallCmd::Unban { entries, done } => {
+                let result = self.unban(entries);
+                if let Some(done) = done {
+                    let _ = done.send(result);
+                }
+            }
+            FirewallCmd::Replace { enforcer, active, done } => {
+                self.enforcer = *enforcer;
+                self.waiting = Some(active);
+                self.retry = Duration::from_secs(1);
+                let result = self.try_start();
+                let _ = done.send(result);
+            }
+            FirewallCmd::Check => self.next_check = Instant::now(),
+        }
+    }
+
+    fn ban(&mut self, bans: Vec<Ban>) -> Result<(), String> {
+        if let Some(waiting) = self.waiting.as_mut() {
+            // Not started: installed by the next successful start. The bans
+            // are persisted, so nothing is lost meanwhile.
+            waiting.extend(bans);
+            let error = self.status.lock().ok().and_then(|s| s.error.clone()).unwrap_or_default();
+            return Err(format!(
+                "stored, but the firewall is not up yet ({error}); it will be enforced once it is"
+            ));
+        }
+        let now = SystemClock.now();
+        if let [ban] = bans.as_slice() {
+            return match self.enforcer.ban(ban, now) {
+                Ok(enforced) => {
+                    tracing::debug!(jail = %ban.jail, ip = %enforced.net, timeout = %enforced.timeout, "enforced");
+                    Ok(())
+                }
+                Err(e) => self.ban_failed(ban, e),
+            };
+        }
+        match self.enforcer.ban_batch(&bans, now) {
+            Ok(done) => {
+                let mut first_error = Ok(());
+                for (i, e) in done.rejected {
+                    let result = self.ban_failed(&bans[i], e);
+                    if first_error.is_ok() {
+                        first_error = result;
+                    }
+                }
+                first_error
+            }
+            Err(e) => {
+                self.failed("enforcing a batch of bans", &e);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn ban_failed(&mut self, ban: &Ban, e: EnforceError) -> Result<(), String> {
+        match e {
+            EnforceError::Refused { .. }
+            | EnforceError::Allowlisted { .. }
+            | EnforceError::Expired { .. } => {
+                tracing::warn!(jail = %ban.jail, ip = %ban.net, "not enforced: {e}");
+            }
+            _ => self.failed("enforcing a ban", &e),
+        }
+        Err(e.to_string())
+    }
+
+    fn unban(&mut self, entries: Vec<(String, IpNet)>) -> Result<(), String> {
+        if let Some(waiting) = self.waiting.as_mut() {
+            // Not started: the next successful start installs only what
+            // the store still lists, and clears the rest from the sets.
+            waiting.retain(|b| !entries.iter().any(|(jail, net)| *jail == b.jail && *net == b.net));
+            let error = self.status.lock().ok().and_then(|s| s.error.clone()).unwrap_or_default();
+            return Err(format!(
+                "lifted and stored, but the firewall is not up yet ({error}); the kernel lets it go once it is"
+            ));
+        }
+        let mut first_error = Ok(());
+        for (jail, net) in entries {
+            if let Err(e) = self.enforcer.unban(&net, &jail) {
+                tracing::warn!(jail = %jail, ip = %net, "unban failed: {e}");
+                if first_error.is_ok() {
+                    first_error = Err(format!("jail {jail}: cannot remove {net} from the kernel: {e}"));
+                }
+            }
+        }
+        first_error
+    }
+
+    fn try_start(&mut self) -> Result<(), String> {
+        let Some(active) = self.waiting.as_ref() else { return Ok(()) };
+        let now = SystemClock.now();
+        match self.enforcer.start(active, now) {
+            Ok(changes) => {
+                let installed = active.len();
+                self.waiting = None;
+                self.retry = Duration::from_secs(1);
+                if let Ok(mut s) = self.status.lock() {
+                    s.started = true;
+                    s.backend = self.enforcer.backend().map(|b| b.name());
+                    s.error = None;
+                }
+                tracing::info!(bans = installed, chain_changes = changes.len(), "firewall in place");
+                Ok(())
+            }
+            Err(e) => {
+                self.failed("starting the firewall", &e);
+                self.next_start = Instant::now() + self.retry;
+                tracing::warn!(retry_in = ?self.retry, "the firewall will be retried; bans are kept in the store meanwhile");
+                self.retry = (self.retry * 2).min(MAX_RETRY);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn periodic(&mut self) {
+        let now = Instant::now();
+        if self.waiting.is_some() {
+            return;
+        }
+        if now >= self.next_check {
+            self.next_check = now + self.check_interval;
+            match self.enforcer.check() {
+                Ok(repairs) => {
+                    for repair in &repairs {
+                        tracing::warn!("firewall check: repaired: {repair}");
+                    }
+                    if let Ok(mut s) = self.status.lock() {
+                        s.error = None;
+                    }
+                }
+                Err(e) => self.failed("checking the firewall", &e),
+            }
+        }
+        if now >= self.next_refresh {
+            self.next_refresh = now + REFRESH_EVERY;
+            if let Err(e) = self.enforcer.refresh(SystemClock.now()) {
+                self.failed("refreshing long bans", &e);
+            }
+        }
+    }
+
+    fn failed(&self, doing: &str, e: &EnforceError) {
+        tracing::error!("{doing}: {e}");
+        if let Ok(mut s) = self.status.lock() {
+            s.error = Some(format!("{doing}: {e}"));
+        }
+    }
+}
