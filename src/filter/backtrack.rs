@@ -114,11 +114,6 @@ pub(crate) struct Program {
     /// Per choice: for each byte, where execution goes (see `Op::Split`).
     choices: Vec<[u16; 256]>,
     slots: usize,
-    /// Per instruction: the group slots that a backtrack resuming there
-    /// needs kept as they were (bit `s` for slot `s`, slots past 63 always):
-    /// those not rewritten on every path from there to a match. A save
-    /// while no pending backtrack needs its slot kept records nothing.
-    keep: Vec<u64>,
     /// The literal every match starts with, checked before anything is set up.
     lead: Option<Literal>,
     /// The bytes a match can start with (`None`: any, or empty).
@@ -241,12 +236,12 @@ impl Literal {
     }
 
     /// Whether the literal occurs at `pos`.
-    #[inline]
+    #[inline(always)]
     fn at(&self, hay: &[u8], pos: usize) -> bool {
         let len = self.bytes.len();
         let Some(word) = hay.get(pos..).and_then(<[u8]>::first_chunk::<8>) else {
-            // Near the end of the input: fewer than 8 bytes left.
-            return hay.get(pos..pos.saturating_add(len)).is_some_and(|h| h.iter().eq(self.bytes.iter()));
+            // Near the end of the input.
+            return hay.get(pos..pos.saturating_add(len)) == Some(&self.bytes[..]);
         };
         if (u64::from_le_bytes(*word) ^ self.head) & self.head_mask != 0 {
             return false;
@@ -485,14 +480,15 @@ impl Program {
         self.first
     }
 
+    // One copy of the loop, compiled on its own: its speed then does not
+    // depend on where the compiler decides to inline it.
+    #[inline(never)]
     fn exec(&self, hay: &[u8], scratch: &mut Scratch) -> Result<bool, OutOfSteps> {
         let Scratch { slots, stack, newline_free } = scratch;
         slots.clear();
         slots.resize(self.slots, usize::MAX);
         stack.clear();
         let mut newline = if *newline_free { Newline::NONE } else { Newline::default() };
-        // The slots the pending backtracks need kept (see `Program::keep`).
-        let mut guarded = 0u64;
         // Typical log lines take a few hundred steps; past this, regex-automata
         // (linear time) answers instead.
         let mut budget = STEP_BUDGET_BASE.saturating_add(hay.len().saturating_mul(8));
@@ -519,16 +515,14 @@ impl Program {
                     }
                     _ => false,
                 },
-                Op::Seq(steps, next) => {
-                    match self.seq(steps, hay, pos, &mut newline, slots, stack, guarded) {
-                        Some(end) => {
-                            pos = end;
-                            pc = *next;
-                            true
-                        }
-                        None => false,
+                Op::Seq(steps, next) => match self.seq(steps, hay, pos, &mut newline, slots, stack) {
+                    Some(end) => {
+                        pos = end;
+                        pc = *next;
+                        true
                     }
-                }
+                    None => false,
+                },
                 Op::Run { table, min, max, greedy, dot, follow } => {
                     let limit = hay.len().min(pos.saturating_add(*max));
                     let end = if *dot {
@@ -542,8 +536,7 @@ impl Program {
                         None => false,
                         Some(at) => {
                             budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                            stack.push(Frame::Run { run: pc, lo, hi: end, at, below: guarded });
-                            guarded |= self.keep[pc + 1];
+                            stack.push(Frame::Run { run: pc, lo, hi: end, at });
                             pos = at;
                             pc += 1;
                             true
@@ -559,8 +552,7 @@ impl Program {
                     match to {
                         FAIL => false,
                         BOTH => {
-                            stack.push(Frame::Alt { pc: *second, pos, below: guarded });
-                            guarded |= self.keep[*second];
+                            stack.push(Frame::Alt { pc: *second, pos });
                             pc = *first;
                             true
                         }
@@ -575,7 +567,11 @@ impl Program {
                     true
                 }
                 Op::Save(slot) => {
-                    save(slots, stack, guarded, *slot, pos);
+                    // With no choice left, a failure ends the run: nothing to restore.
+                    if !stack.is_empty() {
+                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                    }
+                    slots[*slot] = pos;
                     pc += 1;
                     true
                 }
@@ -597,14 +593,12 @@ impl Program {
                 let Some(frame) = stack.pop() else { return Ok(false) };
                 match frame {
                     Frame::Restore { slot, old } => slots[slot] = old,
-                    Frame::Alt { pc: p, pos: q, below } => {
+                    Frame::Alt { pc: p, pos: q } => {
                         pc = p;
                         pos = q;
-                        guarded = below;
                         break;
                     }
-                    Frame::Run { run, lo, hi, at, below } => {
-                        guarded = below;
+                    Frame::Run { run, lo, hi, at } => {
                         let Op::Run { greedy, follow, .. } = &self.ops[run] else { continue };
                         let candidate = if *greedy {
                             at.checked_sub(1).filter(|&c| c >= lo)
@@ -613,8 +607,7 @@ impl Program {
                         };
                         let Some(from) = candidate else { continue };
                         let Some(at) = seek(hay, follow.as_ref(), from, lo, hi, *greedy) else { continue };
-                        stack.push(Frame::Run { run, lo, hi, at, below });
-                        guarded |= self.keep[run + 1];
+                        stack.push(Frame::Run { run, lo, hi, at });
                         pc = run + 1;
                         pos = at;
                         break;
@@ -625,7 +618,7 @@ impl Program {
     }
 
     /// Where a run of table bytes from `pos` ends (at most at `limit`).
-    #[inline]
+    #[inline(always)]
     fn extent(&self, table: usize, hay: &[u8], pos: usize, limit: usize) -> usize {
         let table = &self.tables[table].0;
         hay.get(pos..limit)
@@ -634,9 +627,7 @@ impl Program {
     }
 
     /// Runs the steps of an `Op::Seq` from `pos`; the end, or `None`.
-    /// (Inlined into `exec`: the arguments are its loop state.)
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn seq(
         &self,
         steps: &[Step],
@@ -645,7 +636,6 @@ impl Program {
         newline: &mut Newline,
         slots: &mut [usize],
         stack: &mut Vec<Frame>,
-        guarded: u64,
     ) -> Option<usize> {
         for step in steps {
             match step {
@@ -678,7 +668,13 @@ impl Program {
                     }
                     pos = end;
                 }
-                Step::Save(slot) => save(slots, stack, guarded, *slot, pos),
+                Step::Save(slot) => {
+                    // As `Op::Save`.
+                    if !stack.is_empty() {
+                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                    }
+                    slots[*slot] = pos;
+                }
                 Step::End => {
                     if pos != hay.len() {
                         return None;
@@ -688,53 +684,6 @@ impl Program {
         }
         Some(pos)
     }
-}
-
-/// Records `pos` in `slot`, first keeping the old value for backtracking
-/// when a pending backtrack needs it (see `Program::keep`).
-#[inline]
-fn save(slots: &mut [usize], stack: &mut Vec<Frame>, guarded: u64, slot: usize, pos: usize) {
-    let kept = match u32::try_from(slot).ok().and_then(|s| 1u64.checked_shl(s)) {
-        Some(bit) => guarded & bit != 0,
-        // Past the mask: kept whenever a backtrack is pending.
-        None => !stack.is_empty(),
-    };
-    if kept {
-        stack.push(Frame::Restore { slot, old: slots[slot] });
-    }
-    slots[slot] = pos;
-}
-
-/// Per instruction, the slots a backtrack resuming there needs kept: all
-/// but those written on every path from there to a match (a greatest
-/// fixed point, so loops converge; slots past 63 are not tracked).
-fn keep_masks(insts: &[Inst]) -> Vec<u64> {
-    let n = insts.len();
-    let mut written = vec![u64::MAX; n + 1];
-    written[n] = 0;
-    loop {
-        let mut changed = false;
-        for pc in (0..n).rev() {
-            let now = match &insts[pc] {
-                Inst::Match => 0,
-                Inst::Save(slot) => {
-                    let bit = u32::try_from(*slot).ok().and_then(|s| 1u64.checked_shl(s)).unwrap_or(0);
-                    bit | written[pc + 1]
-                }
-                Inst::Split(a, b) => written[*a] & written[*b],
-                Inst::Jmp(to) => written[*to],
-                Inst::Lit(_) | Inst::Class(_) | Inst::Run { .. } | Inst::Start | Inst::End => written[pc + 1],
-            };
-            if now != written[pc] {
-                written[pc] = now;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    written.iter().map(|w| !w).collect()
 }
 
 /// Where the next `\n` is, searched once per run of the program (inputs
@@ -757,7 +706,7 @@ impl Newline {
     /// For an input known to hold no newline.
     const NONE: Newline = Newline { from: 0, at: usize::MAX };
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self, hay: &[u8], pos: usize) -> usize {
         if self.at == usize::MAX {
             return hay.len();
@@ -934,15 +883,7 @@ impl Lowering {
             Inst::Lit(lit) => Some(Literal::new(lit)),
             _ => None,
         });
-        Program {
-            ops,
-            tables: self.tables,
-            choices: self.choices,
-            slots,
-            keep: keep_masks(insts),
-            lead,
-            first: first_bytes(insts),
-        }
+        Program { ops, tables: self.tables, choices: self.choices, slots, lead, first: first_bytes(insts) }
     }
 }
 
@@ -1074,11 +1015,9 @@ pub(crate) struct Scratch {
 
 #[derive(Debug, Clone, Copy)]
 enum Frame {
-    /// `below`: the slots guarded before this frame was pushed.
     Alt {
         pc: usize,
         pos: usize,
-        below: u64,
     },
     Restore {
         slot: usize,
@@ -1091,7 +1030,6 @@ enum Frame {
         lo: usize,
         hi: usize,
         at: usize,
-        below: u64,
     },
 }
 
@@ -1171,7 +1109,7 @@ mod tests {
             (r"^(.*?) from (\S+)$", "a fro from b from c"),
             (r"^(?:ab|ac|a)(c?)d$", "acd"),
             (r"^([a-z]*)(?:[0-9]|[a-z]x)$", "abx"),
-            // group saves that a pending backtrack does or does not need kept
+            // group saves undone, or not, when backtracking
             (r"^(?:(x)y|x(z))$", "xz"),
             (r"^(?:(a+)b|(a+)c)(.*)$", "aaac"),
             (r"^(.*)(?:(b)x|b(y))$", "abby"),
