@@ -87,6 +87,25 @@ struct Template {
     kind: Kind,
 }
 
+/// A template before its regex is compiled (compiling is most of the cost
+/// of a detector; templates that are filtered out are never compiled).
+#[derive(Debug)]
+struct Pending {
+    name: String,
+    flags: u8,
+    /// The template's regex, Python syntax.
+    regex: String,
+    kind: Kind,
+}
+
+impl Pending {
+    fn compile(self) -> Result<Template, DateError> {
+        let re =
+            Re::compile(&self.regex).map_err(|message| DateError { pattern: self.name.clone(), message })?;
+        Ok(Template { name: self.name, flags: self.flags, re, kind: self.kind })
+    }
+}
+
 /// A compiled regex: the `regex` crate where it can, fancy-regex (behind a
 /// regex-crate superset as a gate) where the pattern needs it.
 #[derive(Debug)]
@@ -439,14 +458,14 @@ struct Builder {
 }
 
 impl Builder {
-    fn push(&mut self, t: Template, ignore_duplicate: bool) -> Result<(), DateError> {
+    fn push(&mut self, t: Pending, ignore_duplicate: bool) -> Result<(), DateError> {
         if self.templates.iter().any(|o| o.name == t.name) {
             if ignore_duplicate {
                 return Ok(());
             }
             return Err(DateError { pattern: t.name, message: "is listed twice".into() });
         }
-        self.templates.push(t);
+        self.templates.push(t.compile()?);
         Ok(())
     }
 
@@ -470,7 +489,7 @@ impl Builder {
     fn add_defaults(&mut self, pre_match: Option<&str>, line_begin_only: bool) -> Result<(), DateError> {
         let ignore_duplicate = !self.templates.is_empty();
         let defaults = DEFAULT_TEMPLATES.iter();
-        let mut list: Vec<Template> = Vec::new();
+        let mut list: Vec<Pending> = Vec::new();
         if let Some(pre) = pre_match {
             for p in defaults {
                 let key = if p.contains('%') { p.to_string() } else { p.to_uppercase() };
@@ -509,7 +528,7 @@ impl Builder {
     }
 
     /// `_getPatternTemplate`.
-    fn template(&self, pattern: &str, key: &str) -> Result<Template, DateError> {
+    fn template(&self, pattern: &str, key: &str) -> Result<Pending, DateError> {
         let err = |message: String| DateError { pattern: pattern.to_string(), message };
         if key.contains("EPOCH") {
             if epoch_placeholder(pattern).is_some() {
@@ -573,7 +592,7 @@ fn epoch_placeholder(p: &str) -> Option<(usize, usize)> {
     None
 }
 
-fn epoch_template(pattern: Option<&str>, line_begin: bool, long: bool) -> Result<Template, String> {
+fn epoch_template(pattern: Option<&str>, line_begin: bool, long: bool) -> Result<Pending, String> {
     let epoch_re =
         if long { r"\d{10,11}(?:\d{3}(?:\.\d{1,6}|\d{3})?)?" } else { r"\d{10,11}\b(?:\.\d{3,6})?" };
     let base = if long { "LongEpoch" } else { "Epoch" };
@@ -581,12 +600,7 @@ fn epoch_template(pattern: Option<&str>, line_begin: bool, long: bool) -> Result
         let (s, e) = epoch_placeholder(p).ok_or("no {EPOCH}")?;
         let regex = format!("({}({epoch_re}){})", &p[..s], &p[e..]);
         let (regex, flags, _) = set_regex(&regex, Begin::Word, true, p);
-        return Ok(Template {
-            name: p.to_string(),
-            flags,
-            re: Re::compile(&regex)?,
-            kind: Kind::Epoch { group: 2, long },
-        });
+        return Ok(Pending { name: p.to_string(), flags, regex, kind: Kind::Epoch { group: 2, long } });
     }
     let (regex, flags, name) = if line_begin {
         let r = format!(r"((?P<square>(?<=^\[))?{epoch_re})(?(square)(?=\]))");
@@ -597,17 +611,17 @@ fn epoch_template(pattern: Option<&str>, line_begin: bool, long: bool) -> Result
         );
         set_regex(&r, Begin::None, true, base)
     };
-    Ok(Template { name, flags, re: Re::compile(&regex)?, kind: Kind::Epoch { group: 1, long } })
+    Ok(Pending { name, flags, regex, kind: Kind::Epoch { group: 1, long } })
 }
 
-fn tai64n(line_begin: bool) -> Result<Template, String> {
+fn tai64n(line_begin: bool) -> Result<Pending, String> {
     let (regex, flags, name) =
         set_regex("@[0-9a-f]{24}", if line_begin { Begin::Line } else { Begin::None }, true, "TAI64N");
-    Ok(Template { name, flags, re: Re::compile(&regex)?, kind: Kind::Tai64n })
+    Ok(Pending { name, flags, regex, kind: Kind::Tai64n })
 }
 
 /// `DatePatternRegex.setRegex`: `%` fields expanded, then boundaries.
-fn pattern_template(pattern: &str, year_now: i32) -> Result<Template, String> {
+fn pattern_template(pattern: &str, year_now: i32) -> Result<Pending, String> {
     let mut p = pattern;
     let mut begin = Begin::Word;
     let mut end = true;
@@ -627,7 +641,7 @@ fn pattern_template(pattern: &str, year_now: i32) -> Result<Template, String> {
         regex = format!("(?iu){regex}");
     }
     let (regex, flags, name) = set_regex(&regex, begin, end, &name);
-    Ok(Template { name, flags, re: Re::compile(&regex)?, kind: Kind::Fields })
+    Ok(Pending { name, flags, regex, kind: Kind::Fields })
 }
 
 /// `RE_ALPHA_PATTERN`: `%a`, `%A`, `%b`, `%B`, `%p` or `%c` (not after `%`).
