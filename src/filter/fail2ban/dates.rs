@@ -1026,10 +1026,9 @@ pub fn strptime(fields: &[(&str, &str)], clock: Clock<'_>) -> Option<Timestamp> 
         }
     }
     let utc = TimeZone::UTC;
-    let tz = clock.tz.unwrap_or(&utc);
     let now = match clock.civil_now {
         Some(now) => now,
-        None => tz.to_datetime(jiff::Timestamp::from_millisecond(clock.now.0).ok()?),
+        None => clock.tz.unwrap_or(&utc).to_datetime(jiff::Timestamp::from_millisecond(clock.now.0).ok()?),
     };
     let assume_year = year.is_none();
     let year = year.unwrap_or(i32::from(now.year()));
@@ -1045,32 +1044,70 @@ pub fn strptime(fields: &[(&str, &str)], clock: Clock<'_>) -> Option<Timestamp> 
     let assume_today = month.is_none() && day.is_none();
     let month = month.unwrap_or(now.month());
     let day = day.unwrap_or(now.day());
-    let second = second.min(59);
-    let mut dt =
-        jiff::civil::DateTime::new(i16::try_from(year).ok()?, month, day, hour, minute, second, 0).ok()?;
+    // Python's datetime() rejects what is not a real date and time.
+    if !valid_date(year, month, day)
+        || !(0..24).contains(&hour)
+        || !(0..60).contains(&minute)
+        || !(0..60).contains(&second)
+    {
+        return None;
+    }
+    // Seconds since 1970 of local civil times, as plain arithmetic.
+    let civil = |y: i32, m: i8, d: i8| days_from_civil(y, m, d) * DAY;
+    let mut local =
+        civil(year, month, day) + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
     if let Some(off) = offset {
-        dt = dt.checked_sub(jiff::Span::new().minutes(off)).ok()?;
+        local -= i64::from(off) * 60;
     }
-    if assume_today && dt > now {
-        dt = dt.checked_sub(jiff::Span::new().days(1)).ok()?;
+    let now_local = civil(i32::from(now.year()), now.month(), now.day())
+        + i64::from(now.hour()) * 3600
+        + i64::from(now.minute()) * 60
+        + i64::from(now.second());
+    if assume_today && local > now_local {
+        local -= DAY;
     }
-    if assume_year && dt > now.checked_add(jiff::Span::new().days(1)).ok()? {
-        dt = jiff::civil::DateTime::new(
-            i16::try_from(year - 1).ok()?,
-            month,
-            day,
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            0,
-        )
-        .ok()?;
+    if assume_year && local > now_local + DAY {
+        // fail2ban: `replace(year=year - 1, month=month, day=day)`, keeping
+        // the time of day.
+        if !valid_date(year - 1, month, day) {
+            return None;
+        }
+        local = civil(year - 1, month, day) + local.rem_euclid(DAY);
     }
-    let instant = match offset {
-        Some(_) => dt.to_zoned(TimeZone::UTC).ok()?.timestamp(),
-        None => tz.to_ambiguous_timestamp(dt).compatible().ok()?,
+    let secs = match (offset, clock.tz) {
+        (Some(_), _) | (None, None) => local,
+        (None, Some(tz)) => {
+            let dt = jiff::Timestamp::from_second(local).ok()?.to_zoned(TimeZone::UTC).datetime();
+            tz.to_ambiguous_timestamp(dt).compatible().ok()?.as_second()
+        }
     };
-    Some(Timestamp(instant.as_millisecond()))
+    Some(Timestamp::from_secs(secs))
+}
+
+const DAY: i64 = 86_400;
+
+fn valid_date(year: i32, month: i8, day: i8) -> bool {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return false,
+    };
+    (1..=days).contains(&day) && (1..=9999).contains(&year)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(y: i32, m: i8, d: i8) -> i64 {
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
