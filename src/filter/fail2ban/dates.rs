@@ -87,6 +87,25 @@ struct Template {
     kind: Kind,
 }
 
+/// A template before its regex is compiled (compiling is most of the cost
+/// of a detector; templates that are filtered out are never compiled).
+#[derive(Debug)]
+struct Pending {
+    name: String,
+    flags: u8,
+    /// The template's regex, Python syntax.
+    regex: String,
+    kind: Kind,
+}
+
+impl Pending {
+    fn compile(self) -> Result<Template, DateError> {
+        let re =
+            Re::compile(&self.regex).map_err(|message| DateError { pattern: self.name.clone(), message })?;
+        Ok(Template { name: self.name, flags: self.flags, re, kind: self.kind })
+    }
+}
+
 /// A compiled regex: the `regex` crate where it can, fancy-regex (behind a
 /// regex-crate superset as a gate) where the pattern needs it.
 #[derive(Debug)]
@@ -439,14 +458,14 @@ struct Builder {
 }
 
 impl Builder {
-    fn push(&mut self, t: Template, ignore_duplicate: bool) -> Result<(), DateError> {
+    fn push(&mut self, t: Pending, ignore_duplicate: bool) -> Result<(), DateError> {
         if self.templates.iter().any(|o| o.name == t.name) {
             if ignore_duplicate {
                 return Ok(());
             }
             return Err(DateError { pattern: t.name, message: "is listed twice".into() });
         }
-        self.templates.push(t);
+        self.templates.push(t.compile()?);
         Ok(())
     }
 
@@ -470,7 +489,7 @@ impl Builder {
     fn add_defaults(&mut self, pre_match: Option<&str>, line_begin_only: bool) -> Result<(), DateError> {
         let ignore_duplicate = !self.templates.is_empty();
         let defaults = DEFAULT_TEMPLATES.iter();
-        let mut list: Vec<Template> = Vec::new();
+        let mut list: Vec<Pending> = Vec::new();
         if let Some(pre) = pre_match {
             for p in defaults {
                 let key = if p.contains('%') { p.to_string() } else { p.to_uppercase() };
@@ -509,7 +528,7 @@ impl Builder {
     }
 
     /// `_getPatternTemplate`.
-    fn template(&self, pattern: &str, key: &str) -> Result<Template, DateError> {
+    fn template(&self, pattern: &str, key: &str) -> Result<Pending, DateError> {
         let err = |message: String| DateError { pattern: pattern.to_string(), message };
         if key.contains("EPOCH") {
             if epoch_placeholder(pattern).is_some() {
@@ -573,7 +592,7 @@ fn epoch_placeholder(p: &str) -> Option<(usize, usize)> {
     None
 }
 
-fn epoch_template(pattern: Option<&str>, line_begin: bool, long: bool) -> Result<Template, String> {
+fn epoch_template(pattern: Option<&str>, line_begin: bool, long: bool) -> Result<Pending, String> {
     let epoch_re =
         if long { r"\d{10,11}(?:\d{3}(?:\.\d{1,6}|\d{3})?)?" } else { r"\d{10,11}\b(?:\.\d{3,6})?" };
     let base = if long { "LongEpoch" } else { "Epoch" };
@@ -581,12 +600,7 @@ fn epoch_template(pattern: Option<&str>, line_begin: bool, long: bool) -> Result
         let (s, e) = epoch_placeholder(p).ok_or("no {EPOCH}")?;
         let regex = format!("({}({epoch_re}){})", &p[..s], &p[e..]);
         let (regex, flags, _) = set_regex(&regex, Begin::Word, true, p);
-        return Ok(Template {
-            name: p.to_string(),
-            flags,
-            re: Re::compile(&regex)?,
-            kind: Kind::Epoch { group: 2, long },
-        });
+        return Ok(Pending { name: p.to_string(), flags, regex, kind: Kind::Epoch { group: 2, long } });
     }
     let (regex, flags, name) = if line_begin {
         let r = format!(r"((?P<square>(?<=^\[))?{epoch_re})(?(square)(?=\]))");
@@ -597,17 +611,17 @@ fn epoch_template(pattern: Option<&str>, line_begin: bool, long: bool) -> Result
         );
         set_regex(&r, Begin::None, true, base)
     };
-    Ok(Template { name, flags, re: Re::compile(&regex)?, kind: Kind::Epoch { group: 1, long } })
+    Ok(Pending { name, flags, regex, kind: Kind::Epoch { group: 1, long } })
 }
 
-fn tai64n(line_begin: bool) -> Result<Template, String> {
+fn tai64n(line_begin: bool) -> Result<Pending, String> {
     let (regex, flags, name) =
         set_regex("@[0-9a-f]{24}", if line_begin { Begin::Line } else { Begin::None }, true, "TAI64N");
-    Ok(Template { name, flags, re: Re::compile(&regex)?, kind: Kind::Tai64n })
+    Ok(Pending { name, flags, regex, kind: Kind::Tai64n })
 }
 
 /// `DatePatternRegex.setRegex`: `%` fields expanded, then boundaries.
-fn pattern_template(pattern: &str, year_now: i32) -> Result<Template, String> {
+fn pattern_template(pattern: &str, year_now: i32) -> Result<Pending, String> {
     let mut p = pattern;
     let mut begin = Begin::Word;
     let mut end = true;
@@ -627,7 +641,7 @@ fn pattern_template(pattern: &str, year_now: i32) -> Result<Template, String> {
         regex = format!("(?iu){regex}");
     }
     let (regex, flags, name) = set_regex(&regex, begin, end, &name);
-    Ok(Template { name, flags, re: Re::compile(&regex)?, kind: Kind::Fields })
+    Ok(Pending { name, flags, regex, kind: Kind::Fields })
 }
 
 /// `RE_ALPHA_PATTERN`: `%a`, `%A`, `%b`, `%B`, `%p` or `%c` (not after `%`).
@@ -1012,10 +1026,9 @@ pub fn strptime(fields: &[(&str, &str)], clock: Clock<'_>) -> Option<Timestamp> 
         }
     }
     let utc = TimeZone::UTC;
-    let tz = clock.tz.unwrap_or(&utc);
     let now = match clock.civil_now {
         Some(now) => now,
-        None => tz.to_datetime(jiff::Timestamp::from_millisecond(clock.now.0).ok()?),
+        None => clock.tz.unwrap_or(&utc).to_datetime(jiff::Timestamp::from_millisecond(clock.now.0).ok()?),
     };
     let assume_year = year.is_none();
     let year = year.unwrap_or(i32::from(now.year()));
@@ -1031,32 +1044,70 @@ pub fn strptime(fields: &[(&str, &str)], clock: Clock<'_>) -> Option<Timestamp> 
     let assume_today = month.is_none() && day.is_none();
     let month = month.unwrap_or(now.month());
     let day = day.unwrap_or(now.day());
-    let second = second.min(59);
-    let mut dt =
-        jiff::civil::DateTime::new(i16::try_from(year).ok()?, month, day, hour, minute, second, 0).ok()?;
+    // Python's datetime() rejects what is not a real date and time.
+    if !valid_date(year, month, day)
+        || !(0..24).contains(&hour)
+        || !(0..60).contains(&minute)
+        || !(0..60).contains(&second)
+    {
+        return None;
+    }
+    // Seconds since 1970 of local civil times, as plain arithmetic.
+    let civil = |y: i32, m: i8, d: i8| days_from_civil(y, m, d) * DAY;
+    let mut local =
+        civil(year, month, day) + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
     if let Some(off) = offset {
-        dt = dt.checked_sub(jiff::Span::new().minutes(off)).ok()?;
+        local -= i64::from(off) * 60;
     }
-    if assume_today && dt > now {
-        dt = dt.checked_sub(jiff::Span::new().days(1)).ok()?;
+    let now_local = civil(i32::from(now.year()), now.month(), now.day())
+        + i64::from(now.hour()) * 3600
+        + i64::from(now.minute()) * 60
+        + i64::from(now.second());
+    if assume_today && local > now_local {
+        local -= DAY;
     }
-    if assume_year && dt > now.checked_add(jiff::Span::new().days(1)).ok()? {
-        dt = jiff::civil::DateTime::new(
-            i16::try_from(year - 1).ok()?,
-            month,
-            day,
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            0,
-        )
-        .ok()?;
+    if assume_year && local > now_local + DAY {
+        // fail2ban: `replace(year=year - 1, month=month, day=day)`, keeping
+        // the time of day.
+        if !valid_date(year - 1, month, day) {
+            return None;
+        }
+        local = civil(year - 1, month, day) + local.rem_euclid(DAY);
     }
-    let instant = match offset {
-        Some(_) => dt.to_zoned(TimeZone::UTC).ok()?.timestamp(),
-        None => tz.to_ambiguous_timestamp(dt).compatible().ok()?,
+    let secs = match (offset, clock.tz) {
+        (Some(_), _) | (None, None) => local,
+        (None, Some(tz)) => {
+            let dt = jiff::Timestamp::from_second(local).ok()?.to_zoned(TimeZone::UTC).datetime();
+            tz.to_ambiguous_timestamp(dt).compatible().ok()?.as_second()
+        }
     };
-    Some(Timestamp(instant.as_millisecond()))
+    Some(Timestamp::from_secs(secs))
+}
+
+const DAY: i64 = 86_400;
+
+fn valid_date(year: i32, month: i8, day: i8) -> bool {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return false,
+    };
+    (1..=days).contains(&day) && (1..=9999).contains(&year)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(y: i32, m: i8, d: i8) -> i64 {
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

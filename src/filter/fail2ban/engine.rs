@@ -224,6 +224,35 @@ impl Fail {
     }
 }
 
+/// What the engine reads from a merged failure dictionary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Summary {
+    /// `fid`, else `ip4`, `ip6`, `dns` (fail2ban's failure id).
+    id: Option<String>,
+    user: Option<String>,
+    nofail: bool,
+}
+
+impl Summary {
+    fn of(fail: &Fail) -> Summary {
+        let id =
+            get(&fail.fid).or_else(|| get(&fail.ip4)).or_else(|| get(&fail.ip6)).or_else(|| get(&fail.dns));
+        Summary {
+            id: id.map(String::from),
+            user: get(&fail.user).map(String::from),
+            nofail: truthy(&fail.nofail),
+        }
+    }
+
+    fn take(mut fail: Fail) -> Summary {
+        let nofail = truthy(&fail.nofail);
+        let id = [&mut fail.fid, &mut fail.ip4, &mut fail.ip6, &mut fail.dns]
+            .into_iter()
+            .find_map(|s| s.take().flatten());
+        Summary { id, user: fail.user.take().flatten(), nofail }
+    }
+}
+
 /// Open connections by `<F-MLFID>` (fail2ban's `mlfidCache`): oldest first
 /// out when full, and forgotten after a while without a line.
 #[derive(Debug, Clone, Default)]
@@ -288,9 +317,10 @@ impl Connections {
     }
 
     /// `_mergeFailure`: merges a line's groups into its connection. Returns
-    /// the merged dictionary and whether it is the connection's stored one
-    /// (`false` when the connection was forgotten, or never stored).
-    fn merge(&mut self, mlfid: &str, mut fail: Fail, now: i64) -> (Fail, bool) {
+    /// what the merged dictionary says and whether it is the connection's
+    /// stored one (`false` when the connection was forgotten, or never
+    /// stored).
+    fn merge(&mut self, mlfid: &str, mut fail: Fail, now: i64) -> (Summary, bool) {
         let mut flags = 0u8;
         if truthy(&fail.mlfgained) {
             flags |= 8 | 1;
@@ -306,7 +336,7 @@ impl Connections {
         let forget = flags & 2 != 0;
         let user = get(&fail.user).map(String::from);
         let (mut merged, stored, users) = if self.live(mlfid, now) {
-            let Some(cached) = self.get_mut(mlfid) else { return (fail, false) };
+            let Some(cached) = self.get_mut(mlfid) else { return (Summary::take(fail), false) };
             let users = cached.update_users(user.as_deref());
             if truthy(&cached.nofail.take()) {
                 flags |= 4;
@@ -318,33 +348,34 @@ impl Connections {
                 cached.mlfpending = false;
             }
             fail.update_into(cached);
-            let merged = if forget {
-                self.map.remove(mlfid).map(|c| c.fail).unwrap_or_default()
-            } else {
-                cached.clone()
-            };
-            (merged, !forget, users)
+            let pending = std::mem::take(&mut cached.mlfpending);
+            let reset = pending || users.is_some_and(|n| n > 1);
+            if reset {
+                cached.nofail = None;
+                cached.mlfgained = None;
+            }
+            if forget {
+                let gone = self.map.remove(mlfid).map(|c| c.fail).unwrap_or_default();
+                return (Summary::take(gone), false);
+            }
+            return (Summary::of(cached), true);
         } else if !forget {
             let users = fail.update_users(user.as_deref());
-            self.insert(mlfid, now, fail.clone());
             (fail, true, users)
         } else {
             (fail, false, None)
         };
         let pending = std::mem::take(&mut merged.mlfpending);
-        let reset = pending || users.is_some_and(|n| n > 1);
-        if reset {
+        if pending || users.is_some_and(|n| n > 1) {
             merged.nofail = None;
             merged.mlfgained = None;
         }
-        if stored && let Some(cached) = self.get_mut(mlfid) {
-            cached.mlfpending = false;
-            if reset {
-                cached.nofail = None;
-                cached.mlfgained = None;
-            }
+        if stored {
+            let summary = Summary::of(&merged);
+            self.insert(mlfid, now, merged);
+            return (summary, true);
         }
-        (merged, stored)
+        (Summary::take(merged), false)
     }
 }
 
@@ -450,6 +481,7 @@ pub(crate) struct State {
     /// Reused per line: group spans, which failregexes are worth trying,
     /// and "now" as a civil date-time (for the stream's reference time).
     spans: Vec<Option<(usize, usize)>>,
+    split_spans: Vec<Option<(usize, usize)>>,
     worth: Vec<bool>,
     now: Option<(i64, jiff::civil::DateTime)>,
 }
@@ -620,6 +652,7 @@ fn process_line(
     }
     let scratch = &mut state.scratch;
     let spans = &mut st.spans;
+    let split_spans = &mut st.split_spans;
 
     // 3. ignoreregex on the whole buffer, when there are few of them.
     let ignores = filter.ignore.patterns.len();
@@ -674,7 +707,7 @@ fn process_line(
         }
         let matched = match (&sem.plain[i], &sem.split[i]) {
             (Some(plain), _) if plain.applies(hay) => plain.compiled.spans(hay, scratch, spans),
-            (_, Some(split)) => match split.run(hay, scratch, spans) {
+            (_, Some(split)) => match split.run(hay, scratch, spans, split_spans) {
                 super::split::Answer::Yes => true,
                 super::split::Answer::No => false,
                 super::split::Answer::Unsure => filter.fail.patterns[i].spans(hay, scratch, spans),
@@ -730,29 +763,29 @@ fn process_line(
             buf = join(&st.buffer);
             rebuild = true;
         }
-        let fail = fail.over(pre.clone());
-        let mlfid = get(&fail.mlfid).map(String::from);
-        let (mut fail, stored) = match &mlfid {
+        let mut fail = fail.over(pre.clone());
+        let mlfid = fail.mlfid.take().flatten();
+        let summary = match &mlfid {
             Some(id) => {
-                let (merged, stored) = st.connections.merge(id, fail, now.0);
-                if truthy(&merged.nofail) && !sem.check_all {
+                let (summary, stored) = st.connections.merge(id, fail, now.0);
+                if summary.nofail && !sem.check_all {
                     return out;
                 }
-                (merged, stored)
+                if summary.id.is_none()
+                    && stored
+                    && let Some(cached) = st.connections.get_mut(id)
+                {
+                    // No failure id yet: the connection's failure is pending.
+                    cached.mlfpending = true;
+                }
+                summary
             }
-            None => (fail, false),
+            None => Summary::take(fail),
         };
-        let id = get(&fail.fid).map(String::from).or_else(|| {
-            get(&fail.ip4).or_else(|| get(&fail.ip6)).or_else(|| get(&fail.dns)).map(String::from)
-        });
-        if id.is_none() {
-            let Some(mlfid) = &mlfid else {
+        if summary.id.is_none() {
+            if mlfid.is_none() {
                 // fail2ban logs "No group found" and reports nothing.
                 continue;
-            };
-            fail.mlfpending = true;
-            if stored && let Some(cached) = st.connections.get_mut(mlfid) {
-                cached.mlfpending = true;
             }
             if !sem.check_all {
                 return out;
@@ -760,11 +793,11 @@ fn process_line(
         }
         out.results.push(Fail2banResult {
             regex_index: i,
-            addr: id.as_deref().and_then(addr::parse_addr),
-            id,
-            user: get(&fail.user).map(String::from),
+            addr: summary.id.as_deref().and_then(addr::parse_addr),
+            id: summary.id,
+            user: summary.user,
             time: date,
-            nofail: truthy(&fail.nofail),
+            nofail: summary.nofail,
         });
         if !sem.check_all {
             break;
@@ -826,25 +859,26 @@ mod tests {
     #[test]
     fn merge_follows_fail2ban() {
         let mut c = Connections::default();
+        let ip = |s: &str| Some(s.to_string());
         // A nofail line lends its host to the next line of the connection.
         let first = Fail { nofail: Some(Some("x".into())), ..fail(Some("root"), Some("192.0.2.1")) };
         let (m, stored) = c.merge("1", first, 0);
-        assert!(truthy(&m.nofail) && stored);
+        assert!(m.nofail && stored);
         let (m, _) = c.merge("1", fail(None, None), 0);
-        assert_eq!((get(&m.ip4), get(&m.user), truthy(&m.nofail)), (Some("192.0.2.1"), Some("root"), false));
+        assert_eq!((m.id, m.user.as_deref(), m.nofail), (ip("192.0.2.1"), Some("root"), false));
         // Forget drops the connection after merging.
         let bye = Fail { mlfforget: Some(Some("bye".into())), ..fail(None, None) };
         let (m, stored) = c.merge("1", bye, 0);
-        assert_eq!((get(&m.ip4), stored), (Some("192.0.2.1"), false));
+        assert_eq!((m.id, stored), (ip("192.0.2.1"), false));
         assert_eq!(c.len(), 0);
         // Two users on one connection count even when flagged nofail.
         c.merge("2", Fail { nofail: Some(Some("x".into())), ..fail(Some("a"), Some("192.0.2.2")) }, 0);
         let (m, _) = c.merge("2", Fail { nofail: Some(Some("x".into())), ..fail(Some("b"), None) }, 0);
-        assert!(!truthy(&m.nofail));
+        assert!(!m.nofail);
         // Old connections are forgotten.
         c.merge("3", fail(None, Some("192.0.2.3")), 0);
         let (m, _) = c.merge("3", fail(None, None), MLFID_MAX_AGE_MS + 1);
-        assert_eq!(get(&m.ip4), None);
+        assert_eq!(m.id, None);
     }
 
     #[test]
@@ -856,7 +890,7 @@ mod tests {
         }
         assert_eq!(c.len(), MLFID_CAPACITY);
         assert!(c.order.len() <= 2 * MLFID_CAPACITY);
-        assert_eq!(get(&c.merge("0", fail(None, None), 0).0.ip4), None, "the oldest went first");
+        assert_eq!(c.merge("0", fail(None, None), 0).0.id, None, "the oldest went first");
     }
 
     #[test]

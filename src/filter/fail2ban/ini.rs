@@ -216,7 +216,7 @@ pub struct Config {
     pub files: Vec<PathBuf>,
 }
 
-/// How [`Config::read`] treats an `[INCLUDES]` entry that does not exist.
+/// How a filter load treats an `[INCLUDES]` entry that does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MissingIncludes {
     /// An error, except for `.local` files (optional by convention).

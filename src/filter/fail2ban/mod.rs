@@ -13,13 +13,37 @@
 //!   first, fancy-regex with a backtrack limit only where needed);
 //! - `dates`: `datepattern` and fail2ban's default date templates;
 //! - `engine`: fail2ban's line processing (`maxlines` buffers,
-//!   `prefregex`/`<F-CONTENT>`, ignoreregex order, multi-line failure ids).
+//!   `prefregex`/`<F-CONTENT>`, ignoreregex order, multi-line failure ids);
+//! - `split`: regex-crate variants of patterns with conditionals.
 //!
-//! Where warden differs: it never resolves host names, so a line whose
-//! failure id is a host name (`<DNS>`, or `<HOST>` matching a name) is
-//! recognised ([`Filter::process_fail2ban`] reports it) but bans nothing
-//! ([`Filter::process`] calls it a miss). Lines whose date fails to parse
-//! and that come with no recent date have no time (`Hit::time` is `None`).
+//! Agreement is measured on fail2ban's own annotated samples by
+//! `tests/fail2ban_corpus.rs` (every evaluation agrees; differences would
+//! be listed in `tests/fail2ban_corpus_differences.txt`).
+//!
+//! Where warden differs, on purpose:
+//! - it never resolves host names: a line whose failure id is a host name
+//!   (`<DNS>`, or `<HOST>` matching a name) is recognised
+//!   ([`Filter::process_fail2ban`] reports it) but bans nothing
+//!   ([`Filter::process`] calls it a miss);
+//! - dates without a zone are read in the stream's zone
+//!   ([`MatchState::with_time_zone`], UTC by default) rather than the
+//!   host's; a line without a usable date and no recent one has no time
+//!   (`Hit::time` is `None`: the caller's clock applies);
+//! - with a time from the source (journald, Docker) only a date opening
+//!   the line is cut out of it (fail2ban's journal backend looks for none;
+//!   its file backend would also cut one inside the line);
+//! - an `[INCLUDES]` file that does not exist is an error (fail2ban skips
+//!   it silently), except `.local` files, which are optional;
+//! - up to 4,096 open `<F-MLFID>` connections per stream are remembered
+//!   (fail2ban: 100), each for 5 minutes of the stream's clock;
+//! - when a failregex's group did not take part in its match, the
+//!   prefregex's group of the same name keeps its value (as fail2ban 1.1
+//!   does; 1.0 lost it).
+//!
+//! Patterns fail2ban's Python engine would run with conditionals or
+//! look-arounds are decided by the regex crate on most lines (`split`,
+//! and a plain form for lines without a look-around's text); fancy-regex,
+//! with its backtrack limit, decides the rest.
 
 mod dates;
 mod engine;

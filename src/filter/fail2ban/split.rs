@@ -117,7 +117,13 @@ impl Split {
 
     /// Decides `hay`; on [`Answer::Yes`], `spans` holds the groups by the
     /// original pattern's numbers.
-    pub fn run(&self, hay: &str, scratch: &mut Scratch, spans: &mut Vec<Option<(usize, usize)>>) -> Answer {
+    pub fn run(
+        &self,
+        hay: &str,
+        scratch: &mut Scratch,
+        spans: &mut Vec<Option<(usize, usize)>>,
+        own: &mut Vec<Option<(usize, usize)>>,
+    ) -> Answer {
         let mut found = PatternSet::new(self.set.pattern_len());
         self.set.which_overlapping_matches(&Input::new(hay.as_bytes()), &mut found);
         let mut matching = found.iter();
@@ -126,8 +132,7 @@ impl Split {
             return Answer::Unsure;
         }
         let v = &self.variants[only.as_usize()];
-        let mut own = Vec::new();
-        if !v.compiled.spans(hay, scratch, &mut own) {
+        if !v.compiled.spans(hay, scratch, own) {
             return Answer::Unsure;
         }
         let took_part = v.must.iter().all(|&g| own.get(g).copied().flatten().is_some());
@@ -386,7 +391,7 @@ mod tests {
         for line in lines {
             let want = fancy_spans(FAILED, line);
             let mut spans = Vec::new();
-            match split.run(line, &mut Scratch::default(), &mut spans) {
+            match split.run(line, &mut Scratch::default(), &mut spans, &mut Vec::new()) {
                 Answer::No => assert_eq!(want, None, "{line}"),
                 Answer::Yes => {
                     let want = want.unwrap_or_else(|| panic!("fancy does not match {line}"));
