@@ -4,7 +4,9 @@ stopped the same way.
 
 A daemon runs in one of two modes:
 - **detect**: bans are decided and persisted but not enforced, so only
-  detection is timed: warden with `dry_run: true`, fail2ban with an action
+  detection is timed: warden with `dry_run: true` and `flush_conntrack:
+  false` (else the dry run still walks the conntrack table on every burst of
+  bans, to log what it would delete), fail2ban with an action
   whose commands are all empty (fail2ban runs nothing for an empty command),
   fail2ban-rs with a script backend running `true` (it has no dry run; this is
   the cheapest action it offers, still one process per ban);
@@ -188,6 +190,10 @@ class Warden(Daemon):
                 f"    bantime: {j.bantime}",
                 "    target: host",
             ]
+            if self.mode == "detect":
+                # A dry run still walks the kernel's connection table to log which
+                # entries a ban would delete: work no no-op action does.
+                lines.append("    flush_conntrack: false")
         with open(os.path.join(self.dir, "warden.yaml"), "w") as f:
             f.write("\n".join(lines) + "\n")
 

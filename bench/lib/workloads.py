@@ -161,9 +161,12 @@ class DaemonIngest:
                 "lines benign noise. Each daemon starts on empty files; once it is ready the files are appended in "
                 "1 MiB chunks, in turn. Measured from the first write to the last ban in the daemon's log; CPU is "
                 "the daemon's (all threads and waited-for children) from the first write until it goes idle after "
-                "the last ban. warden runs with `dry_run: true`, fail2ban-server with an action whose commands are "
+                "the last ban. warden runs with `dry_run: true` and `flush_conntrack: false`, fail2ban-server with an action whose commands are "
                 "empty (nothing runs), fail2ban-rs with a script backend running `true` (it has no no-op action: "
                 "one process per ban remains).")
+
+    def cleanup(self, ctx):
+        shutil.rmtree(self.src, ignore_errors=True)
 
     def prepare(self, ctx):
         self.src = os.path.join(ctx.work, "ingest-input")
@@ -213,16 +216,15 @@ class DaemonIngest:
 
 
 def keep_state(ctx, tool, d, jails, bans):
-    """Copies what a daemon persisted (its store; not its logs) for the restart workload."""
+    """Moves what a stopped daemon persisted (its store, not its logs) aside for
+    the restart workload; the run's directory is removed next."""
     keep = os.path.join(ctx.work, f"restart-state-{tool}")
     shutil.rmtree(keep, ignore_errors=True)
     os.makedirs(keep)
     for item in {"warden": ["state"], "fail2ban": ["fail2ban.sqlite3"], "fail2ban-rs": ["state.bin"]}[tool]:
         src = os.path.join(d.dir, item)
-        if os.path.isdir(src):
-            shutil.copytree(src, os.path.join(keep, item))
-        elif os.path.exists(src):
-            shutil.copy2(src, os.path.join(keep, item))
+        if os.path.exists(src):
+            shutil.move(src, os.path.join(keep, item))
     return {"dir": keep, "bans": bans, "jails": [j.name for j in jails]}
 
 
@@ -300,6 +302,9 @@ class BanEnforcement:
                 f"(the daemon counts as 1). Runs stop at {ctx.timeout('enforce'):.0f} s; a capped run shows the "
                 "time for all bans extrapolated from its rate.")
 
+    def cleanup(self, ctx):
+        shutil.rmtree(self.src, ignore_errors=True)
+
     def prepare(self, ctx):
         self.src = os.path.join(ctx.work, "enforce-input")
         shutil.rmtree(self.src, ignore_errors=True)
@@ -345,6 +350,10 @@ class BanEnforcement:
 # --------------------------------------------------------------------------
 class Restart:
     """(e) Restart with the bans persisted by the last ingest run: until all are enforced again."""
+
+    def cleanup(self, ctx):
+        for tool in list(getattr(ctx, "ingest_states", {})):
+            shutil.rmtree(ctx.ingest_states.pop(tool)["dir"], ignore_errors=True)
 
     key = "restart"
     title = "(e) Restart: persisted bans enforced again"
