@@ -40,6 +40,8 @@ pub fn call(client: &Client, request: Request, json: bool) -> ExitCode {
             ExitCode::from(code)
         }
         Ok(Response::Ok { data }) => {
+            // The daemon sent valid JSON (the client parsed the line).
+            let data: serde_json::Value = serde_json::from_str(data.get()).unwrap_or_default();
             if json {
                 println!("{}", serde_json::to_string_pretty(&data).unwrap_or_default());
             } else {

@@ -114,9 +114,30 @@ async fn serve_one(mut stream: UnixStream, calls: &mpsc::Sender<Call>) -> io::Re
         },
     };
     let mut line = encode_response(&response);
+    drop(response);
     line.push('\n');
+    let large = line.len() > LARGE_ANSWER;
     stream.write_all(line.as_bytes()).await?;
+    drop(line);
+    if large {
+        give_back_memory();
+    }
     stream.shutdown().await
+}
+
+/// An answer this long (a ban list of thousands) leaves freed memory behind.
+const LARGE_ANSWER: usize = 1 << 20;
+
+/// Returns freed heap memory to the kernel. glibc keeps what a large answer
+/// freed (on the engine's and this worker's malloc arenas) as the
+/// process's RSS for good otherwise: `warden bans` with 100,000 bans left
+/// some 50 MB behind per arena it ran on.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Root may use the socket, and so may the daemon's own user (for running

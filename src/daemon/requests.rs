@@ -7,17 +7,18 @@
 //! the jail ignores, and what the firewall guard refuses (everything,
 //! prefixes broader than the floor, loopback, the host's own addresses).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use serde::{Serialize, Serializer};
 use tokio::sync::oneshot;
 
 use crate::control::protocol::host_form;
 use crate::control::{
     BanInfo, ContainerStatus, JailStatus, MAX_BAN_TARGETS, Request, Response, StatusReport,
 };
-use crate::core::{BanTime, parse_ip_or_net};
+use crate::core::{Ban, BanTime, parse_ip_or_net};
 use crate::firewall::guard::{self, BanFloor};
 use crate::firewall::ipset::Family;
 
@@ -275,15 +276,25 @@ impl Engine {
         {
             return response;
         }
-        let mut bans: BTreeMap<(String, String), BanInfo> = BTreeMap::new();
-        for ban in self.active_bans() {
-            if jail.is_some_and(|j| j != ban.jail) {
-                continue;
-            }
-            let info = BanInfo::from_ban(&ban);
-            bans.insert((info.jail.clone(), info.net.clone()), info);
-        }
-        Response::ok(bans.into_values().collect::<Vec<_>>())
+        let now = self.now();
+        let mut bans: Vec<&Ban> = self
+            .jails
+            .iter()
+            .filter(|(name, _)| jail.is_none_or(|j| j == &***name))
+            .flat_map(|(_, rt)| rt.jail.bans().filter(|b| b.is_active(now)))
+            .collect();
+        bans.sort_by(|a, b| (&a.jail, a.net).cmp(&(&b.jail, b.net)));
+        Response::ok(BanList(bans))
+    }
+}
+
+/// Bans encoded as [`BanInfo`]s one at a time, straight from the jails: a
+/// list of 100,000 is never copied whole before it becomes JSON.
+struct BanList<'a>(Vec<&'a Ban>);
+
+impl Serialize for BanList<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|ban| BanInfo::from_ban(ban)))
     }
 }
 
