@@ -459,7 +459,11 @@ impl AllGate {
     /// Marks in `worth` the failregexes that can match `hay`.
     fn mark(&self, hay: &str, worth: &mut [bool]) {
         let mut found = regex_automata::PatternSet::new(self.set.pattern_len());
-        self.set.which_overlapping_matches(&regex_automata::Input::new(hay.as_bytes()), &mut found);
+        // Every gate entry is anchored (an unanchored pattern's entry starts
+        // with a lazy `.*?`), so an anchored search finds the same entries
+        // and stops as soon as none can match any more.
+        let input = regex_automata::Input::new(hay.as_bytes()).anchored(regex_automata::Anchored::Yes);
+        self.set.which_overlapping_matches(&input, &mut found);
         for (w, gated) in worth.iter_mut().zip(&self.gated) {
             *w = !gated;
         }

@@ -236,6 +236,45 @@ fn pathological_lines_are_bounded_misses() {
 }
 
 #[test]
+fn look_arounds_and_conditionals_give_fancy_regex_answers() {
+    // Patterns with a negative look-ahead and a conditional: lines without
+    // the look-ahead's text, or decided by one variant, run on the regex
+    // crate; the answers must be fancy-regex's on every line.
+    let text = r"[Definition]
+failregex = ^closed(?:: (?!too many)[^\[]+)? from <HOST>$
+            ^fail (?P<inv>invalid )?(?P<u>(?P<plain>\S+)|(?(inv)(?:(?! from ).)*?|[^:]+)) from <HOST>(?(plain): |(?:(?:(?! from ).)*)$)
+datepattern = {NONE}
+";
+    let d = dir(&[("la.conf", text)]);
+    let f = load_ok(d.path(), "la", &[], &opts());
+    let fancy: Vec<&Compiled> = f.fail.patterns.iter().collect();
+    assert!(fancy.iter().all(|c| c.is_fancy()));
+    let lines = [
+        "closed from 192.0.2.1",
+        "closed: bye now from 192.0.2.2",
+        "closed: too many from 192.0.2.3",
+        "fail bob from 192.0.2.4",
+        "fail invalid eve from 192.0.2.5",
+        "fail bob from 192.0.2.6: key",
+        "fail odd name from 192.0.2.7",
+    ];
+    let mut s = MatchState::new(now());
+    for line in lines {
+        let got = f.process_fail2ban(&mut s, line, None).unwrap();
+        let want: Option<(usize, String)> = fancy.iter().enumerate().find_map(|(i, c)| {
+            let mut spans = Vec::new();
+            c.spans(line, &mut crate::filter::backtrack::Scratch::default(), &mut spans).then(|| {
+                let ip =
+                    c.group_names().iter().position(|n| n.as_deref() == Some("ip4")).and_then(|g| spans[g]);
+                (i, ip.map(|(a, b)| line[a..b].to_string()).unwrap_or_default())
+            })
+        });
+        let got = got.results.first().map(|r| (r.regex_index, r.id.clone().unwrap_or_default()));
+        assert_eq!(got, want, "{line}");
+    }
+}
+
+#[test]
 fn journalmatch_alternatives_and_quotes() {
     assert_eq!(
         journalmatch(Some("_SYSTEMD_UNIT=a.service + _COMM=a\n\"_COMM=b c\"")),
