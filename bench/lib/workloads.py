@@ -206,7 +206,6 @@ class DaemonIngest:
         bans = d.count_bans()
         # Keep this run's state: the restart workload starts from it.
         ctx.ingest_states[tool] = keep_state(ctx, tool, d, jails, bans)
-        shutil.rmtree(rundir, ignore_errors=True)
         result = {"time_to_last_ban_s": elapsed, "cpu_s": cpu1 - cpu0, "peak_rss_mib": mem["VmHWM"] / 1024,
                   "lines_per_s": self.manifest["lines"] / elapsed, "bans": bans, "expected_bans": expected,
                   "startup_s": startup, "append_s": write_s, "timed_out": not done}
@@ -273,7 +272,6 @@ class Idle:
                 processes = 1 + len(procstat.descendants(d.pid))
             finally:
                 d.stop()
-        shutil.rmtree(rundir, ignore_errors=True)
         return {"cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0), "rss_mib": mem["VmRSS"] / 1024,
                 "startup_s": startup, "processes": processes, "mode": mode}
 
@@ -337,7 +335,6 @@ class BanEnforcement:
                 cpu1 = d.cpu()
             finally:
                 d.stop()
-        shutil.rmtree(rundir, ignore_errors=True)
         enforced = state["n"]
         result = {"wall_s": wall, "bans_per_s": enforced / wall, "peak_processes": sampler.peak,
                   "cpu_s": cpu1 - cpu0, "enforced": enforced, "expected": expected, "startup_s": startup,
@@ -403,7 +400,6 @@ class Restart:
                     raise RuntimeError(f"{tool} exited during restart:\n{d.log_tail()}")
             finally:
                 d.stop()
-        shutil.rmtree(rundir, ignore_errors=True)
         enforced = state["n"]
         result = {"restore_s": elapsed, "bans_per_s": enforced / elapsed, "enforced": enforced,
                   "expected": expected, "timed_out": not done}
