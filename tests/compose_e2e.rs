@@ -50,7 +50,7 @@ mod netns;
 #[path = "support/topology.rs"]
 mod topology;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -151,7 +151,7 @@ fn compose_stack_bans_survives_restarts_and_stays_within_its_pids() {
     ];
     probes.iter().for_each(|p| p.wait_for_more(3));
     let before: Vec<(usize, usize)> = probes.iter().map(Prober::counts).collect();
-    docker_ok(&["restart", "--time", "20", "warden"]);
+    docker_ok(&["restart", "--time", "20", &warden_container()]);
     let during: Vec<(usize, usize)> = probes.iter().map(Prober::counts).collect();
     stack.wait_ready();
     probes.iter().for_each(|p| p.wait_for_more(10));
@@ -164,7 +164,7 @@ fn compose_stack_bans_survives_restarts_and_stays_within_its_pids() {
     assert_eq!(attacker.1, 0, "{ATTACKER} got through during or after the restart ({attacker:?})");
     assert_eq!(fresh.1, 0, "{FRESH} got through during or after the restart ({fresh:?})");
     assert!(bystander.1 > during[2].1, "the bystander got through after the restart: {bystander:?}");
-    let logs = docker(&["logs", "warden"]);
+    let logs = docker(&["logs", &warden_container()]);
     assert!(
         String::from_utf8_lossy(&logs.stderr).contains("stopped; bans stay enforced in the kernel"),
         "warden stopped cleanly on SIGTERM"
@@ -190,7 +190,7 @@ fn compose_stack_bans_survives_restarts_and_stays_within_its_pids() {
 
     // 7. 10,000 bans through the CLI: the PID count stays below pids_limit
     //    and comes back to idle.
-    let pids = PidsCgroup::of("warden");
+    let pids = PidsCgroup::of(&warden_container());
     assert_eq!(pids.max(), Some(32), "pids_limit from compose/docker-compose.yml");
     let idle = pids.settle();
     let (peak, took) = pids.peak_while(bulk_ban_command());
@@ -232,6 +232,8 @@ impl Stack {
         // SIGKILL because busybox httpd as PID 1 ignores SIGTERM.
         let web = format!(
             r#"services:
+  warden:
+    container_name: {container}
   web:
     image: {BUSYBOX_IMAGE}
     command: ["httpd", "-f", "-p", "80", "-h", "/www"]
@@ -243,16 +245,11 @@ impl Stack {
       warden.jail.{JAIL}.maxretry: "{MAXRETRY}"
       warden.jail.{JAIL}.ports: "{port}"
 "#,
-            www = dir.path().join("www").display()
+            www = dir.path().join("www").display(),
+            container = warden_container(),
         );
         std::fs::write(dir.path().join("web.yml"), web).expect("write web.yml");
-        let stack = Stack {
-            program,
-            project: format!("{PROJECT_PREFIX}{}", std::process::id()),
-            image: image.to_string(),
-            port,
-            dir,
-        };
+        let stack = Stack { program, project: project_name(), image: image.to_string(), port, dir };
         stack.compose_ok(&["up", "--detach", "--no-build"]);
         stack.wait_ready();
         stack
@@ -307,7 +304,7 @@ impl Stack {
         let web = self.web_name();
         let jail = format!("{JAIL}@{web}");
         wait_until("warden is up with the web container attached", READY_WITHIN, || {
-            let out = docker(&["exec", "warden", "warden", "status", "--json"]);
+            let out = docker(&["exec", &warden_container(), "warden", "status", "--json"]);
             if !out.status.success() {
                 return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
             }
@@ -330,7 +327,7 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let logs = docker(&["logs", "--tail", "40", "warden"]);
+            let logs = docker(&["logs", "--tail", "40", &warden_container()]);
             eprintln!(
                 "warden's last log lines:\n{}{}",
                 String::from_utf8_lossy(&logs.stdout),
@@ -340,7 +337,7 @@ impl Drop for Stack {
         let down = self.compose(&["down", "--volumes", "--remove-orphans", "--timeout", "10"]);
         if !down.status.success() {
             eprintln!("warning: compose down failed: {}", String::from_utf8_lossy(&down.stderr).trim());
-            let _ = docker(&["rm", "--force", "warden"]);
+            let _ = docker(&["rm", "--force", &warden_container()]);
             let _ = docker(&["volume", "rm", "--force", &self.volume()]);
         }
         host_cleanup();
@@ -367,26 +364,42 @@ fn warden_host(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A run of this test killed before its guards ran leaves a project (with
-/// the container named `warden`), veths and namespaces; the lock is ours,
-/// so they are remnants. A `warden` container of anybody else stops the test.
+/// This run's compose project.
+fn project_name() -> String {
+    format!("{PROJECT_PREFIX}{}", std::process::id())
+}
+
+/// This run's warden container. The shipped file names it `warden`; the
+/// test renames it so that a `warden` the host already runs (a user's, or
+/// another experiment's) neither blocks the test nor gets removed by it.
+fn warden_container() -> String {
+    format!("{}-warden", project_name())
+}
+
+/// A run of this test killed before its guards ran leaves a project (its
+/// name starts with [`PROJECT_PREFIX`]), veths and namespaces; the lock is
+/// ours, so they are remnants.
 fn remove_leftovers() {
-    let project =
-        docker(&["inspect", "--format", "{{index .Config.Labels \"com.docker.compose.project\"}}", "warden"]);
-    if project.status.success() {
-        let project = String::from_utf8_lossy(&project.stdout).trim().to_string();
-        assert!(
-            project.starts_with(PROJECT_PREFIX),
-            "a container named `warden` is running (compose project {project:?}); this test needs the name"
-        );
-        let _ = docker(&["rm", "--force", "--volumes", "warden"]);
-        let ids =
-            docker_ok(&["ps", "-aq", "--filter", &format!("label=com.docker.compose.project={project}")]);
-        for id in ids.split_whitespace() {
+    let listed = docker_ok(&[
+        "ps",
+        "--all",
+        "--filter",
+        "label=com.docker.compose.project",
+        "--format",
+        "{{.ID}} {{.Label \"com.docker.compose.project\"}}",
+    ]);
+    let mut projects = BTreeSet::new();
+    for (id, project) in listed.lines().filter_map(|l| l.split_once(' ')) {
+        if project.starts_with(PROJECT_PREFIX) {
             let _ = docker(&["rm", "--force", "--volumes", id]);
+            projects.insert(project.to_string());
         }
+    }
+    for project in &projects {
         let _ = docker(&["volume", "rm", "--force", &format!("{project}_warden-state")]);
         let _ = docker(&["network", "rm", &format!("{project}_default")]);
+    }
+    if !projects.is_empty() {
         host_cleanup();
     }
     for dev in [HOST_DEV_A, HOST_DEV_B] {
@@ -404,7 +417,8 @@ fn free_port() -> u16 {
 
 /// `docker exec warden warden ARGS`, which must succeed; returns stdout.
 fn warden_ok(args: &[&str]) -> String {
-    let mut all = vec!["exec", "warden", "warden"];
+    let container = warden_container();
+    let mut all = vec!["exec", &*container, "warden"];
     all.extend_from_slice(args);
     docker_ok(&all)
 }
@@ -431,7 +445,7 @@ fn bulk_ban_command() -> Command {
         c = 2 * half - 1,
     );
     let mut cmd = Command::new("docker");
-    cmd.args(["exec", "warden", "sh", "-c", &script]);
+    cmd.args(["exec", &warden_container(), "sh", "-c", &script]);
     cmd
 }
 

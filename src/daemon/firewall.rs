@@ -287,7 +287,9 @@ impl Task {
         if self.waiting.is_some() {
             return;
         }
-        if now >= self.next_check {
+        // A dry run created nothing, so a check would find everything
+        // "missing" and warn about it every interval.
+        if now >= self.next_check && !self.enforcer.is_dry_run() {
             self.next_check = now + self.check_interval;
             match self.enforcer.check() {
                 Ok(repairs) => {

@@ -46,8 +46,11 @@ use engine::Engine;
 use requests::Answer;
 use sources::Sources;
 
-/// Events a source may have in flight before it waits for the engine.
-const SOURCE_QUEUE: usize = 256;
+/// Events sources may have in flight before they wait for the engine. An
+/// event is a batch of up to 4096 lines (about 1.6 MB with its `LogLine`s),
+/// so this bounds what waits here to some 25 MB; a source that waits
+/// meanwhile gathers its next lines into a larger batch.
+const SOURCE_QUEUE: usize = 16;
 /// How long queued source events are taken in before the bans they decided
 /// are committed (see "Group commit" in [`engine`]).
 const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
@@ -135,6 +138,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || -> anyhow::Result<()> {
+            // However the engine ends, a panic included, the daemon stops
+            // with it (and says why) instead of running on without one.
+            let _stop_daemon = stop.clone().drop_guard();
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(engine_loop(engine, sources, source_rx, call_rx, config_path, stop));
             Ok(())
