@@ -16,10 +16,12 @@
 //! - Interpolation ([`Config::get`]): `%(name)s` from the option's own
 //!   section, `[DEFAULT]` or the caller's vars, `%(section/name)s` from
 //!   another section, `%(default/name)s`, `%(known/name)s`; `%%` is a
-//!   literal `%`. At most ten levels deep.
+//!   literal `%`; `%(__name__)s` is the section's own name (fail2ban's
+//!   `jail.conf` builds `filter = %(__name__)s[…]` with it). At most ten
+//!   levels deep.
 //!
-//! Nothing here knows about filters; `reader.rs` applies fail2ban's filter
-//! semantics on top.
+//! Nothing here knows about filters or jails; `reader.rs` applies
+//! fail2ban's filter semantics on top, `jails.rs` its jail semantics.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -375,9 +377,13 @@ impl Interp<'_> {
         }
     }
 
-    /// A `%(name)s` reference: `extra` (section-qualified names mapped for
-    /// this level), then vars, the section and `[DEFAULT]`.
+    /// A `%(name)s` reference: `__name__`, then `extra` (section-qualified
+    /// names mapped for this level), vars, the section and `[DEFAULT]`.
     fn lookup(&self, name: &str, extra: &BTreeMap<String, String>) -> Option<String> {
+        // fail2ban's `BasicInterpolationWithName` sets it over everything else.
+        if name == "__name__" {
+            return Some(self.section.to_string());
+        }
         if let Some(v) = extra.get(name) {
             return Some(v.clone());
         }
@@ -643,6 +649,16 @@ mod tests {
         assert_eq!(c.get("Nope", "a", &none).unwrap(), None);
         assert_eq!(c.get_ex("Definition", "lt_file/p", &none).unwrap().unwrap(), "PD");
         assert_eq!(c.get_ex("Definition", "known/f", &none).unwrap().unwrap(), "one");
+    }
+
+    #[test]
+    fn name_is_the_section_being_read() {
+        let c = config(&[
+            "[DEFAULT]\nfilter = %(__name__)s[mode=%(mode)s]\nmode = normal\n[web]\nmode = extra\n[ssh]\n",
+        ]);
+        let none = Vars::new();
+        assert_eq!(c.get("web", "filter", &none).unwrap().unwrap(), "web[mode=extra]");
+        assert_eq!(c.get("ssh", "filter", &none).unwrap().unwrap(), "ssh[mode=normal]");
     }
 
     #[test]

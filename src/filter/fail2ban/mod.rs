@@ -14,7 +14,9 @@
 //! - `dates`: `datepattern` and fail2ban's default date templates;
 //! - `engine`: fail2ban's line processing (`maxlines` buffers,
 //!   `prefregex`/`<F-CONTENT>`, ignoreregex order, multi-line failure ids);
-//! - `split`: regex-crate variants of patterns with conditionals.
+//! - `split`: regex-crate variants of patterns with conditionals;
+//! - [`jails`]: fail2ban's `jail.conf` (and what an import needs of its
+//!   actions), for `warden import-fail2ban`.
 //!
 //! Agreement is measured on fail2ban's own annotated samples by
 //! `tests/fail2ban_corpus.rs` (every evaluation agrees; differences would
@@ -48,6 +50,7 @@
 mod dates;
 mod engine;
 mod ini;
+pub mod jails;
 mod pyre;
 mod reader;
 mod split;
