@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use warden::cli::{check_config, control, test_filter};
+use warden::cli::{check_config, control, import_fail2ban, test_filter};
 use warden::control::{Client, Request};
 use warden::filter::Registry;
 use warden::firewall::backend::Backend;
@@ -156,6 +156,16 @@ enum Command {
         #[arg(long, value_name = "nft|legacy")]
         iptables_backend: Option<Backend>,
     },
+    /// Print a warden.yaml equivalent to fail2ban's enabled jails (jail.conf, jail.local,
+    /// jail.d/*); what cannot be carried over is warned about on standard error.
+    ImportFail2ban {
+        /// fail2ban's configuration directory.
+        #[arg(default_value = import_fail2ban::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// Write the configuration to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// List the shipped filters (and those in --filter-dir) with their descriptions.
     Filters {
         #[arg(long = "filter-dir", value_name = "DIR")]
@@ -277,6 +287,22 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             for change in removed {
                 println!("{change}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportFail2ban { dir, output } => {
+            let imported = import_fail2ban::import(&dir)?;
+            for warning in &imported.warnings {
+                eprintln!("warning: {warning}");
+            }
+            match output {
+                Some(path) => std::fs::write(&path, &imported.yaml)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => {
+                    let mut out = io::stdout().lock();
+                    out.write_all(imported.yaml.as_bytes())?;
+                    out.flush()?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -3,4 +3,5 @@
 
 pub mod check_config;
 pub mod control;
+pub mod import_fail2ban;
 pub mod test_filter;
