@@ -18,7 +18,7 @@
 //! | `iptables*`, `nftables*`, `firewallcmd*` actions | the ports, protocol and chain they ban (`allports` → every port; `DOCKER-USER`/`FORWARD` → `target: docker`, else `host`), and `action: reject` where their `blocktype` rejects (fail2ban's default) |
 //! | mail, reporting, Cloudflare and custom actions | not carried: one warning each |
 //!
-//! [`DEFAULT]`'s shared settings become `defaults:`; a jail only states
+//! `[DEFAULT]`'s shared settings become `defaults:`; a jail only states
 //! what differs. A jail whose actions ban different protocols or ports
 //! (fail2ban's `nsd`, `asterisk`: one action for tcp, one for udp) becomes
 //! one warden jail per set. A jail that bans nothing in fail2ban (only

@@ -893,9 +893,13 @@ impl<'a> Context<'a> {
     ) -> Result<Option<(Action, String)>, JailsError> {
         let Some(blocktype) = file.get("blocktype")? else { return Ok(Some((Action::Drop, String::new()))) };
         let lower = blocktype.trim().to_lowercase();
-        let action = if lower.contains("reject") {
+        // The spellings of fail2ban's actions: iptables' REJECT, nftables'
+        // reject, ipfw's `unreach port`, ipfilter's `return-icmp`, route's
+        // `unreachable`/`prohibit` (refusals), and DROP or a blackhole.
+        let refuses = ["reject", "unreach", "return-icmp", "prohibit"];
+        let action = if refuses.iter().any(|r| lower.contains(r)) {
             Action::Reject
-        } else if lower.contains("drop") {
+        } else if lower.contains("drop") || lower.contains("blackhole") {
             Action::Drop
         } else if lower == "return" || lower == "accept" {
             self.warn(

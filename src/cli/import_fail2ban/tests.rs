@@ -363,3 +363,17 @@ fn options_no_file_sets_take_fail2bans_built_in_values() {
     assert_eq!(bare.ports, ports(&[(80, 80)]));
     assert!(bare.filter_params.is_empty());
 }
+
+#[test]
+fn other_host_blockers_become_bans_on_every_port_with_one_warning() {
+    let tree = Tree::new();
+    tree.write(
+        "action.d/route.conf",
+        "[Definition]\nactionban = ip route add <blocktype> <ip>\n[Init]\nblocktype = unreachable\n",
+    );
+    tree.write("jail.local", "[demo]\nenabled = true\naction = route\n");
+    let imported = tree.import();
+    let demo = jail(&parsed(&imported), "demo").clone();
+    assert_eq!((demo.ports.is_empty(), demo.protocol, demo.action), (true, Protocol::All, Action::Reject));
+    assert_eq!(warned(&imported, "demo", "route").len(), 1, "{:?}", imported.warnings);
+}
