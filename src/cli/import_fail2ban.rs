@@ -132,10 +132,15 @@ struct Document {
 /// Imports fail2ban's configuration from `dir` (like `/etc/fail2ban`).
 pub fn import(dir: &Path) -> Result<Imported, ImportError> {
     let shown = dir.display().to_string();
-    let dir = std::fs::canonicalize(dir).map_err(|e| ImportError::Dir {
+    let io = |e: std::io::Error| ImportError::Dir {
         dir: shown.clone(),
         message: format!("{e} (expected fail2ban's configuration directory, like {DEFAULT_DIR})"),
-    })?;
+    };
+    // Absolute (fail2ban_filter_dir must be) but, unless it holds `..`, not
+    // resolved: the paths written are the ones the user named.
+    let dotted = dir.components().any(|c| matches!(c, std::path::Component::ParentDir));
+    let dir = if dotted { std::fs::canonicalize(dir) } else { std::path::absolute(dir) }.map_err(io)?;
+    std::fs::metadata(&dir).map_err(io)?;
     if !dir.is_dir() {
         return Err(ImportError::Dir {
             dir: shown,

@@ -120,7 +120,7 @@ fn an_enabled_jail_keeps_its_filter_settings_and_ban() {
     let imported = tree.import();
     let config = parsed(&imported);
     assert_eq!(imported.jails, ["demo"]);
-    assert_eq!(config.fail2ban_filter_dir, std::fs::canonicalize(tree.path()).unwrap().join("filter.d"));
+    assert_eq!(config.fail2ban_filter_dir, tree.path().join("filter.d"));
     let demo = jail(&config, "demo");
     assert_eq!(demo.filter.to_string(), "fail2ban:demo");
     assert_eq!(demo.filter_params, params(&[("mode", "aggressive")]));
