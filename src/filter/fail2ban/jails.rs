@@ -109,12 +109,14 @@ impl JailFiles {
         &self.config.files
     }
 
-    /// Every jail: each section but `[INCLUDES]` (and `[DEFAULT]`), by name.
+    /// Every jail: each section but `[INCLUDES]` (and `[DEFAULT]`), by
+    /// name. Conditional sections (`[name?family=inet6]`) add options to
+    /// their section in fail2ban; they are no jails of their own.
     pub fn jails(&self) -> Vec<String> {
         self.config
             .sections
             .keys()
-            .filter(|s| *s != "INCLUDES" && !s.starts_with("KNOWN/"))
+            .filter(|s| *s != "INCLUDES" && !s.starts_with("KNOWN/") && !s.contains('?'))
             .cloned()
             .collect()
     }
@@ -605,7 +607,7 @@ mod tests {
         write(
             p,
             "jail.conf",
-            "[INCLUDES]\nbefore = paths-mine.conf\n[DEFAULT]\nbantime = 10m\nfilter = %(__name__)s[mode=%(mode)s]\nmode = normal\n\
+            "[INCLUDES]\nbefore = paths-mine.conf\n[DEFAULT]\nbantime = 10m\nfilter = %(__name__)s[mode=%(mode)s]\nmode = normal\n[web?family=inet6]\nport = 8443\n\
              [web]\nlogpath = %(web_log)s\nport = http\n[other]\nenabled = yes\n",
         );
         write(p, "jail.d/10-web.conf", "[web]\nenabled = true\nport = %(known/port)s,8080\n");
