@@ -288,19 +288,12 @@ impl Task {
             return;
         }
         // A dry run created nothing, so a check would find everything
-        // "missing" and warn about it every interval.
-        if now >= self.next_check && !self.enforcer.is_dry_run() {
+        // "missing" and warn about it every interval; the deadline still
+        // moves on, or the thread would wake at once, again and again.
+        if now >= self.next_check {
             self.next_check = now + self.check_interval;
-            match self.enforcer.check() {
-                Ok(repairs) => {
-                    for repair in &repairs {
-                        tracing::warn!("firewall check: repaired: {repair}");
-                    }
-                    if let Ok(mut s) = self.status.lock() {
-                        s.error = None;
-                    }
-                }
-                Err(e) => self.failed("checking the firewall", &e),
+            if !self.enforcer.is_dry_run() {
+                self.check();
             }
         }
         if now >= self.next_refresh {
@@ -308,6 +301,21 @@ impl Task {
             if let Err(e) = self.enforcer.refresh(SystemClock.now()) {
                 self.failed("refreshing long bans", &e);
             }
+        }
+    }
+
+    /// Checks the chains, jumps and sets, and restores what is missing.
+    fn check(&mut self) {
+        match self.enforcer.check() {
+            Ok(repairs) => {
+                for repair in &repairs {
+                    tracing::warn!("firewall check: repaired: {repair}");
+                }
+                if let Ok(mut s) = self.status.lock() {
+                    s.error = None;
+                }
+            }
+            Err(e) => self.failed("checking the firewall", &e),
         }
     }
 
