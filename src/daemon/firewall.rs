@@ -326,3 +326,33 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::enforcer::EnforcerConfig;
+
+    /// In a dry run the check is skipped, but its deadline must still move
+    /// on: a deadline left in the past makes `run` wait for zero time,
+    /// again and again, and the thread spins.
+    #[test]
+    fn dry_run_periodic_moves_every_deadline_into_the_future() {
+        let enforcer =
+            Enforcer::new(EnforcerConfig { dry_run: true, ..Default::default() }, Vec::new(), Vec::new());
+        let past = Instant::now();
+        let mut task = Task {
+            enforcer,
+            waiting: None,
+            status: Arc::default(),
+            check_interval: Duration::from_secs(30),
+            retry: Duration::from_secs(1),
+            next_start: past,
+            next_check: past,
+            next_refresh: past,
+        };
+        task.periodic();
+        let now = Instant::now();
+        assert!(task.next_deadline() > now, "a deadline stayed in the past: the thread would spin");
+        assert!(task.status.lock().is_ok_and(|s| s.error.is_none()), "a dry run checked nothing");
+    }
+}
