@@ -13,7 +13,8 @@
 //!   writing an entry that claims another origin (a forged origin: with the
 //!   README's ACL only a compromised host can), deciding bans faster than
 //!   `remote_limits.rate` (by the time Redis stamped them, so reading late
-//!   changes nothing), or holding more than `remote_limits.max_active`.
+//!   changes nothing; bans published again long after their decision do
+//!   not count), or holding more than `remote_limits.max_active`.
 //!
 //! State owned: per origin, the times of its latest bans and its quarantine.
 
@@ -121,7 +122,12 @@ impl Limits {
         }
         let rate = self.limits.rate;
         let standing = self.standing.entry(stream_origin.to_string()).or_default();
-        standing.recent.push_back(stamped);
+        // Only fresh decisions count: a ban published again long after it
+        // was decided (anti-entropy after Redis lost its data) is bounded by
+        // max_active, and its age shortens it under max_until.
+        if stamped.since(entry.at) <= rate.per {
+            standing.recent.push_back(stamped);
+        }
         while standing.recent.len() > rate.count as usize {
             let oldest = standing.recent.pop_front().unwrap_or(stamped);
             if stamped.since(oldest) < rate.per {
@@ -375,21 +381,27 @@ mod tests {
         let mut l = limits();
         // Three in a minute are fine, even read all at once an hour later.
         let secs = |s: i64| Timestamp(s * 1000);
+        let decided = |target: &str, at: Timestamp| Entry { at, ..ban("a", target, Some(90)) };
         for (i, stamped) in [secs(0), secs(30), secs(59)].into_iter().enumerate() {
-            let admission = l.admit("a", &ban("a", &format!("198.51.100.{i}"), Some(90)), stamped, i, t(60));
+            let admission = l.admit("a", &decided(&format!("198.51.100.{i}"), stamped), stamped, i, t(60));
             assert!(matches!(admission, Admission::Apply(_)), "{i}: {admission:?}");
         }
         // A fourth a minute after the first is too.
-        assert!(matches!(
-            l.admit("a", &ban("a", "198.51.100.9", Some(90)), secs(60), 3, t(60)),
-            Admission::Apply(_)
-        ));
+        let admission = l.admit("a", &decided("198.51.100.9", secs(60)), secs(60), 3, t(60));
+        assert!(matches!(admission, Admission::Apply(_)), "{admission:?}");
         // A fifth within a minute of the second is not.
-        let admission = l.admit("a", &ban("a", "198.51.100.10", Some(90)), secs(61), 4, t(60));
+        let admission = l.admit("a", &decided("198.51.100.10", secs(61)), secs(61), 4, t(60));
         assert!(
             matches!(&admission, Admission::Quarantine(r) if r.contains("more than 3/1m")),
             "{admission:?}"
         );
+        // Bans published again long after their decision do not count.
+        let mut l = limits();
+        for i in 0..10 {
+            let old = ban("a", &format!("198.51.100.{i}"), Some(90));
+            let admission = l.admit("a", &old, t(2), 0, t(2));
+            assert!(matches!(admission, Admission::Apply(_)), "{i}: {admission:?}");
+        }
         // Unbans never count.
         let mut l = limits();
         let unban = Entry { op: Op::Unban, ..ban("a", "198.51.100.1", None) };
