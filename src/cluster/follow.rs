@@ -478,7 +478,10 @@ impl Follower {
             changes.meta.push((format!("{QUARANTINE_META}{origin}"), Some(saved.to_string().into_bytes())));
         }
         let list = self.limits.quarantined(now);
-        self.shared.health(|h| h.quarantined = list);
+        self.shared.health(|h| {
+            h.quarantined = list;
+            h.origins.entry(origin.to_string()).or_default();
+        });
     }
 
     /// Lifts what ran out; takes back origins whose quarantine ended.

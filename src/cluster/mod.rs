@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use follow::ApplyFn;
 pub use merge::{Effect, RemoteBan};
-pub use outbox::Decision;
+pub use outbox::Replicate;
 pub use state::Status;
 
 use crate::config::{ClusterSettings, redact_url};
@@ -52,7 +52,7 @@ use model::{StreamId, keys};
 use outbox::Outbox;
 use state::Shared;
 
-/// Decision batches the engine may have in flight to the publisher.
+/// Replicate batches the engine may have in flight to the publisher.
 const DECISION_QUEUE: usize = 256;
 
 /// Why the cluster cannot start.
@@ -153,7 +153,7 @@ impl Cluster {
         own_addrs: Vec<IpAddr>,
         apply: ApplyFn,
         shutdown: CancellationToken,
-    ) -> Result<ClusterHandle, ClusterError> {
+    ) -> Result<(ClusterHandle, ClusterTasks), ClusterError> {
         let Cluster { settings, client, store, shared, outbox, cursors, ctl_cursor, epoch, limits } = self;
         let writer = connect::writer(&client).map_err(|e| connect::ConnectError::Client {
             url: redact_url(&settings.redis),
@@ -183,9 +183,32 @@ impl Cluster {
             endpoint: Vec::new(),
         };
         tracing::info!(host_id = %settings.host_id, redis = %shared.redis, "joining the cluster");
-        tokio::spawn(publisher.run(rx, shutdown.clone()));
-        tokio::spawn(follower.run(shutdown));
-        Ok(ClusterHandle { decisions: tx, shared })
+        let tasks = ClusterTasks {
+            publisher: tokio::spawn(publisher.run(rx, shutdown.clone())),
+            follower: tokio::spawn(follower.run(shutdown)),
+        };
+        Ok((ClusterHandle { decisions: tx, shared }, tasks))
+    }
+}
+
+/// The cluster's running tasks; they stop when the shutdown token given to
+/// [`Cluster::start`] is cancelled.
+#[derive(Debug)]
+pub struct ClusterTasks {
+    publisher: tokio::task::JoinHandle<()>,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl ClusterTasks {
+    /// Waits (at most a few seconds) until both tasks have stopped.
+    pub async fn stopped(self) {
+        let both = async {
+            let _ = self.publisher.await;
+            let _ = self.follower.await;
+        };
+        if tokio::time::timeout(Duration::from_secs(5), both).await.is_err() {
+            tracing::warn!("the cluster's tasks did not stop within 5s");
+        }
     }
 }
 
@@ -198,14 +221,14 @@ fn memory(settings: &ClusterSettings) -> Duration {
 /// The daemon's end of the cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterHandle {
-    decisions: mpsc::Sender<Vec<Decision>>,
+    decisions: mpsc::Sender<Vec<Replicate>>,
     shared: Arc<Shared>,
 }
 
 impl ClusterHandle {
     /// Hands decisions to the publisher without waiting; gives them back
     /// when its queue is full (the caller keeps them and offers them again).
-    pub fn offer(&self, decisions: Vec<Decision>) -> Result<(), Vec<Decision>> {
+    pub fn offer(&self, decisions: Vec<Replicate>) -> Result<(), Vec<Replicate>> {
         if decisions.is_empty() {
             return Ok(());
         }

@@ -19,7 +19,7 @@ pub const NEXT_SEQ: &str = "next_seq";
 
 /// A decision of this host, to replicate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Replicate {
     /// A jail or an operator banned (already persisted and enforced here).
     Ban(Ban),
     /// This host lifted its own ban of `net` in `jail`; other hosts drop
@@ -55,7 +55,7 @@ impl Outbox {
 
     /// Turns `decisions` into entries and stores them durably, in one
     /// commit. Blocks for the `fsync`.
-    pub fn push(&mut self, decisions: &[Decision], now: Timestamp) -> Result<(), StoreError> {
+    pub fn push(&mut self, decisions: &[Replicate], now: Timestamp) -> Result<(), StoreError> {
         if decisions.is_empty() {
             return Ok(());
         }
@@ -68,7 +68,7 @@ impl Outbox {
     /// The encoded entries for `decisions` and the sequence number after
     /// them, for a caller that stores them itself (off an async thread) with
     /// [`Store::outbox_push`] and then calls [`Outbox::pushed`].
-    pub fn prepare(&self, decisions: &[Decision], now: Timestamp) -> (Vec<(u64, Vec<u8>)>, u64) {
+    pub fn prepare(&self, decisions: &[Replicate], now: Timestamp) -> (Vec<(u64, Vec<u8>)>, u64) {
         let mut seq = self.next_seq;
         let entries = decisions
             .iter()
@@ -92,9 +92,9 @@ impl Outbox {
 }
 
 /// The entry `host_id` publishes for `decision`, numbered `seq`.
-pub fn entry_for(host_id: &str, seq: u64, decision: &Decision, now: Timestamp) -> Entry {
+pub fn entry_for(host_id: &str, seq: u64, decision: &Replicate, now: Timestamp) -> Entry {
     let (op, net, jail, at, until, reason) = match decision {
-        Decision::Ban(ban) => {
+        Replicate::Ban(ban) => {
             let reason = match &ban.origin {
                 BanOrigin::Jail => format!("jail {}: {} failures", ban.jail, ban.failures),
                 BanOrigin::Manual => "manual".to_string(),
@@ -102,8 +102,8 @@ pub fn entry_for(host_id: &str, seq: u64, decision: &Decision, now: Timestamp) -
             };
             (Op::Ban, ban.net, ban.jail.clone(), ban.at, ban.until, reason)
         }
-        Decision::Unban { net, jail } => (Op::Unban, *net, jail.clone(), now, None, "unban".to_string()),
-        Decision::Tombstone { net } => {
+        Replicate::Unban { net, jail } => (Op::Unban, *net, jail.clone(), now, None, "unban".to_string()),
+        Replicate::Tombstone { net } => {
             (Op::Unban, *net, ANY_JAIL.to_string(), now, None, "admin unban".to_string())
         }
     };
@@ -138,9 +138,9 @@ mod tests {
         outbox
             .push(
                 &[
-                    Decision::Ban(ban.clone()),
-                    Decision::Unban { net, jail: "sshd".into() },
-                    Decision::Tombstone { net },
+                    Replicate::Ban(ban.clone()),
+                    Replicate::Unban { net, jail: "sshd".into() },
+                    Replicate::Tombstone { net },
                 ],
                 Timestamp(5_000),
             )
@@ -161,7 +161,7 @@ mod tests {
         let meta = store.cluster_state(Timestamp(0)).unwrap().meta;
         let mut reopened = Outbox::new(store.clone(), "mx1", Outbox::saved_next_seq(&meta));
         assert_eq!(reopened.next_seq(), 4);
-        reopened.push(&[Decision::Tombstone { net }], Timestamp(6_000)).unwrap();
+        reopened.push(&[Replicate::Tombstone { net }], Timestamp(6_000)).unwrap();
         assert_eq!(store.outbox(10).unwrap().last().unwrap().0, 4);
         assert_eq!(Outbox::saved_next_seq(&[]), 1);
     }

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{ENTRY_FIELD, Entry, Op, keys};
-use super::outbox::{Decision, Outbox, is_tombstone};
+use super::outbox::{Outbox, Replicate, is_tombstone};
 use super::state::Shared;
 use crate::core::{BanOrigin, Clock, SystemClock, parse_ip_or_net};
 use crate::store::Store;
@@ -72,7 +72,7 @@ struct Timers {
 }
 
 impl Publisher {
-    pub async fn run(mut self, mut decisions: mpsc::Receiver<Vec<Decision>>, shutdown: CancellationToken) {
+    pub async fn run(mut self, mut decisions: mpsc::Receiver<Vec<Replicate>>, shutdown: CancellationToken) {
         let now = Instant::now();
         let mut timers = Timers {
             register: now,
@@ -82,7 +82,7 @@ impl Publisher {
             backoff: Duration::from_secs(1),
         };
         let mut epoch: Option<String> = None;
-        let mut pending_intake: Vec<Decision> = Vec::new();
+        let mut pending_intake: Vec<Replicate> = Vec::new();
         loop {
             // 1. Everything the engine sent goes to the outbox first.
             while let Ok(batch) = decisions.try_recv() {
@@ -149,7 +149,7 @@ impl Publisher {
     }
 
     /// Puts decisions in the outbox (durably); gives them back on failure.
-    async fn queue(&mut self, decisions: Vec<Decision>) -> Result<(), Vec<Decision>> {
+    async fn queue(&mut self, decisions: Vec<Replicate>) -> Result<(), Vec<Replicate>> {
         let (entries, next_seq) = self.outbox.prepare(&decisions, SystemClock.now());
         let store = self.store.clone();
         // The fsync runs on a blocking thread.
@@ -348,16 +348,16 @@ impl Publisher {
         for ban in local.into_iter().filter(|b| !matches!(b.origin, BanOrigin::Remote { .. })) {
             expected.insert(format!("{} {}", ban.net, ban.jail), ban);
         }
-        let mut decisions: Vec<Decision> = expected
+        let mut decisions: Vec<Replicate> = expected
             .iter()
             .filter(|(field, _)| !fields.contains(*field))
-            .map(|(_, ban)| Decision::Ban(ban.clone()))
+            .map(|(_, ban)| Replicate::Ban(ban.clone()))
             .collect();
         let republished = decisions.len();
         for field in fields.iter().filter(|f| !expected.contains_key(*f)) {
             let Some((net, jail)) = field.split_once(' ') else { continue };
             if let Ok(net) = parse_ip_or_net(net) {
-                decisions.push(Decision::Unban { net, jail: jail.to_string() });
+                decisions.push(Replicate::Unban { net, jail: jail.to_string() });
             }
         }
         if decisions.is_empty() {
