@@ -402,7 +402,7 @@ impl Follower {
             match self.limits.admit(origin, &entry, id.time(), live, now) {
                 Admission::Apply(entry) => {
                     let outcome = self.shared.merge().apply(&entry, now, effects);
-                    applied += 1;
+                    applied += u64::from(outcome == Outcome::Applied);
                     match outcome {
                         Outcome::Applied if entry.op == Op::Ban => changes.put_remote.push(record(&entry)),
                         Outcome::Applied | Outcome::Expired => {

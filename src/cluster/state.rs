@@ -20,7 +20,8 @@ pub struct OriginHealth {
     pub cursor: Option<StreamId>,
     /// How long after Redis took it the last entry was applied.
     pub lag_ms: Option<u64>,
-    /// Entries applied since the daemon started.
+    /// Entries applied since the daemon started (duplicates and expired
+    /// bans not counted).
     pub applied: u64,
 }
 

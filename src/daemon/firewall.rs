@@ -217,16 +217,24 @@ impl Task {
     /// failures are logged by [`Task::ban`] and [`Task::unban`]; the
     /// follower goes on either way.
     fn remote(&mut self, effects: Vec<Effect>) {
-        let mut bans = Vec::new();
-        let mut lifted = Vec::new();
+        // The last effect on a network decides it.
+        let mut last: HashMap<IpNet, Option<Option<Timestamp>>> = HashMap::new();
         for effect in effects {
             match effect {
-                Effect::Enforce { net, until } => {
+                Effect::Enforce { net, until } => last.insert(net, Some(until)),
+                Effect::Lift { net } => last.insert(net, None),
+            };
+        }
+        let mut bans = Vec::new();
+        let mut lifted = Vec::new();
+        for (net, state) in last {
+            match state {
+                Some(until) => {
                     let ban = remote_ban(net, until);
                     self.remote.insert(net, ban.clone());
                     bans.push(ban);
                 }
-                Effect::Lift { net } => {
+                None => {
                     if self.remote.remove(&net).is_some() {
                         lifted.push((REMOTE_JAIL.to_string(), net));
                     }

@@ -1,0 +1,666 @@
+//! Ban replication across hosts, on one machine: a hub network namespace
+//! runs Debian's `redis-server` (its own instance: no persistence, its
+//! directory a temporary one) behind a bridge, and host namespaces join the
+//! bridge over veth pairs, each running its own `warden run` with its own
+//! state, socket and ipsets. The tests drive the wardens through the CLI
+//! and Redis through `redis-cli`, and judge them by their ipsets (read over
+//! netlink inside each namespace) and, for the enforcer-only host, by
+//! packets from an attacker namespace on the same bridge.
+//!
+//! Addresses are the tests' own, inside their own namespaces: the hub
+//! 10.77.0.1, host `hN` 10.77.0.1N, the attacker 10.77.0.99 (and banned
+//! networks from the documentation ranges).
+//!
+//! Every daemon and every redis-server is killed and reaped when its guard
+//! drops, also when a test fails, before the namespaces go.
+//!
+//! Root and `redis-server` required; skipped with a reason elsewhere, never
+//! skipped with CI=true.
+
+#[path = "support/lab.rs"]
+mod lab;
+#[path = "support/netns.rs"]
+mod netns;
+#[path = "support/topology.rs"]
+mod topology;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use lab::{ECHO_WITHIN, assert_dropped, connect, echo, wait_until};
+use netns::TestNetns;
+use serde_json::Value;
+use topology::ip;
+use warden::firewall::ipset::{Family, IpsetHandle};
+use warden::firewall::rules::remote_set_name;
+
+const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+const HUB: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const ATTACKER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 99);
+const REDIS_PORT: u16 = 6379;
+/// How long a daemon may take to start on a busy machine.
+const START_WITHIN: Duration = Duration::from_secs(15);
+/// The issue's promise: a ban decided on one host is enforced on every other
+/// within a second.
+const PROPAGATION: Duration = Duration::from_secs(1);
+/// Reconnections after Redis or the network came back (capped backoff).
+const RECOVERY: Duration = Duration::from_secs(30);
+
+/// Whether this machine can run these tests; in CI it must.
+fn prerequisites() -> bool {
+    if netns::have_program("redis-server") {
+        return true;
+    }
+    let reason = "redis-server is not installed (apt-get install redis-server; scripts/test does)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but this test cannot run: {reason}");
+    }
+    eprintln!("skipping: {reason}");
+    false
+}
+
+/// The hub: a namespace with the bridge and a redis-server on it.
+struct Hub {
+    redis: Option<Child>,
+    dir: tempfile::TempDir,
+    ns: TestNetns,
+}
+
+impl Hub {
+    fn new(tag: &str) -> Option<Hub> {
+        let ns = TestNetns::create(&format!("{tag}-hub"))?;
+        ip(&["-n", ns.name(), "link", "set", "lo", "up"]);
+        ip(&["-n", ns.name(), "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", ns.name(), "addr", "add", &format!("{HUB}/24"), "dev", "br0"]);
+        ip(&["-n", ns.name(), "link", "set", "br0", "up"]);
+        let mut hub = Hub { redis: None, dir: tempfile::tempdir().expect("a temporary directory"), ns };
+        hub.start_redis();
+        Some(hub)
+    }
+
+    /// A fresh redis-server without persistence: a restart loses everything.
+    fn start_redis(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("redis.log"))
+            .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", self.ns.name(), "redis-server", "--port", &REDIS_PORT.to_string()])
+            .args(["--bind", &HUB.to_string(), "--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn redis-server");
+        self.redis = Some(child);
+        wait_until("redis-server answers PING", START_WITHIN, || {
+            self.ns.run(|| -> std::io::Result<()> {
+                let mut stream =
+                    TcpStream::connect_timeout(&SocketAddr::from((HUB, REDIS_PORT)), ECHO_WITHIN)?;
+                stream.set_read_timeout(Some(ECHO_WITHIN))?;
+                stream.write_all(b"PING\r\n")?;
+                let mut reply = [0u8; 7];
+                stream.read_exact(&mut reply)?;
+                if &reply == b"+PONG\r\n" { Ok(()) } else { Err(std::io::Error::other("not PONG")) }
+            })
+        });
+    }
+
+    fn stop_redis(&mut self) {
+        if let Some(mut child) = self.redis.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `redis-cli ARGS` against the hub's Redis; its output.
+    fn redis_cli(&self, args: &[&str]) -> String {
+        let port = REDIS_PORT.to_string();
+        let host = HUB.to_string();
+        let mut all = vec!["-h", host.as_str(), "-p", port.as_str()];
+        all.extend_from_slice(args);
+        topology::exec(&self.ns, "redis-cli", &all)
+    }
+
+    /// Links namespace `ns` to the bridge with address `addr`/24 on its eth0.
+    fn join(&self, ns: &TestNetns, dev: &str, addr: Ipv4Addr) {
+        let hub = self.ns.name();
+        ip(&["-n", hub, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", ns.name()]);
+        ip(&["-n", hub, "link", "set", dev, "master", "br0"]);
+        ip(&["-n", hub, "link", "set", dev, "up"]);
+        ip(&["-n", ns.name(), "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        ip(&["-n", ns.name(), "link", "set", "eth0", "up"]);
+        ip(&["-n", ns.name(), "link", "set", "lo", "up"]);
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.stop_redis();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+            eprintln!("--- redis-server log ---\n{log}--- end of log ---");
+        }
+    }
+}
+
+/// What a host runs: its jails and its remote limits.
+#[derive(Clone)]
+struct Role {
+    /// No jails: it only enforces what the others decide.
+    enforcer_only: bool,
+    limits: &'static str,
+}
+
+const FULL: Role = Role { enforcer_only: false, limits: "{rate: 1000/min}" };
+
+/// One host: a namespace on the bridge and its `warden run`.
+struct Host {
+    name: String,
+    daemon: Option<Child>,
+    dir: tempfile::TempDir,
+    ns: TestNetns,
+}
+
+impl Host {
+    fn new(hub: &Hub, tag: &str, index: u8, role: &Role) -> Option<Host> {
+        let name = format!("h{index}");
+        let ns = TestNetns::create(&format!("{tag}-{name}"))?;
+        hub.join(&ns, &format!("v{name}"), host_addr(index));
+        let host = Host { name, daemon: None, dir: tempfile::tempdir().expect("a temporary directory"), ns };
+        std::fs::write(host.path("auth.log"), "").unwrap();
+        std::fs::write(host.path("warden.yaml"), host.config(role)).unwrap();
+        Some(host)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn config(&self, role: &Role) -> String {
+        let dir = self.dir.path().display();
+        let jails = if role.enforcer_only {
+            String::new()
+        } else {
+            let source = format!("sources: [{{file: {{path: {dir}/auth.log}}}}], target: host");
+            format!(
+                "jails:\n  web: {{filter: sshd, {source}}}\n  wide: {{filter: sshd, {source}, ban_prefix: {{v4: 8}}}}\n"
+            )
+        };
+        format!(
+            "state_dir: {dir}/state\nsocket: {dir}/run/warden.sock\nfirewall: {{backend: nft, ban_floor: {{v4: 8}}}}\n\
+             cluster:\n  host_id: {}\n  redis: redis://{HUB}:{REDIS_PORT}/0\n  remote_limits: {}\n{jails}",
+            self.name, role.limits
+        )
+    }
+
+    /// Starts `warden run` in the namespace and waits until its firewall
+    /// is in place.
+    fn start(&mut self) {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.path("daemon.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", self.ns.name(), WARDEN, "run", "--config"])
+            .arg(self.path("warden.yaml"))
+            .env("WARDEN_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn warden run");
+        self.daemon = Some(child);
+        wait_until(&format!("{} answers with its firewall in place", self.name), START_WITHIN, || {
+            if let Some(status) = self.daemon.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("warden run on {} exited early ({status}):\n{}", self.name, self.log());
+            }
+            match self.status() {
+                Some(report) if report["backend"].is_string() => Ok(()),
+                other => Err(other),
+            }
+        });
+    }
+
+    /// SIGTERM, then waits for the daemon to exit.
+    fn stop(&mut self) {
+        let Some(mut child) = self.daemon.take() else { return };
+        // SAFETY: plain kill(2) on our own child, which is not reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        wait_until(&format!("{} exits after SIGTERM", self.name), START_WITHIN, || {
+            child.try_wait().unwrap().ok_or("still running")
+        });
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    /// `warden ARGS --socket …`; (exit code, stdout, stderr).
+    fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(WARDEN)
+            .args(args)
+            .arg("--socket")
+            .arg(self.path("run/warden.sock"))
+            .output()
+            .expect("run the warden CLI");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// Runs the CLI and insists it succeeded.
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, stdout, stderr) = self.cli(args);
+        assert_eq!(code, 0, "{} {args:?}: {stdout}{stderr}", self.name);
+        stdout
+    }
+
+    fn status(&self) -> Option<Value> {
+        let (code, stdout, _) = self.cli(&["status", "--json"]);
+        if code != 0 {
+            return None;
+        }
+        serde_json::from_str(&stdout).ok()
+    }
+
+    fn cluster(&self) -> Value {
+        self.status().map(|s| s["cluster"].clone()).unwrap_or(Value::Null)
+    }
+
+    /// The entries of one of this host's sets (empty if it does not exist).
+    fn set(&self, name: &str) -> Vec<IpNet> {
+        let name = name.to_string();
+        self.ns.run(move || {
+            let mut handle = IpsetHandle::open().expect("open an ipset socket");
+            match handle.list(&name) {
+                Ok(listing) => listing.entries.iter().map(|e| e.net).collect(),
+                Err(e) if e.is_missing_set() => Vec::new(),
+                Err(e) => panic!("list {name}: {e}"),
+            }
+        })
+    }
+
+    fn remote(&self) -> Vec<IpNet> {
+        self.set(&remote_set_name(Family::V4))
+    }
+
+    /// `warden bans --json` as (address, origin, host) rows.
+    fn bans(&self) -> Vec<(String, String, String)> {
+        let listed: Value =
+            serde_json::from_str(&self.ok(&["bans", "--json"])).expect("bans --json prints JSON");
+        let field = |b: &Value, k: &str| b[k].as_str().unwrap_or_default().to_string();
+        listed
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|b| (field(b, "net"), field(b, "origin"), field(b, "host")))
+            .collect()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- warden run log of {} ---\n{}--- end of log ---", self.name, self.log());
+        }
+    }
+}
+
+/// One origin's line in a `cluster` status (null if absent).
+fn origin(status: &Value, host: &str) -> Value {
+    status["origins"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["host"] == host).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn host_addr(index: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, 10 + index)
+}
+
+fn net(s: &str) -> IpNet {
+    warden::core::parse_ip_or_net(s).unwrap()
+}
+
+/// A hub and hosts h1…hN (roles in order). Hosts drop before the hub.
+struct Cluster {
+    hosts: Vec<Host>,
+    hub: Hub,
+}
+
+impl Cluster {
+    fn new(tag: &str, roles: &[Role]) -> Option<Cluster> {
+        if !prerequisites() {
+            return None;
+        }
+        let hub = Hub::new(tag)?;
+        let mut hosts = Vec::new();
+        for (i, role) in roles.iter().enumerate() {
+            hosts.push(Host::new(&hub, tag, i as u8 + 1, role)?);
+        }
+        for host in &mut hosts {
+            host.start();
+        }
+        let cluster = Cluster { hosts, hub };
+        cluster.wait_until_all_follow_all();
+        Some(cluster)
+    }
+
+    fn host(&self, index: usize) -> &Host {
+        &self.hosts[index - 1]
+    }
+
+    fn host_mut(&mut self, index: usize) -> &mut Host {
+        &mut self.hosts[index - 1]
+    }
+
+    /// Every running host follows every other host (so a ban is not missed
+    /// for lack of discovery).
+    fn wait_until_all_follow_all(&self) {
+        let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+        for host in self.hosts.iter().filter(|h| h.daemon.is_some()) {
+            wait_until(&format!("{} follows every other host", host.name), START_WITHIN, || {
+                let cluster = host.cluster();
+                let followed: Vec<String> = cluster["origins"]
+                    .as_array()
+                    .map(|o| o.iter().filter_map(|o| o["host"].as_str().map(String::from)).collect())
+                    .unwrap_or_default();
+                let all = names.iter().filter(|n| **n != host.name).all(|n| followed.iter().any(|f| f == n));
+                if all && cluster["connected"] == true && cluster["publishing"] == true {
+                    Ok(())
+                } else {
+                    Err(cluster)
+                }
+            });
+        }
+    }
+
+    /// Waits until each of `hosts` holds (or, with `held` false, lacks)
+    /// every one of `nets` in its remote set; returns how long it took.
+    fn wait_remote(
+        &self,
+        hosts: &[usize],
+        nets: &[IpNet],
+        held: bool,
+        within: Duration,
+        what: &str,
+    ) -> Duration {
+        let started = Instant::now();
+        for &index in hosts {
+            let host = self.host(index);
+            let left = within.saturating_sub(started.elapsed());
+            wait_until(&format!("{what} on {}", host.name), left, || {
+                let set = host.remote();
+                let wrong: Vec<&IpNet> = nets.iter().filter(|n| set.contains(n) != held).collect();
+                if wrong.is_empty() { Ok(()) } else { Err(format!("not yet for {wrong:?}")) }
+            });
+        }
+        started.elapsed()
+    }
+}
+
+/// An echo listener in `ns` on `lab::PORT` until dropped.
+struct Echo(Arc<AtomicBool>);
+
+impl Echo {
+    fn serve(ns: &TestNetns) -> Echo {
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener =
+            ns.run(|| TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, lab::PORT))).unwrap());
+        listener.set_nonblocking(true).unwrap();
+        let flag = stop.clone();
+        ns.spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; 64];
+                            while let Ok(n @ 1..) = stream.read(&mut buf) {
+                                if stream.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Echo(stop)
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_ban_reaches_every_host_within_a_second_and_admin_unbans_propagate() {
+    let enforcer = Role { enforcer_only: true, ..FULL };
+    let Some(cluster) = Cluster::new("cl-rep", &[FULL, FULL, FULL, enforcer]) else { return };
+    let attacker = TestNetns::create("cl-rep-att").expect("a namespace");
+    cluster.hub.join(&attacker, "vatt", ATTACKER);
+    let enforcer_host = cluster.host(4);
+    let _echo = Echo::serve(&enforcer_host.ns);
+    let server = IpAddr::V4(host_addr(4));
+    let mut open = wait_until("the attacker reaches the enforcer-only host", START_WITHIN, || {
+        connect(&attacker, None, server, ECHO_WITHIN)
+    });
+    echo(&mut open, ECHO_WITHIN).expect("echo before the ban");
+
+    // Decided on h1: on every other host within a second, h4 (no jails) included.
+    let target = net(&ATTACKER.to_string());
+    let decided = Instant::now();
+    cluster.host(1).ok(&["ban", "web", &ATTACKER.to_string(), "--for", "1h"]);
+    cluster.wait_remote(
+        &[2, 3, 4],
+        &[target],
+        true,
+        PROPAGATION.saturating_sub(decided.elapsed()),
+        "the ban",
+    );
+    let took = decided.elapsed();
+    assert!(took <= PROPAGATION, "propagation took {took:?}");
+    assert!(cluster.host(1).remote().is_empty(), "a host never applies its own stream");
+    assert_dropped(&attacker, None, server, "the attacker, banned on h1, at the enforcer-only host");
+
+    // Operators see where it came from.
+    let listed = cluster.host(2).bans();
+    assert_eq!(listed, [(ATTACKER.to_string(), "remote:h1".to_string(), "h1".to_string())]);
+    assert_eq!(cluster.host(1).bans(), [(ATTACKER.to_string(), "manual".to_string(), "h1".to_string())]);
+    let status = cluster.host(4).cluster();
+    assert_eq!(status["remote_bans"], 1, "{status}");
+    assert_eq!(status["local_bans"], 0, "{status}");
+    let h1 = origin(&status, "h1");
+    assert_eq!((h1["bans"].as_u64(), h1["quarantined"].is_null()), (Some(1), true), "{status}");
+    assert!(h1["lag_ms"].as_u64().is_some_and(|lag| lag < 1000), "{status}");
+    let text = cluster.host(4).ok(&["status"]);
+    assert!(text.contains("cluster: host h4 via redis://10.77.0.1:6379/0: connected"), "{text}");
+
+    // h3 bans it too; an admin's cluster-wide unban on h2 (which never
+    // banned it) lifts the replicated bans everywhere, but each host's own
+    // decision stays: h1's and h3's jails keep theirs.
+    cluster.host(3).ok(&["ban", "web", &ATTACKER.to_string(), "--for", "1h"]);
+    wait_until("h2 holds h3's ban too", PROPAGATION, || {
+        let status = cluster.host(2).cluster();
+        if origin(&status, "h1")["bans"] == 1 && origin(&status, "h3")["bans"] == 1 {
+            Ok(())
+        } else {
+            Err(status)
+        }
+    });
+    assert_eq!(cluster.host(2).bans().len(), 1, "one network, held by two hosts");
+    let out = cluster.host(2).ok(&["unban", "--cluster", &ATTACKER.to_string()]);
+    assert!(out.contains("published a cluster-wide unban of 10.77.0.99"), "{out}");
+    cluster.wait_remote(&[1, 2, 3, 4], &[target], false, PROPAGATION, "the cluster-wide unban");
+    let web = warden::firewall::ipset::set_name("warden", "web", Family::V4);
+    assert!(cluster.host(1).set(&web).contains(&target), "h1's own ban stays");
+    assert!(cluster.host(3).set(&web).contains(&target), "h3's own ban stays");
+    connect(&attacker, None, server, ECHO_WITHIN).expect("after the unban the attacker reaches h4 again");
+
+    // A ban decided after the tombstone holds again; its origin lifting it
+    // (a plain unban on h1) lifts it everywhere.
+    let later = net("198.51.100.23");
+    cluster.host(1).ok(&["ban", "web", "198.51.100.23"]);
+    cluster.wait_remote(&[2, 3, 4], &[later], true, PROPAGATION, "a later ban");
+    cluster.host(1).ok(&["unban", "198.51.100.23"]);
+    cluster.wait_remote(&[2, 3, 4], &[later], false, PROPAGATION, "its origin's unban");
+
+    // A remote /8 is refused, the origin keeps its standing: a ban after it
+    // arrives, the /8 does not.
+    cluster.host(1).ok(&["ban", "wide", "203.0.0.0/8"]);
+    let sentinel = net("198.51.100.77");
+    cluster.host(1).ok(&["ban", "web", "198.51.100.77"]);
+    cluster.wait_remote(&[2, 3, 4], &[sentinel], true, PROPAGATION, "the ban after the /8");
+    for index in [2, 3, 4] {
+        let host = cluster.host(index);
+        assert!(!host.remote().contains(&net("203.0.0.0/8")), "{} refused the /8", host.name);
+        let status = host.cluster();
+        assert!(status["refused"].as_u64() >= Some(1), "{status}");
+        assert!(status["origins"].as_array().unwrap().iter().all(|o| o["quarantined"].is_null()), "{status}");
+    }
+    assert!(cluster.host(4).log().contains("refusing h1's ban of 203.0.0.0/8: broader than /24"));
+}
+
+#[test]
+fn a_host_catches_up_after_downtime_a_partition_heals_and_a_redis_restart_resyncs() {
+    let Some(mut cluster) = Cluster::new("cl-up", &[FULL, FULL, FULL]) else { return };
+
+    // h3 is down while h1 bans 100 addresses, half of them for a moment.
+    cluster.host_mut(3).stop();
+    let short: Vec<String> = (1..=50).map(|i| format!("198.51.100.{i}")).collect();
+    let long: Vec<String> = (1..=50).map(|i| format!("203.0.113.{i}")).collect();
+    let mut args = vec!["ban", "web", "--for", "2s"];
+    args.extend(short.iter().map(String::as_str));
+    cluster.host(1).ok(&args);
+    let mut args = vec!["ban", "web", "--for", "1h"];
+    args.extend(long.iter().map(String::as_str));
+    cluster.host(1).ok(&args);
+    let short: Vec<IpNet> = short.iter().map(|s| net(s)).collect();
+    let long: Vec<IpNet> = long.iter().map(|s| net(s)).collect();
+    cluster.wait_remote(&[2], &long, true, PROPAGATION * 5, "the long bans");
+    // The short ones run out (in h2's kernel too) before h3 comes back.
+    cluster.wait_remote(&[2], &short, false, Duration::from_secs(10), "the short bans' end");
+    cluster.host_mut(3).start();
+    cluster.wait_remote(&[3], &long, true, Duration::from_secs(10), "the catch-up");
+    let listed = cluster.host(3).bans();
+    assert_eq!(listed.len(), 50, "only the 50 unexpired bans: {listed:?}");
+    let h1 = origin(&cluster.host(3).cluster(), "h1");
+    assert_eq!(h1["applied"], 50, "the 50 expired entries were read and skipped: {h1}");
+
+    // A silent partition: h2 drops everything to and from the hub.
+    let hub = HUB.to_string();
+    let partition = |action: &str| {
+        for rule in [["OUTPUT", "-d"], ["INPUT", "-s"]] {
+            topology::exec(
+                &cluster.host(2).ns,
+                "iptables-nft",
+                &[action, rule[0], rule[1], &hub, "-j", "DROP"],
+            );
+        }
+    };
+    partition("-A");
+    let during = net("198.51.100.201");
+    cluster.host(1).ok(&["ban", "web", "198.51.100.201"]);
+    cluster.wait_remote(&[3], &[during], true, PROPAGATION, "a ban during the partition, on h3");
+    // h2 still decides and enforces locally.
+    let local = net("198.51.100.202");
+    cluster.host(2).ok(&["ban", "web", "198.51.100.202"]);
+    let web = warden::firewall::ipset::set_name("warden", "web", Family::V4);
+    assert!(cluster.host(2).set(&web).contains(&local), "local enforcement goes on");
+    wait_until("h2 notices the partition", RECOVERY, || {
+        match cluster.host(2).cluster()["connected"].clone() {
+            Value::Bool(false) => Ok(()),
+            other => Err(other),
+        }
+    });
+    partition("-D");
+    cluster.wait_remote(&[2], &[during], true, RECOVERY, "the missed ban after the heal");
+    cluster.wait_remote(&[1, 3], &[local], true, RECOVERY, "h2's ban from the partition");
+
+    // Redis restarts with nothing: a new epoch, every host publishes again,
+    // nothing was lifted meanwhile, and replication goes on.
+    let epoch = cluster.host(2).cluster()["epoch"].clone();
+    cluster.hub.stop_redis();
+    cluster.hub.start_redis();
+    wait_until("h2 sees the new epoch", RECOVERY, || {
+        let now = cluster.host(2).cluster()["epoch"].clone();
+        if now != epoch && now.is_string() { Ok(()) } else { Err(now) }
+    });
+    cluster.wait_remote(&[2, 3], &long, true, Duration::ZERO, "the long bans right after the restart");
+    wait_until("h1's bans are back in Redis (anti-entropy)", RECOVERY, || {
+        match cluster.hub.redis_cli(&["HLEN", "warden:{w}:bans:h1"]).trim().parse::<usize>() {
+            Ok(n) if n >= 51 => Ok(()),
+            other => Err(other),
+        }
+    });
+    cluster.wait_until_all_follow_all();
+    let after = net("192.0.2.50");
+    cluster.host(3).ok(&["ban", "web", "192.0.2.50"]);
+    cluster.wait_remote(&[1, 2], &[after], true, PROPAGATION, "a ban after the restart");
+}
+
+#[test]
+fn a_forged_origin_and_a_flood_get_their_hosts_quarantined() {
+    let strict = Role { enforcer_only: false, limits: "{rate: 20/min, max_active: 1000}" };
+    let Some(cluster) = Cluster::new("cl-bad", &[FULL, strict]) else { return };
+
+    // A host "h9" that is no warden joins, then writes an entry claiming
+    // to be h1's.
+    cluster.hub.redis_cli(&["SADD", "warden:{w}:hosts", "h9"]);
+    wait_until("h2 follows h9", START_WITHIN, || {
+        let status = cluster.host(2).cluster();
+        if origin(&status, "h9").is_object() { Ok(()) } else { Err(status) }
+    });
+    let forged = r#"{"v":1,"origin":"h1","seq":1,"op":"ban","net":"192.0.2.66/32","jail":"web","at":1,"until":null,"reason":"x"}"#;
+    cluster.hub.redis_cli(&["XADD", "warden:{w}:ev:h9", "*", "e", forged]);
+    wait_until("h2 quarantines h9", RECOVERY, || {
+        let status = cluster.host(2).cluster();
+        match origin(&status, "h9")["quarantined"].as_str() {
+            Some(reason) if reason.contains("forged origin") => Ok(()),
+            _ => Err(status),
+        }
+    });
+    assert!(!cluster.host(2).remote().contains(&net("192.0.2.66")));
+    assert!(cluster.host(2).log().contains("QUARANTINED host h9"));
+    let text = cluster.host(2).ok(&["status"]);
+    assert!(text.contains("QUARANTINED until"), "{text}");
+
+    // h1 floods: 30 bans at once, over h2's 20/min. h2 quarantines h1 and
+    // drops all of h1's bans, including those under the limit.
+    let flood: Vec<String> = (1..=30).map(|i| format!("203.0.113.{i}")).collect();
+    let mut args = vec!["ban", "web", "--for", "1h"];
+    args.extend(flood.iter().map(String::as_str));
+    cluster.host(1).ok(&args);
+    wait_until("h2 quarantines h1", RECOVERY, || {
+        let status = cluster.host(2).cluster();
+        match origin(&status, "h1")["quarantined"].as_str() {
+            Some(reason) if reason.contains("remote_limits.rate") => Ok(()),
+            _ => Err(status),
+        }
+    });
+    assert!(cluster.host(2).remote().is_empty(), "a quarantined origin's bans are dropped");
+    assert_eq!(cluster.host(2).cluster()["remote_bans"], 0);
+    // h1 itself enforces what it decided; h2's own bans still replicate to h1.
+    assert_eq!(
+        cluster.host(1).set(&warden::firewall::ipset::set_name("warden", "web", Family::V4)).len(),
+        30
+    );
+    cluster.host(2).ok(&["ban", "web", "192.0.2.80"]);
+    cluster.wait_remote(&[1], &[net("192.0.2.80")], true, PROPAGATION, "h2's ban on h1");
+}
