@@ -492,6 +492,11 @@ fn a_ban_reaches_every_host_within_a_second_and_admin_unbans_propagate() {
     let text = cluster.host(4).ok(&["status"]);
     assert!(text.contains("cluster: host h4 via redis://10.77.0.1:6379/0: connected"), "{text}");
 
+    // A plain unban on h2 only lifts h2's own decisions: none here.
+    let out = cluster.host(2).ok(&["unban", &ATTACKER.to_string()]);
+    assert!(out.contains("still banned here by other hosts (h1); `warden unban --cluster"), "{out}");
+    assert!(cluster.host(2).remote().contains(&target));
+
     // h3 bans it too; an admin's cluster-wide unban on h2 (which never
     // banned it) lifts the replicated bans everywhere, but each host's own
     // decision stays: h1's and h3's jails keep theirs.

@@ -75,6 +75,12 @@ pub fn render(request: &Request, data: serde_json::Value) -> String {
             if *cluster {
                 out.push_str(&format!("published a cluster-wide unban of {target}\n"));
             }
+            let remote = list(&data["remote"]);
+            if remote != "none" {
+                out.push_str(&format!(
+                    "still banned here by other hosts ({remote}); `warden unban --cluster {target}` lifts it everywhere\n"
+                ));
+            }
             out
         }
         Request::Bans { .. } => match serde_json::from_value::<Vec<BanInfo>>(data.clone()) {

@@ -156,7 +156,7 @@ impl Follower {
                 _ = shutdown.cancelled() => return Ok(()),
                 read = self.xread(conn) => read?,
             };
-            self.apply_read(read);
+            self.apply_read(read).await;
             let now = Instant::now();
             if now >= next_check {
                 self.check_epoch(conn).await?;
@@ -166,7 +166,7 @@ impl Follower {
                 }
                 next_check = now + CHECK_EVERY;
             }
-            self.expire();
+            self.expire().await;
             if now >= next_sweep {
                 let store = self.store.clone();
                 let wall = SystemClock.now();
@@ -348,7 +348,7 @@ impl Follower {
     }
 
     /// Checks, merges, commits and enforces one read's entries.
-    fn apply_read(&mut self, read: Value) {
+    async fn apply_read(&mut self, read: Value) {
         let now = SystemClock.now();
         let mut changes = ClusterChanges::default();
         let mut effects = Vec::new();
@@ -363,12 +363,8 @@ impl Follower {
         if changes.is_empty() && effects.is_empty() {
             return;
         }
-        let store = self.store.clone();
-        // A non-durable commit is quick; doing it here keeps the order
-        // "stored, then enforced" without a thread hop per batch.
-        if let Err(e) = store.commit_cluster(&changes, false) {
-            tracing::error!("cannot store remote bans (they are enforced anyway): {e}");
-        }
+        // Stored, then enforced.
+        self.commit(changes, false).await;
         (self.apply)(effects);
     }
 
@@ -485,7 +481,7 @@ impl Follower {
     }
 
     /// Lifts what ran out; takes back origins whose quarantine ended.
-    fn expire(&mut self) {
+    async fn expire(&mut self) {
         let now = SystemClock.now();
         let mut effects = Vec::new();
         self.shared.merge().expire(now, &mut effects);
@@ -499,9 +495,7 @@ impl Follower {
             }
             let list = self.limits.quarantined(now);
             self.shared.health(|h| h.quarantined = list);
-            if let Err(e) = self.store.commit_cluster(&changes, false) {
-                tracing::error!("cannot store the end of a quarantine: {e}");
-            }
+            self.commit(changes, false).await;
         }
         if !effects.is_empty() {
             (self.apply)(effects);
@@ -512,7 +506,9 @@ impl Follower {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.commit_cluster(&changes, durable)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("cannot store cluster state: {e}"),
+            Ok(Err(e)) => {
+                tracing::error!("cannot store cluster state (what it holds is enforced anyway): {e}")
+            }
             Err(e) => tracing::error!("storing cluster state failed: {e}"),
         }
     }

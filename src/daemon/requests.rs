@@ -225,7 +225,19 @@ impl Engine {
         }
         self.replicate(decisions);
         let infos: Vec<BanInfo> = lifted.iter().map(|b| self.ban_info(b)).collect();
-        let ok = Response::ok(serde_json::json!({ "unbanned": infos, "cluster": cluster }));
+        // Other hosts' bans of it stay unless the unban is cluster-wide: say so.
+        let mut remote: Vec<String> = match (&self.cluster, cluster) {
+            (Some(handle), false) => handle
+                .remote_bans(self.now())
+                .into_iter()
+                .filter(|b| crate::cluster::merge::overlap(&b.net, &net))
+                .flat_map(|b| b.origins)
+                .collect(),
+            _ => Vec::new(),
+        };
+        remote.sort();
+        remote.dedup();
+        let ok = Response::ok(serde_json::json!({ "unbanned": infos, "cluster": cluster, "remote": remote }));
         if entries.is_empty() {
             return Answer::Now(ok);
         }
