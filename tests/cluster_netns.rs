@@ -159,9 +159,35 @@ struct Role {
     /// No jails: it only enforces what the others decide.
     enforcer_only: bool,
     limits: &'static str,
+    /// Connects as its own Redis user, limited by the README's ACL, with its
+    /// password in a file.
+    acl: bool,
 }
 
-const FULL: Role = Role { enforcer_only: false, limits: "{rate: 1000/min}" };
+const FULL: Role = Role { enforcer_only: false, limits: "{rate: 1000/min}", acl: false };
+
+/// The README's Redis 7 ACL for host `host`: it reads every warden key and
+/// writes only its own (plus `SADD` to the hosts set and `SET` of the
+/// epoch); the control stream is not opened to it (admins only).
+fn acl_setuser(host: &str, password: &str) -> Vec<String> {
+    let mut args: Vec<String> =
+        ["ACL", "SETUSER", host, "on", &format!(">{password}"), "resetkeys", "resetchannels", "-@all"]
+            .map(String::from)
+            .to_vec();
+    args.extend(
+        "+ping +select +multi +exec +get +smembers +hget +hgetall +hkeys +xread +xrevrange +xinfo|stream \
+         +zrangebyscore +xadd +hset +hdel +zadd +zrem +zremrangebyscore"
+            .split_whitespace()
+            .map(String::from),
+    );
+    args.push("%R~warden:{w}:*".into());
+    for key in ["ev", "bans", "exp", "host"] {
+        args.push(format!("~warden:{{w}}:{key}:{host}"));
+    }
+    args.push("(~warden:{w}:hosts +sadd)".into());
+    args.push("(~warden:{w}:epoch +set)".into());
+    args
+}
 
 /// One host: a namespace on the bridge and its `warden run`.
 struct Host {
@@ -177,6 +203,13 @@ impl Host {
         let ns = TestNetns::create(&format!("{tag}-{name}"))?;
         hub.join(&ns, &format!("v{name}"), host_addr(index));
         let host = Host { name, daemon: None, dir: tempfile::tempdir().expect("a temporary directory"), ns };
+        if role.acl {
+            let password = format!("pw-{}-{}", host.name, std::process::id());
+            std::fs::write(host.path("redis.pw"), format!("{password}\n")).unwrap();
+            let args = acl_setuser(&host.name, &password);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            assert_eq!(hub.redis_cli(&args).trim(), "OK", "ACL SETUSER {}", host.name);
+        }
         std::fs::write(host.path("auth.log"), "").unwrap();
         std::fs::write(host.path("warden.yaml"), host.config(role)).unwrap();
         Some(host)
@@ -188,6 +221,11 @@ impl Host {
 
     fn config(&self, role: &Role) -> String {
         let dir = self.dir.path().display();
+        let redis = if role.acl {
+            format!("redis://{}@{HUB}:{REDIS_PORT}/0\n  password_file: {dir}/redis.pw", self.name)
+        } else {
+            format!("redis://{HUB}:{REDIS_PORT}/0")
+        };
         let jails = if role.enforcer_only {
             String::new()
         } else {
@@ -198,7 +236,7 @@ impl Host {
         };
         format!(
             "state_dir: {dir}/state\nsocket: {dir}/run/warden.sock\nfirewall: {{backend: nft, ban_floor: {{v4: 8}}}}\n\
-             cluster:\n  host_id: {}\n  redis: redis://{HUB}:{REDIS_PORT}/0\n  remote_limits: {}\n{jails}",
+             cluster:\n  host_id: {}\n  redis: {redis}\n  remote_limits: {}\n{jails}",
             self.name, role.limits
         )
     }
@@ -511,7 +549,7 @@ fn a_ban_reaches_every_host_within_a_second_and_admin_unbans_propagate() {
     });
     assert_eq!(cluster.host(2).bans().len(), 1, "one network, held by two hosts");
     let out = cluster.host(2).ok(&["unban", "--cluster", &ATTACKER.to_string()]);
-    assert!(out.contains("published a cluster-wide unban of 10.77.0.99"), "{out}");
+    assert!(out.contains("queued a cluster-wide unban of 10.77.0.99 for every host"), "{out}");
     cluster.wait_remote(&[1, 2, 3, 4], &[target], false, PROPAGATION, "the cluster-wide unban");
     let web = warden::firewall::ipset::set_name("warden", "web", Family::V4);
     assert!(cluster.host(1).set(&web).contains(&target), "h1's own ban stays");
@@ -622,8 +660,18 @@ fn a_host_catches_up_after_downtime_a_partition_heals_and_a_redis_restart_resync
 
 #[test]
 fn a_forged_origin_and_a_flood_get_their_hosts_quarantined() {
-    let strict = Role { enforcer_only: false, limits: "{rate: 20/min, max_active: 1000}" };
-    let Some(cluster) = Cluster::new("cl-bad", &[FULL, strict]) else { return };
+    // Both hosts connect as their own Redis users under the README's ACL.
+    let own_user = Role { acl: true, ..FULL };
+    let strict = Role { enforcer_only: false, limits: "{rate: 20/min, max_active: 1000}", acl: true };
+    let Some(cluster) = Cluster::new("cl-bad", &[own_user, strict]) else { return };
+    let h1 = |args: &[&str]| {
+        let password = std::fs::read_to_string(cluster.host(1).path("redis.pw")).unwrap();
+        let mut all = vec!["--user", "h1", "--pass", password.trim(), "--no-auth-warning"];
+        all.extend_from_slice(args);
+        cluster.hub.redis_cli(&all)
+    };
+    assert!(h1(&["HSET", "warden:{w}:bans:h2", "x", "y"]).contains("NOPERM"), "h1 may not write h2's keys");
+    assert!(h1(&["XADD", "warden:{w}:ctl", "*", "e", "x"]).contains("NOPERM"), "nor the control stream");
 
     // A host "h9" that is no warden joins, then writes an entry claiming
     // to be h1's.
@@ -666,6 +714,11 @@ fn a_forged_origin_and_a_flood_get_their_hosts_quarantined() {
         cluster.host(1).set(&warden::firewall::ipset::set_name("warden", "web", Family::V4)).len(),
         30
     );
+    // h2's user may not write the control stream: its cluster-wide unban is
+    // refused by Redis, said loudly, and does not hold back what follows.
+    cluster.host(2).ok(&["unban", "--cluster", "203.0.113.1"]);
     cluster.host(2).ok(&["ban", "web", "192.0.2.80"]);
-    cluster.wait_remote(&[1], &[net("192.0.2.80")], true, PROPAGATION, "h2's ban on h1");
+    cluster.wait_remote(&[1], &[net("192.0.2.80")], true, PROPAGATION * 3, "h2's ban on h1");
+    assert!(cluster.host(2).log().contains("a cluster-wide unban was not published"));
+    assert_eq!(cluster.host(2).cluster()["outbox"], 0);
 }

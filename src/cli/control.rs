@@ -73,7 +73,7 @@ pub fn render(request: &Request, data: serde_json::Value) -> String {
                 lifted.iter().map(|b| format!("unbanned {} in {}\n", b.net, b.jail)).collect()
             };
             if *cluster {
-                out.push_str(&format!("published a cluster-wide unban of {target}\n"));
+                out.push_str(&format!("queued a cluster-wide unban of {target} for every host\n"));
             }
             let remote = list(&data["remote"]);
             if remote != "none" {

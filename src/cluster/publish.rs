@@ -223,7 +223,7 @@ impl Publisher {
         loop {
             let store = self.store.clone();
             let batch = tokio::task::spawn_blocking(move || store.outbox(BATCH)).await;
-            let batch = match batch {
+            let mut batch = match batch {
                 Ok(Ok(batch)) => batch,
                 Ok(Err(e)) => {
                     tracing::error!("cannot read the cluster outbox: {e}");
@@ -231,9 +231,27 @@ impl Publisher {
                 }
                 Err(_) => return Ok(()),
             };
+            // A tombstone goes alone: the control stream may be closed to
+            // this host (the README's ACL opens it to admins only), and its
+            // refusal must not hold back this host's own entries.
+            let tombstone =
+                |(_, bytes): &(u64, Vec<u8>)| Entry::decode(bytes).is_ok_and(|e| is_tombstone(&e));
+            match batch.iter().position(tombstone) {
+                Some(0) => batch.truncate(1),
+                Some(first) => batch.truncate(first),
+                None => {}
+            }
             let Some(&(last_seq, _)) = batch.last() else { return Ok(()) };
             let pipe = self.batch_pipe(&batch);
-            let () = pipe.query_async(&mut self.conn).await?;
+            match pipe.query_async::<()>(&mut self.conn).await {
+                Ok(()) => tracing::debug!(entries = batch.len(), last_seq, "published"),
+                Err(e) if batch.len() == 1 && tombstone(&batch[0]) && is_denied(&e) => tracing::error!(
+                    "a cluster-wide unban was not published: this host's Redis user may not write {} ({e}); \
+                     run `warden unban --cluster` on a host whose user may",
+                    keys::CONTROL
+                ),
+                Err(e) => return Err(e),
+            }
             let store = self.store.clone();
             if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.outbox_ack(last_seq)).await {
                 tracing::error!(
@@ -241,10 +259,7 @@ impl Publisher {
                 );
                 return Ok(());
             }
-            tracing::debug!(entries = batch.len(), last_seq, "published");
-            if batch.len() < BATCH {
-                return Ok(());
-            }
+            // Loop: the next read finds the outbox empty, or more to send.
         }
     }
 
@@ -378,6 +393,15 @@ impl Publisher {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.outbox_len()).await.ok().and_then(Result::ok).unwrap_or(0)
     }
+}
+
+/// True for an error saying the Redis user lacks a permission (the whole
+/// MULTI is then refused).
+fn is_denied(e: &redis::RedisError) -> bool {
+    // Redis says NOPERM; the client reports it inside "Transaction
+    // aborted: … NoPerm: …".
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("noperm") || text.contains("no permissions")
 }
 
 /// A value for the epoch key that no other start of any host picks.
