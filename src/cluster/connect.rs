@@ -57,12 +57,14 @@ pub fn client(settings: &ClusterSettings) -> Result<Client, ConnectError> {
     let shown = redact_url(&settings.redis);
     let fail = |detail: String| ConnectError::Client { url: shown.clone(), detail };
     let mut info = settings.redis.as_str().into_connection_info().map_err(|e| fail(e.to_string()))?;
+    // No CLIENT SETINFO on connect: the README's ACL need not allow it.
+    let mut redis = info.redis_settings().clone().set_skip_set_lib_name();
     if let Some(path) = &settings.password_file {
         let password = std::fs::read_to_string(path)
             .map_err(|source| ConnectError::PasswordFile { path: path.clone(), source })?;
-        let redis = info.redis_settings().clone().set_password(password.trim());
-        info = info.set_redis_settings(redis);
+        redis = redis.set_password(password.trim());
     }
+    info = info.set_redis_settings(redis);
     let tls = &settings.tls;
     if tls.ca.is_none() && tls.cert.is_none() {
         return Client::open(info).map_err(|e| fail(e.to_string()));
