@@ -234,7 +234,15 @@ fn a_host_catches_up_after_downtime_a_partition_heals_and_a_redis_restart_resync
     cluster.wait_remote(&[1, 3], &[local], true, RECOVERY, "h2's ban from the partition");
 
     // Redis restarts with nothing: a new epoch, every host publishes again,
-    // nothing was lifted meanwhile, and replication goes on.
+    // nothing was lifted meanwhile, and replication goes on. h3 is down
+    // meanwhile, and h1 lifted a ban h3 still holds: the lift was only in
+    // the lost data, yet h3 drops the ban once h1 has published again.
+    let lifted = net("192.0.2.60");
+    cluster.host(1).ok(&["ban", "web", "192.0.2.60"]);
+    cluster.wait_remote(&[2, 3], &[lifted], true, PROPAGATION, "a ban h1 will lift");
+    cluster.host_mut(3).stop();
+    cluster.host(1).ok(&["unban", "192.0.2.60"]);
+    cluster.wait_remote(&[2], &[lifted], false, PROPAGATION, "its lift on h2");
     let epoch = cluster.host(2).cluster()["epoch"].clone();
     cluster.hub.stop_redis();
     cluster.hub.start_redis();
@@ -242,13 +250,22 @@ fn a_host_catches_up_after_downtime_a_partition_heals_and_a_redis_restart_resync
         let now = cluster.host(2).cluster()["epoch"].clone();
         if now != epoch && now.is_string() { Ok(()) } else { Err(now) }
     });
-    cluster.wait_remote(&[2, 3], &long, true, Duration::ZERO, "the long bans right after the restart");
+    cluster.wait_remote(&[2], &long, true, Duration::ZERO, "the long bans right after the restart");
     wait_until("h1's bans are back in Redis (anti-entropy)", RECOVERY, || {
         match cluster.hub.redis_cli(&["HLEN", "warden:{w}:bans:h1"]).trim().parse::<usize>() {
             Ok(n) if n >= 51 => Ok(()),
             other => Err(other),
         }
     });
+    cluster.host_mut(3).start();
+    cluster.wait_remote(&[3], &long, true, Duration::ZERO, "h3's long bans right after its start");
+    cluster.wait_remote(&[3], &[lifted], false, RECOVERY, "the lift lost with Redis's data, on h3");
+    let log = cluster.host(3).log();
+    assert!(log.contains("Redis lost its data (new epoch)"), "h3 noticed the new epoch");
+    assert!(
+        log.contains("it published its bans again after Redis lost its data: reading a snapshot host=h1")
+    );
+    cluster.wait_remote(&[3], &long, true, Duration::ZERO, "h3's long bans after the resync");
     cluster.wait_until_all_follow_all();
     let after = net("192.0.2.50");
     cluster.host(3).ok(&["ban", "web", "192.0.2.50"]);

@@ -16,7 +16,10 @@
 //! **Epochs.** The epoch key changes when Redis lost its data (a restart
 //! without persistence). Then every stream is read again from its start:
 //! hosts publish their active bans again (anti-entropy), and the bans held
-//! here stay enforced meanwhile instead of being lifted and re-added.
+//! here stay enforced meanwhile instead of being lifted and re-added. Once a
+//! host says its hash is whole again (its host hash's `synced` field names
+//! the new epoch), its bans here are replaced by a snapshot of it, which
+//! drops those it lifted while the lost data was all that said so.
 //!
 //! **Failures.** Any error drops the connection; the task reconnects with
 //! capped backoff and resumes from its cursors. A silent partition shows up
@@ -40,7 +43,7 @@ use super::connect::{self, BLOCK, reply};
 use super::limits::{Admission, Limits, Quarantined};
 use super::merge::{Effect, Outcome};
 use super::model::{ENTRY_FIELD, Entry, Op, StreamId, keys};
-use super::publish::new_epoch;
+use super::publish::{SYNCED_FIELD, new_epoch};
 use super::state::Shared;
 use crate::core::{Clock, SystemClock, Timestamp};
 use crate::store::{ClusterChanges, RemoteRecord, Store};
@@ -61,6 +64,8 @@ const MAX_PEER_ADDRS: usize = 64;
 /// The meta value holding the epoch seen, and the prefix of quarantines.
 pub const EPOCH_META: &str = "epoch";
 pub const QUARANTINE_META: &str = "quarantine:";
+/// The prefix of meta values holding the epoch of an origin's last snapshot.
+pub const SNAPSHOT_META: &str = "snapshot:";
 
 /// See the module documentation.
 pub struct Follower {
@@ -77,6 +82,8 @@ pub struct Follower {
     pub(super) resync: BTreeSet<String>,
     pub(super) peers: HashMap<String, Vec<IpAddr>>,
     pub(super) endpoint: Vec<IpAddr>,
+    /// Per origin, the epoch of its last snapshot here.
+    pub(super) snapshot_epochs: HashMap<String, String>,
 }
 
 /// Why a session ended.
@@ -221,6 +228,7 @@ impl Follower {
                 new = true;
             }
         }
+        self.resync_after_data_loss(conn).await?;
         if !(peers || new) {
             return Ok(());
         }
@@ -242,6 +250,33 @@ impl Follower {
         let mut protected = self.protected.clone();
         protected.extend(self.peers.values().flatten().chain(&self.endpoint).map(|ip| IpNet::from(*ip)));
         self.limits.set_protected(protected);
+        Ok(())
+    }
+
+    /// Marks for a snapshot every origin whose last snapshot here is from an
+    /// older epoch, once it says its hash is whole in this one.
+    async fn resync_after_data_loss(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let Some(epoch) = self.epoch.clone() else { return Ok(()) };
+        let stale: Vec<String> = self
+            .cursors
+            .keys()
+            .filter(|o| !self.resync.contains(*o) && self.snapshot_epochs.get(*o) != Some(&epoch))
+            .cloned()
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for origin in &stale {
+            pipe.cmd("HGET").arg(keys::host(origin)).arg(SYNCED_FIELD);
+        }
+        let synced: Vec<Option<String>> = pipe.query_async(conn).await?;
+        for (origin, synced) in stale.into_iter().zip(synced) {
+            if synced.as_deref() == Some(epoch.as_str()) {
+                tracing::info!(host = %origin, "it published its bans again after Redis lost its data: reading a snapshot");
+                self.resync.insert(origin);
+            }
+        }
         Ok(())
     }
 
@@ -308,6 +343,10 @@ impl Follower {
             cursors: vec![(keys::stream(origin), last_id.to_string())],
             ..Default::default()
         };
+        if let Some(epoch) = &self.epoch {
+            changes.meta.push((format!("{SNAPSHOT_META}{origin}"), Some(epoch.clone().into_bytes())));
+            self.snapshot_epochs.insert(origin.to_string(), epoch.clone());
+        }
         let mut effects = Vec::new();
         match self.limits.admit_snapshot(origin, entries, now) {
             Err(reason) => {

@@ -75,6 +75,7 @@ pub struct Cluster {
     ctl_cursor: StreamId,
     epoch: Option<String>,
     limits: Limits,
+    snapshot_epochs: HashMap<String, String>,
 }
 
 impl Cluster {
@@ -115,9 +116,14 @@ impl Cluster {
         }
         let mut limits = Limits::new(settings.remote_limits, Vec::new());
         let mut epoch = None;
+        let mut snapshot_epochs = HashMap::new();
         for (name, value) in &saved.meta {
             if name == follow::EPOCH_META {
                 epoch = String::from_utf8(value.clone()).ok();
+            } else if let Some(origin) = name.strip_prefix(follow::SNAPSHOT_META) {
+                if let Ok(epoch) = String::from_utf8(value.clone()) {
+                    snapshot_epochs.insert(origin.to_string(), epoch);
+                }
             } else if let Some(origin) = name.strip_prefix(follow::QUARANTINE_META)
                 && let Some(quarantined) = follow::saved_quarantine(value)
             {
@@ -134,7 +140,18 @@ impl Cluster {
                 h.origins.entry(origin.clone()).or_default().cursor = Some(*cursor);
             }
         });
-        Ok(Cluster { settings, client, store, shared, outbox, cursors, ctl_cursor, epoch, limits })
+        Ok(Cluster {
+            settings,
+            client,
+            store,
+            shared,
+            outbox,
+            cursors,
+            ctl_cursor,
+            epoch,
+            limits,
+            snapshot_epochs,
+        })
     }
 
     /// Every remote ban to enforce now, as restored: the firewall installs
@@ -154,7 +171,18 @@ impl Cluster {
         apply: ApplyFn,
         shutdown: CancellationToken,
     ) -> Result<(ClusterHandle, ClusterTasks), ClusterError> {
-        let Cluster { settings, client, store, shared, outbox, cursors, ctl_cursor, epoch, limits } = self;
+        let Cluster {
+            settings,
+            client,
+            store,
+            shared,
+            outbox,
+            cursors,
+            ctl_cursor,
+            epoch,
+            limits,
+            snapshot_epochs,
+        } = self;
         let writer = connect::writer(&client).map_err(|e| connect::ConnectError::Client {
             url: redact_url(&settings.redis),
             detail: e.to_string(),
@@ -181,6 +209,7 @@ impl Cluster {
             resync: BTreeSet::new(),
             peers: HashMap::new(),
             endpoint: Vec::new(),
+            snapshot_epochs,
         };
         tracing::info!(host_id = %settings.host_id, redis = %shared.redis, "joining the cluster");
         let tasks = ClusterTasks {

@@ -15,7 +15,8 @@
 //! hash; and every few minutes, and whenever Redis may have lost data (a new
 //! epoch, a reconnection), it runs **anti-entropy**: every local active ban
 //! missing from its hash is published again, and every field no longer
-//! backed by a local ban is withdrawn.
+//! backed by a local ban is withdrawn; then it marks its host hash `synced`
+//! with the epoch.
 //!
 //! Redis being down changes nothing for the engine: decisions keep landing
 //! in the outbox, and publishing resumes with capped backoff.
@@ -39,6 +40,9 @@ use super::state::Shared;
 use crate::core::{BanOrigin, Clock, SystemClock, parse_ip_or_net};
 use crate::store::Store;
 
+/// The field of a host's hash naming the epoch in which its bans hash was
+/// last made whole (anti-entropy done).
+pub const SYNCED_FIELD: &str = "synced";
 /// Entries per MULTI.
 const BATCH: usize = 500;
 /// How long an origin's stream keeps entries; older readers take a snapshot.
@@ -193,6 +197,16 @@ impl Publisher {
         if now >= timers.anti_entropy {
             self.anti_entropy().await?;
             self.publish_outbox().await?;
+            // Readers that kept this host's bans through a Redis data loss
+            // may now replace them by its hash (see `follow`).
+            if let Some(epoch) = epoch.as_deref() {
+                let () = redis::cmd("HSET")
+                    .arg(keys::host(&self.shared.host_id))
+                    .arg(SYNCED_FIELD)
+                    .arg(epoch)
+                    .query_async(&mut self.conn)
+                    .await?;
+            }
             timers.anti_entropy = now + ANTI_ENTROPY_EVERY;
         }
         Ok(())
