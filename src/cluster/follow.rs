@@ -84,6 +84,8 @@ pub struct Follower {
     pub(super) endpoint: Vec<IpAddr>,
     /// Per origin, the epoch of its last snapshot here.
     pub(super) snapshot_epochs: HashMap<String, String>,
+    /// How long tombstones are kept (see `Merge::new`).
+    pub(super) memory: Duration,
 }
 
 /// Why a session ended.
@@ -177,7 +179,8 @@ impl Follower {
             if now >= next_sweep {
                 let store = self.store.clone();
                 let wall = SystemClock.now();
-                let _ = tokio::task::spawn_blocking(move || store.sweep_remote(wall)).await;
+                let horizon = wall.saturating_sub(self.memory);
+                let _ = tokio::task::spawn_blocking(move || store.sweep_remote(wall, horizon)).await;
                 next_sweep = now + SWEEP_EVERY;
             }
         }

@@ -210,6 +210,7 @@ impl Cluster {
             peers: HashMap::new(),
             endpoint: Vec::new(),
             snapshot_epochs,
+            memory: memory(&settings),
         };
         tracing::info!(host_id = %settings.host_id, redis = %shared.redis, "joining the cluster");
         let tasks = ClusterTasks {

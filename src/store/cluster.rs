@@ -261,9 +261,10 @@ impl Store {
         Ok(saved)
     }
 
-    /// Deletes remote bans expired at `now`; returns how many. Not durable at
-    /// once (a crash only brings back bans that are skipped as expired).
-    pub fn sweep_remote(&self, now: Timestamp) -> Result<usize, StoreError> {
+    /// Deletes remote bans expired at `now` and tombstones decided before
+    /// `tombstones_before`; returns how many records went. Not durable at
+    /// once (a crash only brings back records that are skipped anyway).
+    pub fn sweep_remote(&self, now: Timestamp, tombstones_before: Timestamp) -> Result<usize, StoreError> {
         const DOING: &str = "sweep expired remote bans from";
         let (txn, durable) = self.write_batch(DOING)?;
         let mut removed = 0;
@@ -272,6 +273,14 @@ impl Store {
             remote
                 .retain(|_, (expiry, _)| {
                     let keep = expiry > now.as_millis();
+                    removed += usize::from(!keep);
+                    keep
+                })
+                .doing(&self.path, DOING)?;
+            let mut tombstones = txn.open_table(CLUSTER_TOMBSTONES).doing(&self.path, DOING)?;
+            tombstones
+                .retain(|_, at| {
+                    let keep = at >= tombstones_before.as_millis();
                     removed += usize::from(!keep);
                     keep
                 })
@@ -354,7 +363,18 @@ mod tests {
         assert_eq!(saved.remote, [record("mx1", "192.0.2.9", Some(100))]);
         assert!(saved.tombstones.is_empty() && saved.meta.is_empty());
 
-        assert_eq!(store.sweep_remote(Timestamp::from_secs(100)).unwrap(), 1);
+        store
+            .commit_cluster(
+                &ClusterChanges { tombstones: vec![(net("192.0.2.5"), Timestamp(9))], ..Default::default() },
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            store.sweep_remote(Timestamp::from_secs(100), Timestamp(10)).unwrap(),
+            2,
+            "a ban and a tombstone"
+        );
+        assert!(store.cluster_state(Timestamp(0)).unwrap().tombstones.is_empty());
         store.commit_cluster(&ClusterChanges { clear_all: true, ..Default::default() }, true).unwrap();
         assert_eq!(store.cluster_state(Timestamp(0)).unwrap(), ClusterSaved::default());
     }
