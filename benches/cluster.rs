@@ -8,8 +8,9 @@
 //! - **propagation**: for 1,000 bans decided one after another on h1 (each
 //!   sent to its control socket), the time from sending the ban to the entry
 //!   being in the remote set of each of 5 other hosts (checked over netlink
-//!   inside each namespace every 200 µs): p50, p99 and max over the 5,000
-//!   arrivals, and p50/p99 of the slowest host per ban;
+//!   inside each namespace every 200 µs, from the moment the ban is sent):
+//!   p50, p99 and max over the 5,000 arrivals, and p50/p99 of the slowest
+//!   host per ban;
 //! - **Redis memory** per 100,000 active bans: `used_memory` after h1's bans
 //!   minus before, scaled, and `MEMORY USAGE` of h1's stream, hash and index;
 //! - **catch-up**: a new host joining with 100,000 bans active in the
@@ -61,6 +62,14 @@ fn main() {
     let client = Client::new(cluster.host(1).path("run/warden.sock"), Duration::from_secs(120));
 
     propagation(&cluster, &client, sizes.latency_bans);
+    if let Some(dir) = std::env::var_os("CLUSTER_BENCH_LOGS") {
+        for host in &cluster.hosts {
+            let _ = std::fs::copy(
+                host.path("daemon.log"),
+                std::path::Path::new(&dir).join(format!("{}.log", host.name)),
+            );
+        }
+    }
     let before = used_memory(&cluster);
     let total = sizes.latency_bans + sizes.active_bans;
     let started = Instant::now();
@@ -107,15 +116,17 @@ fn propagation(cluster: &Cluster, client: &Client, bans: u32) {
     let mut slowest = Vec::new();
     for i in 0..bans {
         let net = IpNet::from(IpAddr::V4(target(i)));
+        // The watchers look from the moment the ban is sent: h1 answers only
+        // once its own kernel holds it, which the others need not wait for.
         let sent = Instant::now();
+        for watcher in &watchers {
+            watcher.send((net, sent)).expect("a watcher");
+        }
         let request =
             Request::Ban { jail: "web".into(), target: net.addr().to_string(), duration: Some("1h".into()) };
         match client.call(request) {
             Ok(Response::Ok { .. }) => {}
             other => panic!("ban {net} on h1: {other:?}"),
-        }
-        for watcher in &watchers {
-            watcher.send((net, sent)).expect("a watcher");
         }
         let times: Vec<Duration> = (0..FOLLOWERS).map(|_| arrivals.recv().expect("an arrival")).collect();
         slowest.push(*times.iter().max().unwrap_or(&Duration::ZERO));

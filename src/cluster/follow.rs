@@ -3,9 +3,10 @@
 //!
 //! One connection of its own (see [`super::connect`]) carries an
 //! `XREAD BLOCK` over all streams from the cursors kept in the state file.
-//! Each batch read is checked by the [`Limits`], [`Merge`]d, committed
-//! (remote bans, tombstones and cursors together) and only then handed to
-//! the firewall as [`Effect`]s.
+//! Each batch read is checked by the [`Limits`], [`Merge`]d, handed to the
+//! firewall as [`Effect`]s, and committed (remote bans, tombstones and
+//! cursors together; a crash before the commit only means reading the batch
+//! again).
 //!
 //! **Snapshot and resume.** A host met for the first time, one whose
 //! stream lost entries this host had not read yet (`XINFO STREAM`'s
@@ -405,9 +406,10 @@ impl Follower {
         if changes.is_empty() && effects.is_empty() {
             return;
         }
-        // Stored, then enforced.
-        self.commit(changes, false).await;
+        // Enforced first, then stored: a crash in between only means these
+        // entries are read and applied again after the restart.
         (self.apply)(effects);
+        self.commit(changes, false).await;
     }
 
     fn apply_entries(

@@ -195,6 +195,8 @@ impl Cluster {
             outbox,
             own_addrs,
             ctl_retention: memory(&settings) + Duration::from_secs(24 * 3600),
+            fresh: Vec::new(),
+            backlog: true,
         };
         let follower = follow::Follower {
             shared: shared.clone(),

@@ -63,6 +63,12 @@ pub struct Publisher {
     pub(super) own_addrs: Vec<IpAddr>,
     /// How long the control stream keeps tombstones.
     pub(super) ctl_retention: Duration,
+    /// Entries queued and not yet published, while the outbox holds nothing
+    /// older (see `backlog`).
+    pub(super) fresh: Vec<(u64, Vec<u8>)>,
+    /// The outbox may hold entries `fresh` lacks: read it back. True at
+    /// start and after a failed publish.
+    pub(super) backlog: bool,
 }
 
 /// When each chore is next due.
@@ -128,7 +134,7 @@ impl Publisher {
                     }
                 }
             }
-            let outbox = self.outbox_len().await;
+            let outbox = if self.backlog { self.outbox_len().await } else { self.fresh.len() as u64 };
             self.shared.health(|h| h.outbox = outbox);
             // 3. Wait for decisions or the next chore.
             let mut wake = timers.register.min(timers.prune).min(timers.anti_entropy);
@@ -156,11 +162,16 @@ impl Publisher {
     async fn queue(&mut self, decisions: Vec<Replicate>) -> Result<(), Vec<Replicate>> {
         let (entries, next_seq) = self.outbox.prepare(&decisions, SystemClock.now());
         let store = self.store.clone();
-        // The fsync runs on a blocking thread.
-        let pushed = tokio::task::spawn_blocking(move || store.outbox_push(&entries, next_seq)).await;
+        // The fsync runs on a blocking thread; the entries come back with it.
+        let pushed =
+            tokio::task::spawn_blocking(move || store.outbox_push(&entries, next_seq).map(|()| entries))
+                .await;
         match pushed {
-            Ok(Ok(())) => {
+            Ok(Ok(entries)) => {
                 self.outbox.pushed(next_seq);
+                if !self.backlog {
+                    self.fresh.extend(entries);
+                }
                 Ok(())
             }
             Ok(Err(e)) => {
@@ -234,10 +245,21 @@ impl Publisher {
 
     /// Publishes the outbox in batches, acknowledging each.
     async fn publish_outbox(&mut self) -> redis::RedisResult<()> {
-        loop {
+        // Entries queued since the outbox was last found empty are published
+        // from memory; only older ones (a restart, a failure) are read back.
+        while !self.backlog && !self.fresh.is_empty() {
+            let fresh = std::mem::take(&mut self.fresh);
+            match self.publish_prefix(&fresh).await {
+                Ok(done) => self.fresh = fresh[done..].to_vec(),
+                Err(e) => {
+                    self.backlog = true;
+                    return Err(e);
+                }
+            }
+        }
+        while self.backlog {
             let store = self.store.clone();
-            let batch = tokio::task::spawn_blocking(move || store.outbox(BATCH)).await;
-            let mut batch = match batch {
+            let batch = match tokio::task::spawn_blocking(move || store.outbox(BATCH)).await {
                 Ok(Ok(batch)) => batch,
                 Ok(Err(e)) => {
                     tracing::error!("cannot read the cluster outbox: {e}");
@@ -245,36 +267,45 @@ impl Publisher {
                 }
                 Err(_) => return Ok(()),
             };
-            // A tombstone goes alone: the control stream may be closed to
-            // this host (the README's ACL opens it to admins only), and its
-            // refusal must not hold back this host's own entries.
-            let tombstone =
-                |(_, bytes): &(u64, Vec<u8>)| Entry::decode(bytes).is_ok_and(|e| is_tombstone(&e));
-            match batch.iter().position(tombstone) {
-                Some(0) => batch.truncate(1),
-                Some(first) => batch.truncate(first),
-                None => {}
-            }
-            let Some(&(last_seq, _)) = batch.last() else { return Ok(()) };
-            let pipe = self.batch_pipe(&batch);
-            match pipe.query_async::<()>(&mut self.conn).await {
-                Ok(()) => tracing::debug!(entries = batch.len(), last_seq, "published"),
-                Err(e) if batch.len() == 1 && tombstone(&batch[0]) && is_denied(&e) => tracing::error!(
-                    "a cluster-wide unban was not published: this host's Redis user may not write {} ({e}); \
-                     run `warden unban --cluster` on a host whose user may",
-                    keys::CONTROL
-                ),
-                Err(e) => return Err(e),
-            }
-            let store = self.store.clone();
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.outbox_ack(last_seq)).await {
-                tracing::error!(
-                    "cannot acknowledge published cluster entries (they will be sent again): {e}"
-                );
+            if batch.is_empty() {
+                self.backlog = false;
+                self.fresh.clear();
                 return Ok(());
             }
-            // Loop: the next read finds the outbox empty, or more to send.
+            self.publish_prefix(&batch).await?;
         }
+        Ok(())
+    }
+
+    /// Publishes the first entries of `batch` in one MULTI and acknowledges
+    /// them; returns how many. A tombstone goes alone: the control stream may
+    /// be closed to this host (the README's ACL opens it to admins only), and
+    /// its refusal must not hold back this host's own entries.
+    async fn publish_prefix(&mut self, batch: &[(u64, Vec<u8>)]) -> redis::RedisResult<usize> {
+        let tombstone = |(_, bytes): &(u64, Vec<u8>)| Entry::decode(bytes).is_ok_and(|e| is_tombstone(&e));
+        let count = match batch.iter().position(tombstone) {
+            Some(0) => 1,
+            Some(first) => first,
+            None => batch.len(),
+        }
+        .min(BATCH);
+        let batch = &batch[..count];
+        let Some(&(last_seq, _)) = batch.last() else { return Ok(0) };
+        let pipe = self.batch_pipe(batch);
+        match pipe.query_async::<()>(&mut self.conn).await {
+            Ok(()) => tracing::debug!(entries = batch.len(), last_seq, "published"),
+            Err(e) if batch.len() == 1 && tombstone(&batch[0]) && is_denied(&e) => tracing::error!(
+                "a cluster-wide unban was not published: this host's Redis user may not write {} ({e}); \
+                 run `warden unban --cluster` on a host whose user may",
+                keys::CONTROL
+            ),
+            Err(e) => return Err(e),
+        }
+        let store = self.store.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.outbox_ack(last_seq)).await {
+            tracing::error!("cannot acknowledge published cluster entries (they will be sent again): {e}");
+        }
+        Ok(count)
     }
 
     /// The MULTI for one batch of outbox entries.

@@ -375,11 +375,13 @@ impl Engine {
             }
             return;
         }
-        if let Err(e) = self.store.put_bans(&bans) {
-            tracing::error!(bans = bans.len(), "cannot persist bans (they are enforced anyway): {e}");
-        }
+        // The cluster queues them durably on its own; handing them over
+        // first lets its fsync run alongside this one.
         if self.cluster.is_some() {
             self.replicate(bans.iter().cloned().map(Replicate::Ban));
+        }
+        if let Err(e) = self.store.put_bans(&bans) {
+            tracing::error!(bans = bans.len(), "cannot persist bans (they are enforced anyway): {e}");
         }
         self.firewall.send(FirewallCmd::Ban { bans, done });
     }

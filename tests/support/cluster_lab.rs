@@ -233,7 +233,8 @@ impl Host {
         let child = Command::new("ip")
             .args(["netns", "exec", self.ns.name(), WARDEN, "run", "--config"])
             .arg(self.path("warden.yaml"))
-            .env("WARDEN_LOG", "info")
+            // WARDEN_TEST_LOG=debug (say) for a closer look at a failure.
+            .env("WARDEN_LOG", std::env::var("WARDEN_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
