@@ -6,6 +6,7 @@
 //! Lower layers never import higher ones: `core` imports nothing of ours.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod core;

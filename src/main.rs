@@ -86,6 +86,10 @@ enum Command {
         /// Every jail (the default; for clarity in scripts).
         #[arg(long)]
         all: bool,
+        /// Also lift it on every host of the cluster: the bans other hosts
+        /// replicated are dropped everywhere (each host's own jails keep theirs).
+        #[arg(long)]
+        cluster: bool,
         #[command(flatten)]
         socket: SocketArgs,
     },
@@ -216,8 +220,8 @@ fn run(command: Command) -> Result<ExitCode> {
             };
             Ok(control::call(&client(&socket), request, socket.json))
         }
-        Command::Unban { target, jail, all: _, socket } => {
-            Ok(control::call(&client(&socket), Request::Unban { target, jail }, socket.json))
+        Command::Unban { target, jail, all: _, cluster, socket } => {
+            Ok(control::call(&client(&socket), Request::Unban { target, jail, cluster }, socket.json))
         }
         Command::Status { jail, socket } => {
             Ok(control::call(&client(&socket), Request::Status { jail }, socket.json))

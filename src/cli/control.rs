@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use crate::control::{BanInfo, Client, ClientError, Request, Response, StatusReport};
+use crate::control::{BanInfo, Client, ClientError, ClusterReport, Request, Response, StatusReport};
 
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -64,14 +64,24 @@ pub fn render(request: &Request, data: serde_json::Value) -> String {
                 serde_json::from_value(data.get("banned").cloned().unwrap_or_default()).unwrap_or_default();
             banned.iter().map(ban_line).collect()
         }
-        Request::Unban { target, .. } => {
+        Request::Unban { target, cluster, .. } => {
             let lifted: Vec<BanInfo> =
                 serde_json::from_value(data.get("unbanned").cloned().unwrap_or_default()).unwrap_or_default();
-            if lifted.is_empty() {
-                format!("{target} was not banned\n")
+            let mut out = if lifted.is_empty() {
+                format!("{target} was not banned here\n")
             } else {
                 lifted.iter().map(|b| format!("unbanned {} in {}\n", b.net, b.jail)).collect()
+            };
+            if *cluster {
+                out.push_str(&format!("queued a cluster-wide unban of {target} for every host\n"));
             }
+            let remote = list(&data["remote"]);
+            if remote != "none" {
+                out.push_str(&format!(
+                    "still banned here by other hosts ({remote}); `warden unban --cluster {target}` lifts it everywhere\n"
+                ));
+            }
+            out
         }
         Request::Bans { .. } => match serde_json::from_value::<Vec<BanInfo>>(data.clone()) {
             Ok(bans) => bans_table(&bans),
@@ -124,16 +134,26 @@ pub fn bans_table(bans: &[BanInfo]) -> String {
     if bans.is_empty() {
         return "no active bans\n".into();
     }
-    let mut rows = vec![["ADDRESS", "JAIL", "SINCE", "UNTIL", "ORIGIN", "COUNT"].map(String::from).to_vec()];
+    // In a cluster every ban names the host that decided it.
+    let hosts = bans.iter().any(|b| b.host.is_some());
+    let mut header = vec!["ADDRESS", "JAIL", "SINCE", "UNTIL", "ORIGIN", "COUNT"];
+    if hosts {
+        header.push("HOST");
+    }
+    let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
     for b in bans {
-        rows.push(vec![
+        let mut row = vec![
             b.net.clone(),
             b.jail.clone(),
             b.since.clone(),
             b.until.clone().unwrap_or_else(|| "permanent".into()),
             b.origin.clone(),
             b.count.to_string(),
-        ]);
+        ];
+        if hosts {
+            row.push(b.host.clone().unwrap_or_default());
+        }
+        rows.push(row);
     }
     table(&rows)
 }
@@ -168,6 +188,10 @@ pub fn status_text(s: &StatusReport) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    if let Some(cluster) = &s.cluster {
+        out.push('\n');
+        out.push_str(&cluster_text(cluster));
+    }
     if !s.containers.is_empty() {
         out.push('\n');
         let mut rows = vec![["CONTAINER", "ID", "STATE", "JAILS"].map(String::from).to_vec()];
@@ -177,6 +201,42 @@ pub fn status_text(s: &StatusReport) -> String {
         }
         out.push_str(&table(&rows));
     }
+    out
+}
+
+/// The cluster part of `warden status`.
+pub fn cluster_text(c: &ClusterReport) -> String {
+    let mut out = String::new();
+    let state = match (c.connected, c.publishing) {
+        (true, true) => "connected",
+        (true, false) => "following, but publishing fails",
+        (false, true) => "publishing, but not following",
+        (false, false) => "DISCONNECTED (local bans go on; replication resumes by itself)",
+    };
+    let _ = writeln!(out, "cluster: host {} via {}: {state}", c.host_id, c.redis);
+    if let Some(error) = &c.error {
+        let _ = writeln!(out, "cluster error (retrying): {error}");
+    }
+    let _ = writeln!(
+        out,
+        "bans: {} local, {} remote; {} waiting to be published; {} remote entries refused",
+        c.local_bans, c.remote_bans, c.outbox, c.refused
+    );
+    if c.origins.is_empty() {
+        return out;
+    }
+    let mut rows = vec![["HOST", "BANS", "LAG", "APPLIED", "STATE"].map(String::from).to_vec()];
+    for o in &c.origins {
+        let state = match (&o.quarantined, &o.quarantined_until) {
+            (Some(reason), until) => {
+                format!("QUARANTINED until {}: {reason}", until.as_deref().unwrap_or("?"))
+            }
+            _ => "ok".to_string(),
+        };
+        let lag = o.lag_ms.map_or_else(|| "-".to_string(), |ms| format!("{ms}ms"));
+        rows.push(vec![o.host.clone(), o.bans.to_string(), lag, o.applied.to_string(), state]);
+    }
+    out.push_str(&table(&rows));
     out
 }
 
@@ -194,11 +254,66 @@ mod tests {
             until: None,
             count: 2,
             failures: 0,
+            host: None,
         };
-        let text = bans_table(&[ban]);
+        let text = bans_table(std::slice::from_ref(&ban));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "ADDRESS      JAIL  SINCE                 UNTIL      ORIGIN  COUNT");
         assert_eq!(lines[1], "203.0.113.7  sshd  2026-11-21T10:00:00Z  permanent  manual  2");
         assert_eq!(bans_table(&[]), "no active bans\n");
+
+        let remote = BanInfo { origin: "remote:mx2".into(), host: Some("mx2".into()), ..ban.clone() };
+        let local = BanInfo { host: Some("mx1".into()), ..ban };
+        let text = bans_table(&[local, remote]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("COUNT  HOST"), "{text}");
+        assert!(lines[1].ends_with("manual      2      mx1"), "{text}");
+        assert!(lines[2].ends_with("remote:mx2  2      mx2"), "{text}");
+    }
+
+    #[test]
+    fn cluster_status_names_each_host_and_quarantines_loudly() {
+        let report = ClusterReport {
+            host_id: "mx1".into(),
+            redis: "redis://h:6379/0".into(),
+            connected: true,
+            publishing: true,
+            error: None,
+            epoch: Some("e".into()),
+            outbox: 0,
+            local_bans: 3,
+            remote_bans: 7,
+            refused: 1,
+            origins: vec![
+                crate::control::OriginReport {
+                    host: "mx2".into(),
+                    bans: 7,
+                    lag_ms: Some(4),
+                    applied: 9,
+                    quarantined: None,
+                    quarantined_until: None,
+                },
+                crate::control::OriginReport {
+                    host: "mx3".into(),
+                    bans: 0,
+                    lag_ms: None,
+                    applied: 0,
+                    quarantined: Some("a forged origin".into()),
+                    quarantined_until: Some("2026-01-01T00:00:00Z".into()),
+                },
+            ],
+        };
+        let text = cluster_text(&report);
+        assert!(text.starts_with("cluster: host mx1 via redis://h:6379/0: connected\n"), "{text}");
+        assert!(
+            text.contains("bans: 3 local, 7 remote; 0 waiting to be published; 1 remote entries refused")
+        );
+        assert!(text.contains("mx2   7     4ms  9        ok"), "{text}");
+        assert!(
+            text.contains(
+                "mx3   0     -    0        QUARANTINED until 2026-01-01T00:00:00Z: a forged origin"
+            ),
+            "{text}"
+        );
     }
 }

@@ -35,6 +35,7 @@ const TOP_KEYS: &[&str] = &[
     "firewall",
     "docker",
     "journal_dirs",
+    "cluster",
 ];
 const FIREWALL_KEYS: &[&str] = &["backend", "ban_floor", "check_interval"];
 const DOCKER_SETTINGS_KEYS: &[&str] = &["host", "line_max"];
@@ -164,6 +165,7 @@ pub(crate) fn build(
     let mut firewall = FirewallSettings::default();
     let mut docker = DockerSettings::default();
     let mut journal_dirs: Vec<PathBuf> = builtin::JOURNAL_DIRS.iter().map(PathBuf::from).collect();
+    let mut cluster = None;
 
     if !matches!(root.value, Value::Map(_) | Value::Null) {
         let found = root.value.describe();
@@ -202,6 +204,7 @@ pub(crate) fn build(
             "dry_run" => dry_run = cx.boolean(entry.value, &entry.path).unwrap_or(false),
             "firewall" => firewall = firewall_settings(cx, &entry),
             "docker" => docker = docker_settings(cx, &entry),
+            "cluster" => cluster = super::cluster::cluster_settings(cx, &entry),
             "journal_dirs" => {
                 let items = cx.list_items(entry.value, &entry.path, "directories");
                 journal_dirs =
@@ -245,6 +248,7 @@ pub(crate) fn build(
         firewall,
         docker,
         journal_dirs,
+        cluster,
     })
 }
 

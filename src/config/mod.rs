@@ -27,6 +27,7 @@
 //! [`FilterCatalog`] (any `Fn(&str) -> bool` is one).
 
 mod build;
+mod cluster;
 mod error;
 mod fields;
 pub mod labels;
@@ -35,6 +36,7 @@ mod yaml;
 
 use std::path::Path;
 
+pub use cluster::{ClusterSettings, Rate, RemoteLimits, TlsFiles, parse_rate, redact_url};
 pub use error::{ConfigError, ConfigErrors, Pos};
 pub use model::{
     BackendChoice, Config, DockerSettings, FilterRef, FirewallSettings, JailConfig, ReadFrom, SourceSpec,

@@ -36,6 +36,8 @@ pub struct Config {
     /// `defaults` resolved into a jail with no name, no filter and a
     /// Docker source: what a jail defined by container labels starts from.
     pub jail_template: JailConfig,
+    /// The `cluster:` section: bans shared with other hosts through Redis.
+    pub cluster: Option<super::ClusterSettings>,
 }
 
 /// The `firewall:` section.

@@ -13,7 +13,7 @@ pub mod server;
 
 pub use client::{Client, ClientError};
 pub use protocol::{
-    BanInfo, ContainerStatus, ErrorKind, JailStatus, MAX_BAN_TARGETS, PROTOCOL_VERSION, Request, Response,
-    StatusReport,
+    BanInfo, ClusterReport, ContainerStatus, ErrorKind, JailStatus, MAX_BAN_TARGETS, OriginReport,
+    PROTOCOL_VERSION, Request, Response, StatusReport,
 };
 pub use server::{Call, Server};

@@ -45,10 +45,14 @@ pub enum Request {
         duration: Option<String>,
     },
     /// Lift bans overlapping `target`: in `jail` only, or in every jail.
+    /// With `cluster`, also publish a tombstone: every host in the cluster
+    /// lifts the replicated bans of `target` decided until now.
     Unban {
         target: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         jail: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cluster: bool,
     },
     Status {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +186,9 @@ pub struct BanInfo {
     /// How many times the network has been banned, this ban included.
     pub count: u32,
     pub failures: u32,
+    /// In a cluster: the host that decided the ban (this one for local bans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl BanInfo {
@@ -199,6 +206,10 @@ impl BanInfo {
             until: ban.until.map(Timestamp::to_rfc3339),
             count: ban.count,
             failures: ban.failures,
+            host: match &ban.origin {
+                crate::core::BanOrigin::Remote { host } => Some(host.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -220,6 +231,49 @@ pub struct StatusReport {
     pub firewall_error: Option<String>,
     pub jails: Vec<JailStatus>,
     pub containers: Vec<ContainerStatus>,
+    /// Present when the daemon is in a cluster (`cluster:` in its config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterReport>,
+}
+
+/// `warden status`: the cluster as this host sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterReport {
+    pub host_id: String,
+    /// The Redis URL, password hidden.
+    pub redis: String,
+    /// Following the other hosts' streams now.
+    pub connected: bool,
+    /// The last publish to Redis succeeded.
+    pub publishing: bool,
+    /// The last error, while reconnecting.
+    pub error: Option<String>,
+    pub epoch: Option<String>,
+    /// This host's entries waiting to be published.
+    pub outbox: u64,
+    /// Active bans decided here (by jails and operators).
+    pub local_bans: u64,
+    /// Networks banned by other hosts, enforced here.
+    pub remote_bans: u64,
+    /// Remote entries refused by remote_limits since the daemon started.
+    pub refused: u64,
+    pub origins: Vec<OriginReport>,
+}
+
+/// One other host of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginReport {
+    pub host: String,
+    /// Its live bans, as held here.
+    pub bans: u64,
+    /// How long after Redis took its last entry this host applied it.
+    pub lag_ms: Option<u64>,
+    /// Entries applied from it since the daemon started.
+    pub applied: u64,
+    /// Why it is quarantined, while it is.
+    pub quarantined: Option<String>,
+    /// RFC 3339: when the quarantine ends.
+    pub quarantined_until: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,6 +321,15 @@ mod tests {
             r#"{"v":1,"cmd":"ban_many","jail":"sshd","targets":["203.0.113.7","198.51.100.0/24"]}"#
         );
         assert_eq!(serde_json::from_str::<RequestEnvelope>(&line).unwrap().request, many);
+        // `cluster` is optional both ways: older clients never send it.
+        let unban: RequestEnvelope =
+            serde_json::from_str(r#"{"v":1,"cmd":"unban","target":"192.0.2.1"}"#).unwrap();
+        assert_eq!(unban.request, Request::Unban { target: "192.0.2.1".into(), jail: None, cluster: false });
+        let line = serde_json::to_string(&unban).unwrap();
+        assert_eq!(line, r#"{"v":1,"cmd":"unban","target":"192.0.2.1"}"#);
+        let cluster = Request::Unban { target: "192.0.2.1".into(), jail: None, cluster: true };
+        let line = serde_json::to_string(&RequestEnvelope { v: 1, request: cluster }).unwrap();
+        assert_eq!(line, r#"{"v":1,"cmd":"unban","target":"192.0.2.1","cluster":true}"#);
         let reload: RequestEnvelope = serde_json::from_str(r#"{"v":1,"cmd":"reload"}"#).unwrap();
         assert_eq!(reload.request, Request::Reload);
         assert!(serde_json::from_str::<RequestEnvelope>(r#"{"v":1,"cmd":"explode"}"#).is_err());

@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cluster::{ClusterHandle, Replicate};
 use crate::config::{Config, JailConfig};
 use crate::core::{Ban, BanTime, Clock, Failure, LogLine, SourceRef, SystemClock, Timestamp};
 use crate::filter::{Filter, MatchState, Outcome, Registry};
@@ -41,6 +42,10 @@ use super::setup;
 pub const COMMIT_EVERY: Duration = Duration::from_millis(250);
 /// Longest the engine sleeps with nothing to do; expiry is checked then.
 const IDLE_TICK: Duration = Duration::from_secs(1);
+/// Decisions kept for the cluster while its queue is full; beyond this the
+/// oldest are dropped (their bans are in the store, and the cluster's
+/// anti-entropy publishes active bans its hash lacks).
+const MAX_CLUSTER_BACKLOG: usize = 100_000;
 /// Match states kept per jail (one per source: container, file, journal);
 /// beyond this the least useful are dropped, costing only multi-line context.
 const MAX_STATES_PER_JAIL: usize = 4096;
@@ -116,6 +121,10 @@ pub struct Engine {
     /// Bans decided from source events, not yet persisted and enforced
     /// (see "Group commit" above).
     pending_bans: Vec<Ban>,
+    /// The cluster, when the config has a `cluster:` section.
+    pub(super) cluster: Option<ClusterHandle>,
+    /// Decisions the cluster's queue had no room for yet.
+    cluster_backlog: Vec<Replicate>,
 }
 
 /// What the daemon needs to start an engine: its state restored from the
@@ -171,19 +180,24 @@ pub fn restore(
     Ok(Restored { jails, history, active })
 }
 
-/// The firewall's rules for `jails`, the allowlist from `config`, and the
-/// enforcer built from them.
+/// The firewall's rules for `jails` (and, with `remote`, for the bans of
+/// other hosts: first, right after the allowlist), the allowlist from
+/// `config`, and the enforcer built from them.
 pub fn build_enforcer(
     config: &Config,
     jails: &BTreeMap<Arc<str>, JailRuntime>,
+    remote: bool,
     dry_run: bool,
     backend: Option<crate::firewall::backend::Backend>,
 ) -> Enforcer {
     let mut fw = setup::enforcer_config(config, dry_run, backend);
     fw.keep_conntrack =
         jails.iter().filter(|(_, rt)| !rt.config.flush_conntrack).map(|(name, _)| name.to_string()).collect();
-    let rules: Vec<JailRules> =
-        jails.values().filter(|rt| rt.config.enabled).map(JailRuntime::rules).collect();
+    let mut rules: Vec<JailRules> = Vec::new();
+    if remote {
+        rules.push(JailRules::remote());
+    }
+    rules.extend(jails.values().filter(|rt| rt.config.enabled).map(JailRuntime::rules));
     Enforcer::new(fw, rules, config.jail_template.ignoreip.clone())
 }
 
@@ -198,6 +212,7 @@ impl Engine {
         containers: Containers,
         dry_run: bool,
         backend: Option<crate::firewall::backend::Backend>,
+        cluster: Option<ClusterHandle>,
     ) -> Engine {
         Engine {
             config,
@@ -219,6 +234,32 @@ impl Engine {
             warned: HashSet::new(),
             last_source: None,
             pending_bans: Vec::new(),
+            cluster,
+            cluster_backlog: Vec::new(),
+        }
+    }
+
+    /// Hands decisions to the cluster (if any) without waiting; what its
+    /// queue has no room for waits here and is offered again on the next
+    /// tick.
+    pub(super) fn replicate(&mut self, decisions: impl IntoIterator<Item = Replicate>) {
+        let Some(cluster) = &self.cluster else { return };
+        self.cluster_backlog.extend(decisions);
+        if self.cluster_backlog.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.cluster_backlog);
+        if let Err(mut back) = cluster.offer(batch) {
+            if back.len() > MAX_CLUSTER_BACKLOG {
+                let dropped = back.len() - MAX_CLUSTER_BACKLOG;
+                back.drain(..dropped);
+                tracing::warn!(
+                    dropped,
+                    "the cluster's queue is full: dropping the oldest decisions to replicate \
+                     (their bans are stored; anti-entropy publishes them later)"
+                );
+            }
+            self.cluster_backlog = back;
         }
     }
 
@@ -334,6 +375,11 @@ impl Engine {
             }
             return;
         }
+        // The cluster queues them durably on its own; handing them over
+        // first lets its fsync run alongside this one.
+        if self.cluster.is_some() {
+            self.replicate(bans.iter().cloned().map(Replicate::Ban));
+        }
         if let Err(e) = self.store.put_bans(&bans) {
             tracing::error!(bans = bans.len(), "cannot persist bans (they are enforced anyway): {e}");
         }
@@ -364,6 +410,9 @@ impl Engine {
             self.ruleset_dirty = false;
             self.replace_firewall();
         }
+        if !self.cluster_backlog.is_empty() {
+            self.replicate([]);
+        }
         self.commit();
     }
 
@@ -378,6 +427,9 @@ impl Engine {
         }
         if self.has_pending() {
             next = next.min(self.last_commit + COMMIT_EVERY);
+        }
+        if !self.cluster_backlog.is_empty() {
+            next = next.min(Instant::now() + Duration::from_millis(100));
         }
         next
     }
@@ -459,6 +511,12 @@ impl Engine {
                 tracing::error!("cannot remove the bans of removed jails from the store: {e}");
             }
             self.firewall.send(FirewallCmd::Unban { entries: lifted.clone(), done: None });
+            self.replicate(
+                lifted.iter().map(|(jail, net)| Replicate::Unban { net: *net, jail: jail.clone() }),
+            );
+        }
+        if config.cluster != self.config.cluster {
+            tracing::warn!("the cluster: section changed; it takes effect at the next restart");
         }
         self.config = config;
         self.registry = registry;
@@ -476,7 +534,8 @@ impl Engine {
     /// Rebuilds the enforcer for the current jails and swaps it in; bans are
     /// re-installed idempotently, without a window.
     pub(super) fn replace_firewall(&mut self) {
-        let enforcer = build_enforcer(&self.config, &self.jails, self.dry_run, self.backend);
+        let enforcer =
+            build_enforcer(&self.config, &self.jails, self.cluster.is_some(), self.dry_run, self.backend);
         let (done, _) = tokio::sync::oneshot::channel();
         self.firewall.send(FirewallCmd::Replace {
             enforcer: Box::new(enforcer),

@@ -1,7 +1,9 @@
 //! The firewall task: one thread that owns the [`Enforcer`].
 //!
-//! State owned: the enforcer (sockets, ruleset), and, until the first
-//! successful start, the bans waiting to be installed. Receives
+//! State owned: the enforcer (sockets, ruleset), the remote bans (from the
+//! cluster: one per network, in the `@remote` pseudo-jail, re-installed
+//! with every replacement of the enforcer), and, until the first successful
+//! start, the bans waiting to be installed. Receives
 //! [`FirewallCmd`]s from the engine; sends nothing back but the replies its
 //! commands ask for, and a [`FirewallStatus`] others may read.
 //!
@@ -18,6 +20,7 @@
 //! refreshes bans longer than the kernel's timeout cap, and deletes
 //! conntrack entries of recent bans when its inbox is empty.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -26,8 +29,10 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
-use crate::core::{Ban, Clock, SystemClock};
+use crate::cluster::Effect;
+use crate::core::{Ban, BanOrigin, Clock, SystemClock, Timestamp};
 use crate::firewall::enforcer::{EnforceError, Enforcer};
+use crate::firewall::rules::REMOTE_JAIL;
 
 /// Longest wait between two start attempts after failures.
 const MAX_RETRY: Duration = Duration::from_secs(60);
@@ -47,6 +52,21 @@ pub enum FirewallCmd {
     Replace { enforcer: Box<Enforcer>, active: Vec<Ban>, done: oneshot::Sender<Result<(), String>> },
     /// Re-check chains and jumps now (Docker came back, say).
     Check,
+    /// Remote bans changed (from the cluster's follower).
+    Remote { effects: Vec<Effect> },
+}
+
+/// A remote ban as the enforcer takes it: the `@remote` pseudo-jail.
+pub fn remote_ban(net: IpNet, until: Option<Timestamp>) -> Ban {
+    Ban {
+        net,
+        jail: REMOTE_JAIL.to_string(),
+        origin: BanOrigin::Remote { host: String::new() },
+        at: SystemClock.now(),
+        until,
+        count: 1,
+        failures: 0,
+    }
 }
 
 impl std::fmt::Debug for FirewallCmd {
@@ -56,6 +76,7 @@ impl std::fmt::Debug for FirewallCmd {
             FirewallCmd::Unban { entries, .. } => write!(f, "Unban({} entries)", entries.len()),
             FirewallCmd::Replace { active, .. } => write!(f, "Replace({} active bans)", active.len()),
             FirewallCmd::Check => f.write_str("Check"),
+            FirewallCmd::Remote { effects } => write!(f, "Remote({} changes)", effects.len()),
         }
     }
 }
@@ -88,18 +109,22 @@ impl FirewallHandle {
     }
 }
 
-/// Starts the firewall thread with `enforcer`, installing `active` first.
-/// The thread ends when every handle is dropped.
+/// Starts the firewall thread with `enforcer`, installing `active` and the
+/// `remote` bans (see [`remote_ban`]) first. The thread ends when every
+/// handle is dropped.
 pub fn spawn(
     enforcer: Enforcer,
-    active: Vec<Ban>,
+    mut active: Vec<Ban>,
+    remote: Vec<Ban>,
     check_interval: Duration,
 ) -> std::io::Result<(FirewallHandle, JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::channel();
     let status =
         Arc::new(Mutex::new(FirewallStatus { dry_run: enforcer.is_dry_run(), ..Default::default() }));
+    active.extend(remote.iter().cloned());
     let task = Task {
         enforcer,
+        remote: remote.into_iter().map(|ban| (ban.net, ban)).collect(),
         waiting: Some(active),
         status: status.clone(),
         check_interval,
@@ -114,6 +139,8 @@ pub fn spawn(
 
 struct Task {
     enforcer: Enforcer,
+    /// The remote bans in force, by network.
+    remote: HashMap<IpNet, Ban>,
     /// `Some` until the enforcer has started: the bans to install then.
     waiting: Option<Vec<Ban>>,
     status: Arc<Mutex<FirewallStatus>>,
@@ -173,14 +200,52 @@ impl Task {
                     let _ = done.send(result);
                 }
             }
-            FirewallCmd::Replace { enforcer, active, done } => {
+            FirewallCmd::Replace { enforcer, mut active, done } => {
                 self.enforcer = *enforcer;
+                active.extend(self.remote.values().cloned());
                 self.waiting = Some(active);
                 self.retry = Duration::from_secs(1);
                 let result = self.try_start();
                 let _ = done.send(result);
             }
             FirewallCmd::Check => self.next_check = Instant::now(),
+            FirewallCmd::Remote { effects } => self.remote(effects),
+        }
+    }
+
+    /// Applies the cluster's changes to the remote sets. Refusals and
+    /// failures are logged by [`Task::ban`] and [`Task::unban`]; the
+    /// follower goes on either way.
+    fn remote(&mut self, effects: Vec<Effect>) {
+        // The last effect on a network decides it.
+        let mut last: HashMap<IpNet, Option<Option<Timestamp>>> = HashMap::new();
+        for effect in effects {
+            match effect {
+                Effect::Enforce { net, until } => last.insert(net, Some(until)),
+                Effect::Lift { net } => last.insert(net, None),
+            };
+        }
+        let mut bans = Vec::new();
+        let mut lifted = Vec::new();
+        for (net, state) in last {
+            match state {
+                Some(until) => {
+                    let ban = remote_ban(net, until);
+                    self.remote.insert(net, ban.clone());
+                    bans.push(ban);
+                }
+                None => {
+                    if self.remote.remove(&net).is_some() {
+                        lifted.push((REMOTE_JAIL.to_string(), net));
+                    }
+                }
+            }
+        }
+        if !bans.is_empty() {
+            let _ = self.ban(bans);
+        }
+        if !lifted.is_empty() {
+            let _ = self.unban(lifted);
         }
     }
 

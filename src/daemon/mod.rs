@@ -34,6 +34,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{ApplyFn, Cluster, ClusterHandle, ClusterTasks};
 use crate::config::Config;
 use crate::control::{Call, Request, Response, Server};
 use crate::core::{Clock, SystemClock};
@@ -103,15 +104,26 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let filters = setup::compile_filters(&registry, &config)?;
     let label_jails = containers::restore_label_jails(&config, &registry, &store)?;
     let restored = engine::restore(&config, filters, &store, label_jails, now)?;
-    let enforcer = engine::build_enforcer(&config, &restored.jails, options.dry_run, options.backend);
+    let cluster = match &config.cluster {
+        Some(settings) => Some(Cluster::open(settings.clone(), store.clone(), now)?),
+        None => None,
+    };
+    let remote: Vec<_> = cluster
+        .iter()
+        .flat_map(|c| c.restored(now))
+        .map(|ban| firewall::remote_ban(ban.net, ban.until))
+        .collect();
+    let enforcer =
+        engine::build_enforcer(&config, &restored.jails, cluster.is_some(), options.dry_run, options.backend);
     tracing::info!(
         jails = restored.jails.len(),
         bans = restored.active.len(),
+        remote_bans = remote.len(),
         dry_run = enforcer.is_dry_run(),
         "starting"
     );
     let (firewall, firewall_thread) =
-        firewall::spawn(enforcer, restored.active.clone(), config.firewall.check_interval)
+        firewall::spawn(enforcer, restored.active.clone(), remote, config.firewall.check_interval)
             .context("cannot start the firewall thread")?;
     let server = Server::bind(&config.socket)
         .with_context(|| format!("cannot listen on the control socket {}", config.socket.display()))?;
@@ -122,6 +134,11 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let server_task = tokio::spawn(server.serve(call_tx.clone(), shutdown.clone()));
     tokio::spawn(watch_signals(shutdown.clone(), call_tx));
 
+    let cluster = match cluster {
+        Some(cluster) => Some(start_cluster(cluster, &config, &firewall, shutdown.clone())?),
+        None => None,
+    };
+    let (cluster, cluster_tasks) = cluster.unzip();
     let sources = Sources::new(tokio::runtime::Handle::current(), source_tx, store.clone(), now);
     let engine = Engine::new(
         config,
@@ -132,6 +149,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         containers::Containers::default(),
         options.dry_run,
         options.backend,
+        cluster,
     );
     let config_path = options.config.clone();
     let stop = shutdown.clone();
@@ -154,6 +172,10 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         Ok(Ok(result)) => result?,
         _ => anyhow::bail!("the engine thread panicked"),
     }
+    // The cluster's follower holds a firewall handle too: it ends first.
+    if let Some(tasks) = cluster_tasks {
+        tasks.stopped().await;
+    }
     // The engine dropped its firewall handle: the firewall thread ends.
     let _ = tokio::task::spawn_blocking(move || firewall_thread.join()).await;
     if let Ok(store) = Arc::try_unwrap(store) {
@@ -161,6 +183,39 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     }
     tracing::info!("stopped; bans stay enforced in the kernel");
     Ok(())
+}
+
+/// Starts the cluster's tasks: remote bans go to the firewall thread; no
+/// remote ban may cover this host's addresses or any allowlist.
+fn start_cluster(
+    cluster: Cluster,
+    config: &Config,
+    firewall: &firewall::FirewallHandle,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(ClusterHandle, ClusterTasks)> {
+    let own = crate::firewall::guard::own_addresses().unwrap_or_else(|e| {
+        tracing::warn!("cannot read this host's addresses (the firewall refuses to ban them anyway): {e}");
+        Vec::new()
+    });
+    let mut protected: Vec<ipnet::IpNet> = own.iter().map(|ip| ipnet::IpNet::from(*ip)).collect();
+    protected.extend(config.jail_template.ignoreip.iter().copied());
+    protected.extend(config.jails.values().flat_map(|j| j.ignoreip.iter().copied()));
+    // Peers protect the addresses others reach this host at.
+    let registered: Vec<std::net::IpAddr> = own
+        .into_iter()
+        .filter(|ip| {
+            !ip.is_loopback()
+                && !ip.is_unspecified()
+                && !matches!(ip, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+        })
+        .collect();
+    let firewall = firewall.clone();
+    let apply: ApplyFn = Arc::new(move |effects| {
+        if !effects.is_empty() {
+            firewall.send(firewall::FirewallCmd::Remote { effects });
+        }
+    });
+    Ok(cluster.start(protected, registered, apply, shutdown)?)
 }
 
 /// SIGTERM and SIGINT stop the daemon; SIGHUP reloads it.

@@ -14,11 +14,13 @@ use ipnet::IpNet;
 use serde::{Serialize, Serializer};
 use tokio::sync::oneshot;
 
+use crate::cluster::{RemoteBan, Replicate, Status as ClusterStatus};
 use crate::control::protocol::host_form;
 use crate::control::{
-    BanInfo, ContainerStatus, JailStatus, MAX_BAN_TARGETS, Request, Response, StatusReport,
+    BanInfo, ClusterReport, ContainerStatus, JailStatus, MAX_BAN_TARGETS, OriginReport, Request, Response,
+    StatusReport,
 };
-use crate::core::{Ban, BanTime, parse_ip_or_net};
+use crate::core::{Ban, BanTime, Timestamp, parse_ip_or_net};
 use crate::firewall::guard::{self, BanFloor};
 use crate::firewall::ipset::Family;
 
@@ -43,7 +45,7 @@ impl Engine {
             Request::BanMany { jail, targets, duration } => {
                 self.ban_many(&jail, &targets, duration.as_deref())
             }
-            Request::Unban { target, jail } => self.unban(&target, jail.as_deref()),
+            Request::Unban { target, jail, cluster } => self.unban(&target, jail.as_deref(), cluster),
             Request::Status { jail } => Answer::Now(self.status(jail.as_deref())),
             Request::Bans { jail } => Answer::Now(self.list_bans(jail.as_deref())),
             Request::Version => Answer::Now(Response::ok(serde_json::json!({
@@ -181,8 +183,10 @@ impl Engine {
     }
 
     /// Lifts the bans; like a ban, the answer waits until the kernel has
-    /// let the address go, so a script may connect right after.
-    fn unban(&mut self, target: &str, jail: Option<&str>) -> Answer {
+    /// let the address go, so a script may connect right after. In a
+    /// cluster, the other hosts drop this host's bans of it; with
+    /// `cluster`, a tombstone also lifts every host's replicated bans of it.
+    fn unban(&mut self, target: &str, jail: Option<&str>, cluster: bool) -> Answer {
         if let Some(jail) = jail
             && let Err(response) = self.known_jail(jail)
         {
@@ -192,6 +196,11 @@ impl Engine {
             Ok(net) => net,
             Err(e) => return Answer::Now(Response::bad_input(e.to_string())),
         };
+        if cluster && self.cluster.is_none() {
+            return Answer::Now(Response::bad_input(
+                "--cluster: this warden is not in a cluster (its config has no cluster: section)",
+            ));
+        }
         let mut lifted = Vec::new();
         for (name, rt) in self.jails.iter_mut() {
             if jail.is_some_and(|j| j != &**name) {
@@ -208,8 +217,27 @@ impl Engine {
         for ban in &lifted {
             tracing::info!(jail = %ban.jail, ip = %ban.net, origin = "manual", "unbanned");
         }
-        let infos: Vec<BanInfo> = lifted.iter().map(BanInfo::from_ban).collect();
-        let ok = Response::ok(serde_json::json!({ "unbanned": infos }));
+        let mut decisions: Vec<Replicate> =
+            entries.iter().map(|(jail, net)| Replicate::Unban { net: *net, jail: jail.clone() }).collect();
+        if cluster {
+            tracing::info!(ip = %net, "cluster-wide unban published");
+            decisions.push(Replicate::Tombstone { net });
+        }
+        self.replicate(decisions);
+        let infos: Vec<BanInfo> = lifted.iter().map(|b| self.ban_info(b)).collect();
+        // Other hosts' bans of it stay unless the unban is cluster-wide: say so.
+        let mut remote: Vec<String> = match (&self.cluster, cluster) {
+            (Some(handle), false) => handle
+                .remote_bans(self.now())
+                .into_iter()
+                .filter(|b| crate::cluster::merge::overlap(&b.net, &net))
+                .flat_map(|b| b.origins)
+                .collect(),
+            _ => Vec::new(),
+        };
+        remote.sort();
+        remote.dedup();
+        let ok = Response::ok(serde_json::json!({ "unbanned": infos, "cluster": cluster, "remote": remote }));
         if entries.is_empty() {
             return Answer::Now(ok);
         }
@@ -259,6 +287,8 @@ impl Engine {
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));
         let fw = self.firewall.status();
+        let local_bans =
+            self.jails.values().map(|rt| rt.jail.bans().filter(|b| b.is_active(now)).count() as u64).sum();
         Response::ok(StatusReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_secs: self.started.elapsed().as_secs(),
@@ -267,7 +297,19 @@ impl Engine {
             firewall_error: fw.error,
             jails,
             containers,
+            cluster: self.cluster.as_ref().map(|c| cluster_report(c.status(now), local_bans, now)),
         })
+    }
+
+    /// `ban` as listed: in a cluster, with this host as its origin host.
+    fn ban_info(&self, ban: &Ban) -> BanInfo {
+        let mut info = BanInfo::from_ban(ban);
+        if let Some(cluster) = &self.cluster
+            && info.host.is_none()
+        {
+            info.host = Some(cluster.host_id().to_string());
+        }
+        info
     }
 
     fn list_bans(&self, jail: Option<&str>) -> Response {
@@ -284,17 +326,76 @@ impl Engine {
             .flat_map(|(_, rt)| rt.jail.bans().filter(|b| b.is_active(now)))
             .collect();
         bans.sort_by(|a, b| (&a.jail, a.net).cmp(&(&b.jail, b.net)));
-        Response::ok(BanList(bans))
+        // Other hosts' bans are listed too, unless one jail is asked for.
+        let remote = match (&self.cluster, jail) {
+            (Some(cluster), None) => cluster.remote_bans(now),
+            _ => Vec::new(),
+        };
+        let host = self.cluster.as_ref().map(|c| c.host_id());
+        Response::ok(BanList { local: bans, host, remote })
     }
 }
 
 /// Bans encoded as [`BanInfo`]s one at a time, straight from the jails: a
-/// list of 100,000 is never copied whole before it becomes JSON.
-struct BanList<'a>(Vec<&'a Ban>);
+/// list of 100,000 is never copied whole before it becomes JSON. Local bans
+/// first (with this host's id in a cluster), then other hosts'.
+struct BanList<'a> {
+    local: Vec<&'a Ban>,
+    host: Option<&'a str>,
+    remote: Vec<RemoteBan>,
+}
 
 impl Serialize for BanList<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|ban| BanInfo::from_ban(ban)))
+        let local = self
+            .local
+            .iter()
+            .map(|ban| BanInfo { host: self.host.map(String::from), ..BanInfo::from_ban(ban) });
+        let remote = self.remote.iter().map(|ban| BanInfo {
+            net: host_form(ban.net),
+            jail: ban.jail.clone(),
+            origin: format!("remote:{}", ban.origin),
+            since: ban.at.to_rfc3339(),
+            until: ban.until.map(Timestamp::to_rfc3339),
+            count: ban.origins.len() as u32,
+            failures: 0,
+            host: Some(ban.origin.clone()),
+        });
+        serializer.collect_seq(local.chain(remote))
+    }
+}
+
+/// The protocol's view of the cluster's status.
+fn cluster_report(status: ClusterStatus, local_bans: u64, now: Timestamp) -> ClusterReport {
+    let health = status.health;
+    let origins = health
+        .origins
+        .iter()
+        .map(|(host, origin)| {
+            let quarantine =
+                health.quarantined.iter().find(|(o, q)| o == host && q.until > now).map(|(_, q)| q);
+            OriginReport {
+                host: host.clone(),
+                bans: status.bans_per_origin.get(host).copied().unwrap_or(0) as u64,
+                lag_ms: origin.lag_ms,
+                applied: origin.applied,
+                quarantined: quarantine.map(|q| q.reason.clone()),
+                quarantined_until: quarantine.map(|q| q.until.to_rfc3339()),
+            }
+        })
+        .collect();
+    ClusterReport {
+        host_id: status.host_id,
+        redis: status.redis,
+        connected: health.following,
+        publishing: health.publishing,
+        error: health.error,
+        epoch: health.epoch,
+        outbox: health.outbox,
+        local_bans,
+        remote_bans: status.remote_bans as u64,
+        refused: health.refused,
+        origins,
     }
 }
 

@@ -73,6 +73,18 @@ fn family_suffix(family: Family) -> &'static str {
     }
 }
 
+/// The pseudo-jail holding bans replicated from other hosts (see
+/// `crate::cluster`). The `@` keeps it apart from every configured or label
+/// jail, whose names are letters, digits, `-` and `_`.
+pub const REMOTE_JAIL: &str = "@remote";
+
+/// The sets of [`REMOTE_JAIL`]. Like the allowlist's, their names have a dot
+/// after the prefix, so no jail's set can take them (a jail named `remote`
+/// has `warden-remote-v4`); `warden cleanup` removes them with the rest.
+pub fn remote_set_name(family: Family) -> String {
+    format!("{SET_PREFIX}.remote-{}", family_suffix(family))
+}
+
 /// What the firewall needs to know about one jail; the daemon builds it
 /// from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +110,24 @@ impl JailRules {
             set_v4: set_name(SET_PREFIX, name, Family::V4),
             set_v6: set_name(SET_PREFIX, name, Family::V6),
             ban_prefix: BanPrefix::default(),
+            ports: Vec::new(),
+            protocol: Protocol::All,
+            target: Target::Both,
+            action: Action::Drop,
+        }
+    }
+
+    /// The rules of [`REMOTE_JAIL`]: `hash:net` sets (peers ban networks as
+    /// well as addresses) matched on every port of every protocol, in both
+    /// chains. Put it first among the jails, right after the allowlist.
+    pub fn remote() -> JailRules {
+        JailRules {
+            name: REMOTE_JAIL.to_string(),
+            set_v4: remote_set_name(Family::V4),
+            set_v6: remote_set_name(Family::V6),
+            // Below /32 and /128: the sets are hash:net, which hold single
+            // addresses too.
+            ban_prefix: BanPrefix { v4: 0, v6: 0 },
             ports: Vec::new(),
             protocol: Protocol::All,
             target: Target::Both,
@@ -410,6 +440,21 @@ mod tests {
         assert!(
             host6.rules[1].contains("warden-sshd-v6") && host6.rules[1].ends_with("icmp6-port-unreachable")
         );
+    }
+
+    #[test]
+    fn remote_bans_come_right_after_the_allowlist_in_both_chains_in_sets_no_jail_can_name() {
+        let mut ruleset = sample();
+        ruleset.jails.insert(0, JailRules::remote());
+        for chain in plan(&ruleset, Family::V4) {
+            assert_eq!(chain.rules[1], "-m set --match-set warden.remote-v4 src -j DROP", "{}", chain.chain);
+        }
+        assert_eq!(plan(&ruleset, Family::V6)[0].rules[1], "-m set --match-set warden.remote-v6 src -j DROP");
+        let specs = ruleset.set_specs();
+        let remote = specs.iter().find(|s| s.name == "warden.remote-v6").unwrap();
+        assert_eq!(remote.set_type, SetType::HashNet);
+        assert!(is_warden_set("warden.remote-v4"));
+        assert_ne!(set_name(SET_PREFIX, "remote", Family::V4), remote_set_name(Family::V4));
     }
 
     #[test]

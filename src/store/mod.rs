@@ -1,6 +1,6 @@
 //! Persistent state in one redb file: what must survive a restart.
 //!
-//! The [`Store`] owns the state file (`<state_dir>/warden.redb`) and four
+//! The [`Store`] owns the state file (`<state_dir>/warden.redb`) and the
 //! tables in it, plus a `meta` table holding the [`SCHEMA_VERSION`]:
 //!
 //! - **active bans**, keyed by (banned network, jail), value the whole
@@ -13,7 +13,9 @@
 //! - **recent failures**, per jail and address: the failure times still inside
 //!   a window, so a restart does not forgive an attacker halfway to a ban;
 //! - **source cursors**: an opaque position per source (a Docker timestamp, a
-//!   journald cursor, an inode and offset), so a source resumes where it was.
+//!   journald cursor, an inode and offset), so a source resumes where it was;
+//! - the **cluster's** tables (`cluster.rs`): the outbox of entries to
+//!   publish, stream cursors, bans and tombstones from other hosts.
 //!
 //! # Durability
 //!
@@ -64,6 +66,7 @@
 
 mod bans;
 mod batch;
+mod cluster;
 mod codec;
 mod error;
 mod schema;
@@ -76,6 +79,7 @@ use redb::{Database, Durability, WriteTransaction};
 
 pub use bans::HistoryEntry;
 pub use batch::{Batch, FailureRecord};
+pub use cluster::{ClusterChanges, ClusterSaved, RemoteRecord};
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
 pub use sweep::{Retention, SweepStats};

@@ -13,6 +13,11 @@
 //! 2. bans keyed by (network, jail): each jail's ban is its own record.
 //!    [`check_or_init`] migrates a version-1 file in place, re-keying each
 //!    ban by the jail it names.
+//! 3. the cluster's tables (`cluster_*`, see `cluster.rs`): the outbox of
+//!    entries to publish, stream cursors, bans and tombstones replicated
+//!    from other hosts, and the cluster's own small values. Nothing else
+//!    changed, so [`check_or_init`] migrates a version-2 file by creating
+//!    them; a version-2 warden refuses a version-3 file as newer.
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
@@ -21,7 +26,7 @@ use super::codec::{decode_ban, decode_net, hex};
 use super::error::ResultExt;
 
 /// The layout version this warden writes and understands.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// `"schema_version"` → [`SCHEMA_VERSION`] of the file.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -50,10 +55,41 @@ pub(crate) const FAILURES: TableDefinition<(&str, &[u8]), &[u8]> = TableDefiniti
 /// Opaque source id → opaque position chosen by the source.
 pub(crate) const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("cursors");
 
+/// The cluster's small values: the next outbox sequence number, the Redis
+/// epoch last seen, quarantines. Name → opaque bytes chosen by the cluster.
+pub(crate) const CLUSTER_META: TableDefinition<&str, &[u8]> = TableDefinition::new("cluster_meta");
+
+/// Sequence number → encoded entry waiting to be published (and acknowledged).
+pub(crate) const CLUSTER_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("cluster_outbox");
+
+/// Stream key → the id of the last entry applied from it.
+pub(crate) const CLUSTER_CURSORS: TableDefinition<&str, &str> = TableDefinition::new("cluster_cursors");
+
+/// (origin host, network key, jail) → (expiry in ms, `i64::MAX` when
+/// permanent; encoded entry): the bans replicated from other hosts.
+pub(crate) const CLUSTER_REMOTE: TableDefinition<RemoteKey, BanValue> =
+    TableDefinition::new("cluster_remote");
+/// (origin host, network key, jail): the key of [`CLUSTER_REMOTE`].
+pub(crate) type RemoteKey = (&'static str, &'static [u8], &'static str);
+
+/// Network key → time (ms) of the newest cluster-wide unban (tombstone) of it.
+pub(crate) const CLUSTER_TOMBSTONES: TableDefinition<&[u8], i64> = TableDefinition::new("cluster_tombstones");
+
 /// Checks the schema version of an open file, or stamps a new file with ours,
 /// and makes sure every table exists so readers never meet a missing one.
 pub(crate) fn check_or_init(txn: &WriteTransaction, path: &std::path::Path) -> Result<(), StoreError> {
-    let ours = ["meta", "bans", "ban_history", "failures", "cursors"];
+    let ours = [
+        "meta",
+        "bans",
+        "ban_history",
+        "failures",
+        "cursors",
+        "cluster_meta",
+        "cluster_outbox",
+        "cluster_cursors",
+        "cluster_remote",
+        "cluster_tombstones",
+    ];
     const DOING: &str = "check the schema of";
     let foreign: Vec<String> = txn
         .list_tables()
@@ -91,6 +127,11 @@ pub(crate) fn check_or_init(txn: &WriteTransaction, path: &std::path::Path) -> R
         Some(SCHEMA_VERSION) => {}
         Some(1) => {
             migrate_bans_from_v1(txn, path)?;
+            // Version 3 only adds tables, created below.
+            meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).doing(path, DOING)?;
+        }
+        Some(2) => {
+            // Version 3 only adds tables, created below.
             meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).doing(path, DOING)?;
         }
         Some(found) => {
@@ -107,6 +148,11 @@ pub(crate) fn check_or_init(txn: &WriteTransaction, path: &std::path::Path) -> R
     txn.open_table(HISTORY).doing(path, DOING)?;
     txn.open_table(FAILURES).doing(path, DOING)?;
     txn.open_table(CURSORS).doing(path, DOING)?;
+    txn.open_table(CLUSTER_META).doing(path, DOING)?;
+    txn.open_table(CLUSTER_OUTBOX).doing(path, DOING)?;
+    txn.open_table(CLUSTER_CURSORS).doing(path, DOING)?;
+    txn.open_table(CLUSTER_REMOTE).doing(path, DOING)?;
+    txn.open_table(CLUSTER_TOMBSTONES).doing(path, DOING)?;
     Ok(())
 }
 
