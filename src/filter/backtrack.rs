@@ -198,7 +198,12 @@ enum Step {
         min: usize,
         max: usize,
     },
-    Save(usize),
+    /// Records the position `back` bytes before the current one (a save
+    /// moved after the literal that follows it, so literals merge).
+    Save {
+        slot: usize,
+        back: usize,
+    },
     End,
 }
 
@@ -216,6 +221,10 @@ struct Literal {
     head_mask: u64,
     /// The last eight bytes (when the literal has 9 to 16).
     tail: u64,
+    /// The literal's least common byte (by [`commonness`]) and its offset:
+    /// what a run searches for when it looks for where the literal occurs.
+    rare: u8,
+    rare_at: usize,
 }
 
 impl Literal {
@@ -228,7 +237,9 @@ impl Literal {
             Some(last) if bytes.len() > 8 => u64::from_le_bytes(last.try_into().unwrap_or([0; 8])),
             _ => 0,
         };
-        Literal { bytes: bytes.into(), head: u64::from_le_bytes(head), head_mask, tail }
+        let (rare_at, rare) =
+            bytes.iter().copied().enumerate().min_by_key(|&(_, b)| commonness(b)).unwrap_or((0, 0));
+        Literal { bytes: bytes.into(), head: u64::from_le_bytes(head), head_mask, tail, rare, rare_at }
     }
 
     fn len(&self) -> usize {
@@ -258,6 +269,29 @@ impl Literal {
         }
         hay.get(pos + 8..end) == Some(&self.bytes[8..])
     }
+}
+
+/// Appends `step` to a sequence, merging a literal into the literal before
+/// it; saves between the two move after the merged literal (recording the
+/// same position, counted back from its end), so `"]" save ": "` runs as
+/// `"]: " save`.
+fn push_step(steps: &mut Vec<Step>, step: Step) {
+    if let Step::Lit(lit) = &step {
+        let before = steps.iter().rposition(|s| !matches!(s, Step::Save { .. }));
+        if let Some(k) = before
+            && let Some(Step::Lit(prev)) = steps.get(k)
+        {
+            let merged = Literal::new(&[&prev.bytes[..], &lit.bytes[..]].concat());
+            steps[k] = Step::Lit(merged);
+            for later in &mut steps[k + 1..] {
+                if let Step::Save { back, .. } = later {
+                    *back += lit.len();
+                }
+            }
+            return;
+        }
+    }
+    steps.push(step);
 }
 
 /// What a match continuing from an instruction can start with, and whether
@@ -668,12 +702,12 @@ impl Program {
                     }
                     pos = end;
                 }
-                Step::Save(slot) => {
+                Step::Save { slot, back } => {
                     // As `Op::Save`.
                     if !stack.is_empty() {
                         stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
                     }
-                    slots[*slot] = pos;
+                    slots[*slot] = pos - back;
                 }
                 Step::End => {
                     if pos != hay.len() {
@@ -848,14 +882,15 @@ impl Lowering {
                 if !entered[start] {
                     return None;
                 }
-                let (mut steps, mut pc, mut hops) = (Vec::new(), start, 0);
+                let (mut steps, mut pc, mut hops, mut covered) = (Vec::new(), start, 0, 0);
                 while steps.len() < MAX_SEQ_STEPS {
+                    covered += 1;
                     match &ops[pc] {
-                        Op::Lit(lit) => steps.push(Step::Lit(lit.clone())),
+                        Op::Lit(lit) => push_step(&mut steps, Step::Lit(lit.clone())),
                         Op::Class(t) => steps.push(Step::Class(*t)),
                         // Unmerged: a single atomic run.
                         Op::Seq(one, _) => steps.extend(one.iter().cloned()),
-                        Op::Save(slot) => steps.push(Step::Save(*slot)),
+                        Op::Save(slot) => steps.push(Step::Save { slot: *slot, back: 0 }),
                         Op::End => steps.push(Step::End),
                         // Loops go through a choice; the bound only guards
                         // against a cycle of jumps.
@@ -868,9 +903,11 @@ impl Lowering {
                     }
                     pc += 1;
                 }
-                // A lone save or jump gains nothing as a sequence.
-                let worth =
-                    steps.len() > 1 || matches!(steps.first(), Some(Step::Run { .. } | Step::Dot { .. }));
+                // A lone save or jump gains nothing as a sequence (merged
+                // literals do).
+                let worth = steps.len() > 1
+                    || matches!(steps.first(), Some(Step::Run { .. } | Step::Dot { .. }))
+                    || matches!(steps.first(), Some(Step::Lit(_))) && covered > 2;
                 worth.then(|| Op::Seq(steps.into_boxed_slice(), pc))
             })
             .collect();
@@ -963,6 +1000,22 @@ fn next_literal(insts: &[Inst], mut pc: usize) -> Box<[u8]> {
 /// `.` in the byte syntax: every byte but `\n`.
 const ANY_BUT_NEWLINE: ByteSet = ByteSet([!(1u64 << b'\n'), u64::MAX, u64::MAX, u64::MAX]);
 
+/// How common a byte is in log text, roughly (higher is more common): a
+/// run that must be followed by a literal searches for the literal's least
+/// common byte, so a search usually stops only where the literal is.
+const fn commonness(b: u8) -> u8 {
+    match b {
+        b' ' => 255,
+        b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' => 200,
+        b'0'..=b'9' => 180,
+        b'h' | b'l' | b'd' | b'c' | b'u' | b'm' => 160,
+        b'.' | b':' | b'-' | b'/' | b'=' | b'_' => 140,
+        b'a'..=b'z' => 120,
+        b'A'..=b'Z' => 80,
+        _ => 40,
+    }
+}
+
 /// The first position from `from` (moving down for greedy runs, up for lazy
 /// ones, within `lo..=hi`) where the continuation's leading literal
 /// `follow` occurs (any position when there is none).
@@ -975,14 +1028,17 @@ fn seek(
     greedy: bool,
 ) -> Option<usize> {
     let Some(follow) = follow else { return Some(from) };
-    let byte = *follow.bytes.first()?;
+    // Candidates p are found by their rare byte at p + k.
+    let (byte, k) = (follow.rare, follow.rare_at);
     let mut from = from;
     loop {
         let at = if greedy {
-            // positions lo..=from with hay[p] == byte
-            memchr::memrchr(byte, hay.get(lo..(from + 1).min(hay.len()))?).map(|i| lo + i)?
+            // positions lo..=from with hay[p + k] == byte
+            let end = (from + k + 1).min(hay.len());
+            memchr::memrchr(byte, hay.get(lo + k..end)?).map(|i| lo + i)?
         } else {
-            memchr::memchr(byte, hay.get(from..(hi + 1).min(hay.len()))?).map(|i| from + i)?
+            let end = (hi + k + 1).min(hay.len());
+            memchr::memchr(byte, hay.get(from + k..end)?).map(|i| from + i)?
         };
         if follow.at(hay, at) {
             return Some(at);

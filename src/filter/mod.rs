@@ -34,12 +34,11 @@ pub mod fail2ban;
 mod multiline;
 pub mod registry;
 mod template;
-
-use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::sync::Arc;
+mod text;
 
 use jiff::tz::TimeZone;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use crate::core::Timestamp;
 
@@ -49,6 +48,7 @@ pub use multiline::{
     DEFAULT_CAPACITY as DEFAULT_CONNECTION_CAPACITY, DEFAULT_MAX_AGE_MS as DEFAULT_CONNECTION_MAX_AGE_MS,
 };
 pub use registry::Registry;
+pub use text::ShortText;
 
 use compile::{Compiled, PatternList, Raw};
 use multiline::{ConnCache, Fields, Merged};
@@ -195,8 +195,8 @@ pub enum Outcome {
 pub struct Hit {
     /// Normalised (IPv4-mapped IPv6 is IPv4).
     pub addr: IpAddr,
-    /// Shared with the stream's connection state (no copy per line).
-    pub user: Option<Arc<str>>,
+    /// Inline when short (see [`ShortText`]): no allocation per line.
+    pub user: Option<ShortText>,
     /// The source's time if it gave one, else the line's date, else `None`.
     pub time: Option<Timestamp>,
     /// Index into the failregexes active under the filter's params.

@@ -21,13 +21,13 @@
 //! an address or id) (a summary like "maximum authentication
 //! attempts exceeded" after failures that already counted).
 
+use crate::core::Timestamp;
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::Arc;
 
-use crate::core::Timestamp;
+use super::text::ShortText;
 
 /// Default number of open connections remembered per stream.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -48,15 +48,14 @@ pub(crate) struct Fields<'l> {
     pub once: bool,
 }
 
-/// A line's view after merging with its connection. Text is shared with the
-/// connection, so a line that repeats its connection's user allocates
-/// nothing.
+/// A line's view after merging with its connection. Texts are short and
+/// inline (copied, not allocated) in the usual case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Merged {
     pub addr: Option<IpAddr>,
-    pub user: Option<Arc<str>>,
-    pub alt_user: Option<Arc<str>>,
-    pub id: Option<Arc<str>>,
+    pub user: Option<ShortText>,
+    pub alt_user: Option<ShortText>,
+    pub id: Option<ShortText>,
     /// The line does not count as a new failure.
     pub nofail: bool,
 }
@@ -66,9 +65,9 @@ impl Merged {
     pub fn alone(fields: &Fields) -> Merged {
         Merged {
             addr: fields.addr,
-            user: fields.user.map(Arc::from),
-            alt_user: fields.alt_user.map(Arc::from),
-            id: fields.id.map(Arc::from),
+            user: fields.user.map(ShortText::new),
+            alt_user: fields.alt_user.map(ShortText::new),
+            id: fields.id.map(ShortText::new),
             nofail: fields.nofail || fields.gained,
         }
     }
@@ -79,13 +78,13 @@ struct Conn {
     seq: u64,
     last_time: Option<Timestamp>,
     addr: Option<IpAddr>,
-    user: Option<Arc<str>>,
-    alt_user: Option<Arc<str>>,
-    id: Option<Arc<str>>,
+    user: Option<ShortText>,
+    alt_user: Option<ShortText>,
+    id: Option<ShortText>,
     /// Distinct users seen on the connection, up to [`MAX_USERS`]: the first
     /// apart, so the usual connection (one user) needs no list.
-    first_user: Option<Arc<str>>,
-    more_users: Vec<Arc<str>>,
+    first_user: Option<ShortText>,
+    more_users: Vec<ShortText>,
     /// Whether a line on this connection has counted as a failure.
     counted: bool,
     /// A failure was logged before the connection's address was known; the
@@ -101,24 +100,24 @@ impl Conn {
     /// Remembers `user` among the distinct users (bounded).
     fn see_user(&mut self, user: &str) {
         match &self.first_user {
-            None => self.first_user = Some(Arc::from(user)),
-            Some(first) if **first == *user => {}
+            None => self.first_user = Some(ShortText::new(user)),
+            Some(first) if *first == *user => {}
             Some(_) => {
-                if !self.more_users.iter().any(|u| **u == *user) && self.users_len() < MAX_USERS {
-                    self.more_users.push(Arc::from(user));
+                if !self.more_users.iter().any(|u| *u == *user) && self.users_len() < MAX_USERS {
+                    self.more_users.push(ShortText::new(user));
                 }
             }
         }
     }
 }
 
-/// The connection's value after a line: the line's if it has one (shared
-/// with what is kept when equal), else the one kept.
-fn adopt(kept: &mut Option<Arc<str>>, line: Option<&str>) -> Option<Arc<str>> {
+/// The connection's value after a line: the line's if it has one, else the
+/// one kept.
+fn adopt(kept: &mut Option<ShortText>, line: Option<&str>) -> Option<ShortText> {
     if let Some(v) = line
-        && kept.as_deref() != Some(v)
+        && kept.as_ref().is_none_or(|k| *k != *v)
     {
-        *kept = Some(Arc::from(v));
+        *kept = Some(ShortText::new(v));
     }
     kept.clone()
 }

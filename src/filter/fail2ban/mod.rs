@@ -64,7 +64,7 @@ pub use ini::MissingIncludes;
 
 use super::compile::{Compiled, PatternList, gate_source};
 use super::date::DateSearch;
-use super::{Filter, FilterError, MatchState};
+use super::{Filter, FilterError, MatchState, ShortText};
 use crate::core::Timestamp;
 use engine::Groups;
 
@@ -331,7 +331,7 @@ pub(crate) fn outcome(line: Fail2banLine, date_format: Option<&'static str>) -> 
     match (with_addr(true).or_else(|| with_addr(false)), line.ignored) {
         (Some((r, addr)), _) => super::Outcome::Match(super::Hit {
             addr,
-            user: r.user.as_deref().filter(|u| !u.is_empty()).map(std::sync::Arc::from),
+            user: r.user.as_deref().filter(|u| !u.is_empty()).map(ShortText::new),
             time: r.time,
             regex_index: r.regex_index,
             counted: !r.nofail,

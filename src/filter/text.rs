@@ -1,0 +1,124 @@
+//! [`ShortText`]: an owned string that keeps up to 30 bytes inline.
+//!
+//! Captured user names and failure ids travel with matched lines: from the
+//! line into its connection's multi-line state, and out in each
+//! [`Hit`](super::Hit). They are nearly always short, so keeping them inline
+//! makes handing one on a copy of 32 bytes: no allocation, and no reference
+//! count to update (an atomic operation per line with `Arc<str>`).
+
+use std::fmt;
+use std::ops::Deref;
+
+/// Longest text kept inline.
+const INLINE: usize = 30;
+
+/// An owned string, inline up to 30 bytes, boxed beyond. Dereferences to
+/// `str`.
+#[derive(Clone)]
+pub struct ShortText(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// `bytes[..len]` is the text (whole UTF-8, copied from a `&str`).
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Boxed(Box<str>),
+}
+
+impl ShortText {
+    pub fn new(text: &str) -> ShortText {
+        let b = text.as_bytes();
+        match (u8::try_from(b.len()), b.len() <= INLINE) {
+            (Ok(len), true) => {
+                let mut bytes = [0u8; INLINE];
+                bytes[..b.len()].copy_from_slice(b);
+                ShortText(Repr::Inline { len, bytes })
+            }
+            _ => ShortText(Repr::Boxed(text.into())),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Boxed(b) => b.as_bytes(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Inline bytes are a whole `&str` copied, so always valid UTF-8:
+        // the fallback is never taken.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+impl From<&str> for ShortText {
+    fn from(text: &str) -> Self {
+        ShortText::new(text)
+    }
+}
+
+impl Deref for ShortText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for ShortText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for ShortText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ShortText {}
+
+impl PartialEq<str> for ShortText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl std::hash::Hash for ShortText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for ShortText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for ShortText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_long_texts_round_trip() {
+        for text in ["", "root", "ü-user", &"x".repeat(INLINE), &"y".repeat(INLINE + 1), &"é".repeat(40)] {
+            let t = ShortText::new(text);
+            assert_eq!((t.as_str(), &*t, t.to_string()), (text, text, text.to_string()));
+            assert_eq!(t, ShortText::from(text));
+            assert!(t == *text);
+        }
+        assert_ne!(ShortText::new("root"), ShortText::new("roo"));
+        assert_eq!(std::mem::size_of::<Option<ShortText>>(), 32);
+    }
+}
