@@ -408,6 +408,7 @@ mod tests {
         let mut task = Task {
             enforcer,
             waiting: None,
+            remote: HashMap::new(),
             status: Arc::default(),
             check_interval: Duration::from_secs(30),
             retry: Duration::from_secs(1),
