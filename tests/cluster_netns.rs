@@ -336,3 +336,23 @@ fn a_forged_origin_and_a_flood_get_their_hosts_quarantined() {
     assert!(cluster.host(2).log().contains("a cluster-wide unban was not published"));
     assert_eq!(cluster.host(2).cluster()["outbox"], 0);
 }
+
+#[test]
+fn hosts_replicate_over_tls_with_client_certificates() {
+    let Some(cluster) = Cluster::with_tls("cl-tls", &[FULL, FULL]) else { return };
+    let status = cluster.host(2).cluster();
+    assert_eq!(status["redis"], "rediss://10.77.0.1:6379/0", "{status}");
+    cluster.host(1).ok(&["ban", "web", "198.51.100.90"]);
+    cluster.wait_remote(&[2], &[net("198.51.100.90")], true, PROPAGATION, "a ban over TLS");
+    // Without a client certificate Redis refuses the connection.
+    let out = cluster
+        .hub
+        .ns
+        .exec("redis-cli", &["-h", &HUB.to_string(), "-p", "6379", "--tls", "--insecure", "PING"])
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "PONG",
+        "a client without a certificate is refused"
+    );
+}
