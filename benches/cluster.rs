@@ -47,6 +47,11 @@ struct Sizes {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs this too and
+    // passes nothing, so only measure when asked to.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick") || std::env::var_os("CLUSTER_BENCH_QUICK").is_some();
     let sizes = if quick {
         Sizes { latency_bans: 50, active_bans: 2_000 }

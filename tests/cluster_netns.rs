@@ -233,6 +233,14 @@ fn a_host_catches_up_after_downtime_a_partition_heals_and_a_redis_restart_resync
     cluster.wait_remote(&[2], &[during], true, RECOVERY, "the missed ban after the heal");
     cluster.wait_remote(&[1, 3], &[local], true, RECOVERY, "h2's ban from the partition");
 
+    // h1's hash in Redis sheds the 50 bans that ran out (pruned by h1).
+    wait_until("h1's expired bans pruned from its hash", RECOVERY, || {
+        match cluster.hub.redis_cli(&["HLEN", "warden:{w}:bans:h1"]).trim().parse::<usize>() {
+            Ok(51) => Ok(()),
+            other => Err(other),
+        }
+    });
+
     // Redis restarts with nothing: a new epoch, every host publishes again,
     // nothing was lifted meanwhile, and replication goes on. h3 is down
     // meanwhile, and h1 lifted a ban h3 still holds: the lift was only in

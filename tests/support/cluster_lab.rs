@@ -249,7 +249,7 @@ pub fn acl_setuser(host: &str, password: &str) -> Vec<String> {
             .to_vec();
     args.extend(
         "+ping +select +multi +exec +get +smembers +hget +hgetall +hkeys +xread +xrevrange +xinfo|stream \
-         +zrangebyscore +xadd +hset +hdel +zadd +zrem +zremrangebyscore"
+         +zrangebyscore +xadd +hset +hdel +zadd +zrem"
             .split_whitespace()
             .map(String::from),
     );
