@@ -181,6 +181,7 @@ impl Follower {
                 let store = self.store.clone();
                 let wall = SystemClock.now();
                 let horizon = wall.saturating_sub(self.memory);
+                self.shared.merge().forget(wall);
                 let _ = tokio::task::spawn_blocking(move || store.sweep_remote(wall, horizon)).await;
                 next_sweep = now + SWEEP_EVERY;
             }
