@@ -3,10 +3,10 @@
 //!
 //! One connection of its own (see [`super::connect`]) carries an
 //! `XREAD BLOCK` over all streams from the cursors kept in the state file.
-//! Each batch read is checked by the [`Limits`], [`Merge`]d, handed to the
-//! firewall as [`Effect`]s, and committed (remote bans, tombstones and
-//! cursors together; a crash before the commit only means reading the batch
-//! again).
+//! Each batch read is checked by the [`Limits`], merged ([`super::merge`]),
+//! handed to the firewall as [`Effect`]s, and committed (remote bans,
+//! tombstones and cursors together; a crash before the commit only means
+//! reading the batch again).
 //!
 //! **Snapshot and resume.** A host met for the first time, one whose
 //! stream lost entries this host had not read yet (`XINFO STREAM`'s

@@ -10,12 +10,13 @@
 //! readers ignore.
 //!
 //! Besides, every few seconds it registers the host (`SADD` to the hosts
-//! set, its addresses in its host hash) and reads the epoch (creating it
-//! with `SET NX` if missing), and prunes expired fields from its hash; and every few minutes, and whenever Redis may have lost data (a new
-//! epoch, a reconnection), it runs **anti-entropy**: every local active ban
-//! missing from its hash is published again, and every field no longer
-//! backed by a local ban is withdrawn; then it marks its host hash `synced`
-//! with the epoch.
+//! set, its addresses in its host hash), reads the epoch (creating it with
+//! `SET NX` if missing) and prunes expired fields from its hash. Every few
+//! minutes, and whenever Redis may have lost data (a new epoch, a
+//! reconnection), it runs **anti-entropy**: every local active ban missing
+//! from its hash is published again, and every field no longer backed by a
+//! local ban is withdrawn; then it marks its host hash `synced` with the
+//! epoch.
 //!
 //! Redis being down changes nothing for the engine: decisions keep landing
 //! in the outbox, and publishing resumes with capped backoff.
