@@ -175,6 +175,16 @@ fn a_ban_reaches_every_host_within_a_second_and_admin_unbans_propagate() {
         assert!(status["origins"].as_array().unwrap().iter().all(|o| o["quarantined"].is_null()), "{status}");
     }
     assert!(cluster.host(4).log().contains("refusing h1's ban of 203.0.0.0/8: broader than /24"));
+
+    // `warden cleanup` removes the remote sets with everything else.
+    let mut cluster = cluster;
+    cluster.host_mut(2).stop();
+    let host = cluster.host(2);
+    assert!(!host.remote().is_empty(), "the remote bans outlive the daemon");
+    let out = topology::exec(&host.ns, cluster_lab::WARDEN, &["cleanup", "--iptables-backend", "nft"]);
+    assert!(out.contains("set warden.remote-v4 destroyed"), "{out}");
+    let names = host.ns.run(|| warden::firewall::ipset::IpsetHandle::open().unwrap().set_names().unwrap());
+    assert!(names.is_empty(), "{names:?}");
 }
 
 #[test]
