@@ -4,7 +4,8 @@
 //! `tests/support/cluster_lab.rs`).
 //!
 //! Run as root with redis-server installed: `bench/cluster` (or
-//! `cargo bench --bench cluster`; `-- --quick` for small sizes). Prints:
+//! `cargo bench --bench cluster`; `-- --quick` for small sizes, `-- --active N`
+//! for another number of active bans). Prints:
 //! - **propagation**: for 1,000 bans decided one after another on h1 (each
 //!   sent to its control socket), the time from sending the ban to the entry
 //!   being in the remote set of each of 5 other hosts (checked over netlink
@@ -47,18 +48,22 @@ struct Sizes {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs this too
-    // and passes nothing: then the small sizes keep the bench from rotting
-    // without making the test run measure for minutes.
-    let args: Vec<String> = std::env::args().collect();
-    let quick = !args.iter().any(|a| a == "--bench")
-        || args.iter().any(|a| a == "--quick")
-        || std::env::var_os("CLUSTER_BENCH_QUICK").is_some();
-    let sizes = if quick {
+    // `cargo bench` passes --bench; `cargo test --benches` runs this too and
+    // passes nothing, so only measure when asked to.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--quick") || std::env::var_os("CLUSTER_BENCH_QUICK").is_some();
+    let mut sizes = if quick {
         Sizes { latency_bans: 50, active_bans: 2_000 }
     } else {
         Sizes { latency_bans: 1_000, active_bans: 100_000 }
     };
+    // `--active N`: another number of active bans for memory and catch-up.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(n) = args.iter().position(|a| a == "--active").and_then(|i| args.get(i + 1)?.parse().ok()) {
+        sizes.active_bans = n;
+    }
     if !cluster_lab::prerequisites() {
         return;
     }

@@ -175,6 +175,16 @@ fn a_ban_reaches_every_host_within_a_second_and_admin_unbans_propagate() {
         assert!(status["origins"].as_array().unwrap().iter().all(|o| o["quarantined"].is_null()), "{status}");
     }
     assert!(cluster.host(4).log().contains("refusing h1's ban of 203.0.0.0/8: broader than /24"));
+
+    // `warden cleanup` removes the remote sets with everything else.
+    let mut cluster = cluster;
+    cluster.host_mut(2).stop();
+    let host = cluster.host(2);
+    assert!(!host.remote().is_empty(), "the remote bans outlive the daemon");
+    let out = topology::exec(&host.ns, cluster_lab::WARDEN, &["cleanup", "--iptables-backend", "nft"]);
+    assert!(out.contains("set warden.remote-v4 destroyed"), "{out}");
+    let names = host.ns.run(|| warden::firewall::ipset::IpsetHandle::open().unwrap().set_names().unwrap());
+    assert!(names.is_empty(), "{names:?}");
 }
 
 #[test]
@@ -232,6 +242,14 @@ fn a_host_catches_up_after_downtime_a_partition_heals_and_a_redis_restart_resync
     partition("-D");
     cluster.wait_remote(&[2], &[during], true, RECOVERY, "the missed ban after the heal");
     cluster.wait_remote(&[1, 3], &[local], true, RECOVERY, "h2's ban from the partition");
+
+    // h1's hash in Redis sheds the 50 bans that ran out (pruned by h1).
+    wait_until("h1's expired bans pruned from its hash", RECOVERY, || {
+        match cluster.hub.redis_cli(&["HLEN", "warden:{w}:bans:h1"]).trim().parse::<usize>() {
+            Ok(51) => Ok(()),
+            other => Err(other),
+        }
+    });
 
     // Redis restarts with nothing: a new epoch, every host publishes again,
     // nothing was lifted meanwhile, and replication goes on. h3 is down
@@ -335,4 +353,24 @@ fn a_forged_origin_and_a_flood_get_their_hosts_quarantined() {
     cluster.wait_remote(&[1], &[net("192.0.2.80")], true, PROPAGATION * 3, "h2's ban on h1");
     assert!(cluster.host(2).log().contains("a cluster-wide unban was not published"));
     assert_eq!(cluster.host(2).cluster()["outbox"], 0);
+}
+
+#[test]
+fn hosts_replicate_over_tls_with_client_certificates() {
+    let Some(cluster) = Cluster::with_tls("cl-tls", &[FULL, FULL]) else { return };
+    let status = cluster.host(2).cluster();
+    assert_eq!(status["redis"], "rediss://10.77.0.1:6379/0", "{status}");
+    cluster.host(1).ok(&["ban", "web", "198.51.100.90"]);
+    cluster.wait_remote(&[2], &[net("198.51.100.90")], true, PROPAGATION, "a ban over TLS");
+    // Without a client certificate Redis refuses the connection.
+    let out = cluster
+        .hub
+        .ns
+        .exec("redis-cli", &["-h", &HUB.to_string(), "-p", "6379", "--tls", "--insecure", "PING"])
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "PONG",
+        "a client without a certificate is refused"
+    );
 }

@@ -51,6 +51,20 @@ fn summary(path: &Path, config: &Config) -> String {
     for jail in config.jails.values() {
         let _ = writeln!(out, "  {:width$}  {}", jail.name, jail_line(jail));
     }
+    if let Some(cluster) = &config.cluster {
+        let limits = &cluster.remote_limits;
+        let _ = writeln!(
+            out,
+            "  cluster: host {} via {}; remote bans at most {}, no broader than /{} (v4) /{} (v6), {} bans per host, {} active",
+            cluster.host_id,
+            config::redact_url(&cluster.redis),
+            crate::core::duration::format_duration(limits.max_until),
+            limits.min_prefix.v4,
+            limits.min_prefix.v6,
+            limits.rate,
+            limits.max_active
+        );
+    }
     out
 }
 
@@ -115,6 +129,22 @@ mod tests {
         }
         let web = lines.iter().find(|l| l.trim_start().starts_with("web")).unwrap();
         assert!(web.contains("sources=docker") && web.ends_with("disabled"), "{web}");
+    }
+
+    #[test]
+    fn the_cluster_is_summarised_without_its_password() {
+        let file = write("cluster: {host_id: mx1, redis: 'redis://mx1:s3cret@10.0.0.5:6379/0'}\n");
+        let (out, ok) = check_config(file.path(), &|_| false, NAMES);
+        assert!(ok, "{out}");
+        assert!(out.starts_with("ok: ") && out.contains("(0 jails)"), "{out}");
+        assert!(
+            out.contains(
+                "  cluster: host mx1 via redis://mx1:***@10.0.0.5:6379/0; remote bans at most 1w, no broader than \
+                 /24 (v4) /48 (v6), 60/1m bans per host, 100000 active"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("s3cret"));
     }
 
     #[test]

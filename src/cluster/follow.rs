@@ -3,10 +3,10 @@
 //!
 //! One connection of its own (see [`super::connect`]) carries an
 //! `XREAD BLOCK` over all streams from the cursors kept in the state file.
-//! Each batch read is checked by the [`Limits`], [`Merge`]d, handed to the
-//! firewall as [`Effect`]s, and committed (remote bans, tombstones and
-//! cursors together; a crash before the commit only means reading the batch
-//! again).
+//! Each batch read is checked by the [`Limits`], merged ([`super::merge`]),
+//! handed to the firewall as [`Effect`]s, and committed (remote bans,
+//! tombstones and cursors together; a crash before the commit only means
+//! reading the batch again).
 //!
 //! **Snapshot and resume.** A host met for the first time, one whose
 //! stream lost entries this host had not read yet (`XINFO STREAM`'s
@@ -181,6 +181,7 @@ impl Follower {
                 let store = self.store.clone();
                 let wall = SystemClock.now();
                 let horizon = wall.saturating_sub(self.memory);
+                self.shared.merge().forget(wall);
                 let _ = tokio::task::spawn_blocking(move || store.sweep_remote(wall, horizon)).await;
                 next_sweep = now + SWEEP_EVERY;
             }

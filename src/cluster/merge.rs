@@ -187,8 +187,8 @@ impl Merge {
         self.replace_origin(origin, [], now, effects);
     }
 
-    /// Forgets bans that ran out at `now` (reporting networks no longer
-    /// banned), and lifted bans and tombstones older than the memory.
+    /// Forgets bans that ran out at `now`, reporting networks no longer
+    /// banned. Cheap: it only looks at bans whose end has come.
     pub fn expire(&mut self, now: Timestamp, effects: &mut Vec<Effect>) {
         while let Some(Reverse((until, net))) = self.expiries.peek().copied() {
             if until > now {
@@ -208,6 +208,11 @@ impl Merge {
             }
             self.report(net, before, now, effects);
         }
+    }
+
+    /// Forgets lifted bans and tombstones decided longer ago than the
+    /// memory. Walks every network: call it now and then (say each minute).
+    pub fn forget(&mut self, now: Timestamp) {
         let horizon = now.saturating_sub(self.memory);
         self.tombstones.retain(|_, at| *at > horizon);
         let mut emptied = Vec::new();
@@ -503,7 +508,7 @@ mod tests {
         );
         assert_eq!(m.kernel_state(net("198.51.100.1"), t(6)), Some(Some(t(100))));
         // Tombstones are forgotten after the memory, when no ban they cover can last.
-        m.expire(t(5).saturating_add(MEMORY), &mut Vec::new());
+        m.forget(t(5).saturating_add(MEMORY));
         assert_eq!(m.tombstones().count(), 0);
     }
 
@@ -534,9 +539,9 @@ mod tests {
         let mut m = Merge::new(Duration::from_secs(600));
         apply(&mut m, &ban("a", 1, "192.0.2.1", 0, Some(100)), 1);
         apply(&mut m, &unban("a", 2, "192.0.2.1", 1), 1);
-        m.expire(t(5), &mut Vec::new());
+        m.forget(t(5));
         assert_eq!(apply(&mut m, &ban("a", 1, "192.0.2.1", 0, Some(100)), 5).0, Outcome::Duplicate);
-        m.expire(t(12), &mut Vec::new());
+        m.forget(t(12));
         assert!(m.nets.is_empty(), "forgotten after 10 minutes");
     }
 
@@ -571,7 +576,10 @@ mod tests {
                         m.tombstone(net(target), at, t(now), &mut effects);
                         tombs.push((net(target), at));
                     }
-                    1 => m.expire(t(now), &mut effects),
+                    1 => {
+                        m.expire(t(now), &mut effects);
+                        m.forget(t(now));
+                    }
                     roll => {
                         let origin = origins[next(3) as usize];
                         let seq = seqs.entry(origin).or_default();

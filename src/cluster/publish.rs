@@ -10,13 +10,13 @@
 //! readers ignore.
 //!
 //! Besides, every few seconds it registers the host (`SADD` to the hosts
-//! set, its addresses in its host hash) and reads the epoch (creating it
-//! with `SET NX` if missing); every minute it prunes expired fields from its
-//! hash; and every few minutes, and whenever Redis may have lost data (a new
-//! epoch, a reconnection), it runs **anti-entropy**: every local active ban
-//! missing from its hash is published again, and every field no longer
-//! backed by a local ban is withdrawn; then it marks its host hash `synced`
-//! with the epoch.
+//! set, its addresses in its host hash), reads the epoch (creating it with
+//! `SET NX` if missing) and prunes expired fields from its hash. Every few
+//! minutes, and whenever Redis may have lost data (a new epoch, a
+//! reconnection), it runs **anti-entropy**: every local active ban missing
+//! from its hash is published again, and every field no longer backed by a
+//! local ban is withdrawn; then it marks its host hash `synced` with the
+//! epoch.
 //!
 //! Redis being down changes nothing for the engine: decisions keep landing
 //! in the outbox, and publishing resumes with capped backoff.
@@ -49,7 +49,7 @@ const BATCH: usize = 500;
 pub const STREAM_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How often the host re-registers and reads the epoch.
 const REGISTER_EVERY: Duration = Duration::from_secs(5);
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 const ANTI_ENTROPY_EVERY: Duration = Duration::from_secs(300);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -361,30 +361,35 @@ impl Publisher {
 
     /// Deletes this host's expired bans from its hash and expiry index.
     async fn prune(&mut self) -> redis::RedisResult<()> {
+        const CHUNK: usize = 10_000;
         let host = &self.shared.host_id;
         let (bans, expiry) = (keys::bans(host), keys::expiry(host));
         let now = SystemClock.now().as_millis();
-        let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(&expiry)
-            .arg("-inf")
-            .arg(now)
-            .arg("LIMIT")
-            .arg(0)
-            .arg(10_000)
-            .query_async(&mut self.conn)
-            .await?;
-        if expired.is_empty() {
-            return Ok(());
+        loop {
+            let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&expiry)
+                .arg("-inf")
+                .arg(now)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(CHUNK)
+                .query_async(&mut self.conn)
+                .await?;
+            if expired.is_empty() {
+                return Ok(());
+            }
+            // Only this task writes this host's keys, so nothing changed them
+            // since the read.
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            pipe.cmd("ZREM").arg(&expiry).arg(&expired).ignore();
+            pipe.cmd("HDEL").arg(&bans).arg(&expired).ignore();
+            let () = pipe.query_async(&mut self.conn).await?;
+            tracing::debug!(fields = expired.len(), "expired bans pruned from this host's hash");
+            if expired.len() < CHUNK {
+                return Ok(());
+            }
         }
-        // Only this task writes this host's keys, so nothing changed them
-        // since the read.
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("ZREMRANGEBYSCORE").arg(&expiry).arg("-inf").arg(now).ignore();
-        pipe.cmd("HDEL").arg(&bans).arg(&expired).ignore();
-        let () = pipe.query_async(&mut self.conn).await?;
-        tracing::debug!(fields = expired.len(), "expired bans pruned from this host's hash");
-        Ok(())
     }
 
     /// Publishes again what the hash lacks, and withdraws what it holds

@@ -6,7 +6,10 @@
 //! - the **control server** (a tokio task) sends [`Call`]s;
 //! - the **engine** (its own thread, [`engine::Engine`]) owns filters, jails
 //!   and the store, and answers calls;
-//! - the **firewall** (its own thread, [`firewall`]) owns the enforcer.
+//! - the **firewall** (its own thread, [`firewall`]) owns the enforcer;
+//! - with a `cluster:` section, the **cluster**'s publisher and follower
+//!   (tokio tasks, see [`crate::cluster`]): the engine hands them its bans and
+//!   unbans, the follower hands the firewall other hosts' bans.
 //!
 //! **Shutdown** (SIGTERM, SIGINT): the control server stops, sources are
 //! stopped while the engine keeps processing what they already sent, then

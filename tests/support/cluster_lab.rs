@@ -14,8 +14,7 @@
 // Shared by a test and a bench, each using part of it.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ use serde_json::Value;
 use warden::firewall::ipset::{Family, IpsetHandle};
 use warden::firewall::rules::remote_set_name;
 
-use crate::lab::{ECHO_WITHIN, wait_until};
+use crate::lab::wait_until;
 use crate::netns::{self, TestNetns};
 use crate::topology::{self, ip};
 
@@ -52,30 +51,110 @@ pub fn prerequisites() -> bool {
 pub struct Hub {
     redis: Option<Child>,
     dir: tempfile::TempDir,
+    /// Redis speaks only TLS and wants client certificates (see [`Hub::tls`]).
+    tls: bool,
     pub ns: TestNetns,
 }
 
 impl Hub {
-    pub fn new(tag: &str) -> Option<Hub> {
+    /// A hub whose Redis speaks plain RESP, or with `tls` only TLS with
+    /// client certificates from a CA the hub makes (with `openssl`).
+    pub fn new(tag: &str, tls: bool) -> Option<Hub> {
         let ns = TestNetns::create(&format!("{tag}-hub"))?;
         ip(&["-n", ns.name(), "link", "set", "lo", "up"]);
         ip(&["-n", ns.name(), "link", "add", "br0", "type", "bridge"]);
         ip(&["-n", ns.name(), "addr", "add", &format!("{HUB}/24"), "dev", "br0"]);
         ip(&["-n", ns.name(), "link", "set", "br0", "up"]);
-        let mut hub = Hub { redis: None, dir: tempfile::tempdir().expect("a temporary directory"), ns };
+        let mut hub = Hub { redis: None, dir: tempfile::tempdir().expect("a temporary directory"), tls, ns };
+        if tls {
+            hub.make_certificates();
+        }
         hub.start_redis();
         Some(hub)
     }
 
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// (CA, client certificate, client key) for a TLS hub.
+    pub fn tls(&self) -> Option<(PathBuf, PathBuf, PathBuf)> {
+        self.tls.then(|| (self.path("ca.pem"), self.path("client.pem"), self.path("client.key")))
+    }
+
+    /// A CA, a server certificate for the hub's address and a client
+    /// certificate, all P-256, valid for a day.
+    fn make_certificates(&self) {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"],
+                &key[..],
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=warden test CA"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[&["req"], &key[..], &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=hub"]]
+                .concat(),
+        );
+        openssl(
+            &[&["req"], &key[..], &["-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=warden"]]
+                .concat(),
+        );
+        std::fs::write(
+            self.path("server.ext"),
+            format!("subjectAltName=IP:{HUB}\nextendedKeyUsage=serverAuth\n"),
+        )
+        .unwrap();
+        std::fs::write(self.path("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for who in ["server", "client"] {
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.pem"),
+                "-days",
+                "1",
+                "-extfile",
+                &format!("{who}.ext"),
+            ]);
+        }
+    }
+
     /// A fresh redis-server without persistence: a restart loses everything.
     pub fn start_redis(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("redis.log"))
-            .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", self.ns.name(), "redis-server", "--port", &REDIS_PORT.to_string()])
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.path("redis.log")).unwrap();
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", self.ns.name(), "redis-server"]);
+        if self.tls {
+            command.args(["--port", "0", "--tls-port", &REDIS_PORT.to_string(), "--tls-auth-clients", "yes"]);
+            for (option, file) in [
+                ("--tls-cert-file", "server.pem"),
+                ("--tls-key-file", "server.key"),
+                ("--tls-ca-cert-file", "ca.pem"),
+            ] {
+                command.arg(option).arg(self.path(file));
+            }
+        } else {
+            command.args(["--port", &REDIS_PORT.to_string()]);
+        }
+        let child = command
             .args(["--bind", &HUB.to_string(), "--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -86,16 +165,28 @@ impl Hub {
             .expect("spawn redis-server");
         self.redis = Some(child);
         wait_until("redis-server answers PING", START_WITHIN, || {
-            self.ns.run(|| -> std::io::Result<()> {
-                let mut stream =
-                    TcpStream::connect_timeout(&SocketAddr::from((HUB, REDIS_PORT)), ECHO_WITHIN)?;
-                stream.set_read_timeout(Some(ECHO_WITHIN))?;
-                stream.write_all(b"PING\r\n")?;
-                let mut reply = [0u8; 7];
-                stream.read_exact(&mut reply)?;
-                if &reply == b"+PONG\r\n" { Ok(()) } else { Err(std::io::Error::other("not PONG")) }
-            })
+            let args = self.cli_args(&["PING"]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = self.ns.exec("redis-cli", &args).expect("run redis-cli");
+            match String::from_utf8_lossy(&out.stdout).trim() {
+                "PONG" => Ok(()),
+                other => Err(format!("{other}{}", String::from_utf8_lossy(&out.stderr))),
+            }
         });
+    }
+
+    /// redis-cli's arguments to reach the hub's Redis, then `args`.
+    fn cli_args<'a>(&'a self, args: &[&'a str]) -> Vec<String> {
+        let mut all: Vec<String> = vec!["-h".into(), HUB.to_string(), "-p".into(), REDIS_PORT.to_string()];
+        if let Some((ca, cert, key)) = self.tls() {
+            all.push("--tls".into());
+            for (flag, file) in [("--cacert", ca), ("--cert", cert), ("--key", key)] {
+                all.push(flag.into());
+                all.push(file.display().to_string());
+            }
+        }
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
     }
 
     pub fn stop_redis(&mut self) {
@@ -107,10 +198,8 @@ impl Hub {
 
     /// `redis-cli ARGS` against the hub's Redis; its output.
     pub fn redis_cli(&self, args: &[&str]) -> String {
-        let port = REDIS_PORT.to_string();
-        let host = HUB.to_string();
-        let mut all = vec!["-h", host.as_str(), "-p", port.as_str()];
-        all.extend_from_slice(args);
+        let all = self.cli_args(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
         topology::exec(&self.ns, "redis-cli", &all)
     }
 
@@ -160,7 +249,7 @@ pub fn acl_setuser(host: &str, password: &str) -> Vec<String> {
             .to_vec();
     args.extend(
         "+ping +select +multi +exec +get +smembers +hget +hgetall +hkeys +xread +xrevrange +xinfo|stream \
-         +zrangebyscore +xadd +hset +hdel +zadd +zrem +zremrangebyscore"
+         +zrangebyscore +xadd +hset +hdel +zadd +zrem"
             .split_whitespace()
             .map(String::from),
     );
@@ -195,7 +284,7 @@ impl Host {
             assert_eq!(hub.redis_cli(&args).trim(), "OK", "ACL SETUSER {}", host.name);
         }
         std::fs::write(host.path("auth.log"), "").unwrap();
-        std::fs::write(host.path("warden.yaml"), host.config(role)).unwrap();
+        std::fs::write(host.path("warden.yaml"), host.config(role, hub.tls())).unwrap();
         Some(host)
     }
 
@@ -203,13 +292,24 @@ impl Host {
         self.dir.path().join(name)
     }
 
-    pub fn config(&self, role: &Role) -> String {
+    /// The host's config; with `tls` (CA, certificate, key), Redis is
+    /// reached over TLS with that client certificate.
+    pub fn config(&self, role: &Role, tls: Option<(PathBuf, PathBuf, PathBuf)>) -> String {
         let dir = self.dir.path().display();
-        let redis = if role.acl {
-            format!("redis://{}@{HUB}:{REDIS_PORT}/0\n  password_file: {dir}/redis.pw", self.name)
+        let scheme = if tls.is_some() { "rediss" } else { "redis" };
+        let mut redis = if role.acl {
+            format!("{scheme}://{}@{HUB}:{REDIS_PORT}/0\n  password_file: {dir}/redis.pw", self.name)
         } else {
-            format!("redis://{HUB}:{REDIS_PORT}/0")
+            format!("{scheme}://{HUB}:{REDIS_PORT}/0")
         };
+        if let Some((ca, cert, key)) = tls {
+            redis += &format!(
+                "\n  tls: {{ca: {}, cert: {}, key: {}}}",
+                ca.display(),
+                cert.display(),
+                key.display()
+            );
+        }
         let jails = if role.enforcer_only {
             String::new()
         } else {
@@ -365,10 +465,19 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(tag: &str, roles: &[Role]) -> Option<Cluster> {
+        Cluster::with_hub(tag, roles, false)
+    }
+
+    /// A cluster whose Redis speaks only TLS and checks client certificates.
+    pub fn with_tls(tag: &str, roles: &[Role]) -> Option<Cluster> {
+        Cluster::with_hub(tag, roles, true)
+    }
+
+    fn with_hub(tag: &str, roles: &[Role], tls: bool) -> Option<Cluster> {
         if !prerequisites() {
             return None;
         }
-        let hub = Hub::new(tag)?;
+        let hub = Hub::new(tag, tls)?;
         let mut hosts = Vec::new();
         for (i, role) in roles.iter().enumerate() {
             hosts.push(Host::new(&hub, tag, i as u8 + 1, role)?);
