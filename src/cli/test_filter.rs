@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -92,9 +92,7 @@ pub fn run(
         Report { filter: filter.name().to_string(), input: input_name.to_string(), ..Report::default() };
     let mut regex_hits = vec![0u64; filter.failregex_count()];
     let mut ignore_hits: Vec<u64> = Vec::new();
-    // foldhash: a fast, randomly seeded hasher; addresses come from the log,
-    // so the map must not be keyed predictably.
-    let mut hosts: HashMap<IpAddr, u64, foldhash::fast::RandomState> = HashMap::default();
+    let mut hosts = HostCounts::default();
     // A handful of formats per file: a linear scan beats hashing the
     // description on every matched line.
     let mut formats: Vec<(&'static str, u64)> = Vec::new();
@@ -163,8 +161,7 @@ pub fn run(
         .collect();
     report.ignoreregex_hits = ignore_hits;
     report.distinct_hosts = hosts.len();
-    let mut hosts: Vec<HostCount> =
-        hosts.into_iter().map(|(host, failures)| HostCount { host, failures }).collect();
+    let mut hosts: Vec<HostCount> = hosts.into_counts();
     hosts.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.host.cmp(&b.host)));
     report.hosts = hosts;
     for (fmt, n) in formats {
@@ -176,6 +173,39 @@ pub fn run(
     Ok(report)
 }
 
+/// Failures per host. IPv4 addresses are keyed by their 32 bits, so the
+/// table a busy log fills (tens of thousands of hosts) stays small enough
+/// for the processor's caches: one lookup per counted line.
+#[derive(Default)]
+struct HostCounts {
+    // foldhash: a fast, randomly seeded hasher; addresses come from the log,
+    // so the maps must not be keyed predictably.
+    v4: HashMap<u32, u64, foldhash::fast::RandomState>,
+    v6: HashMap<Ipv6Addr, u64, foldhash::fast::RandomState>,
+}
+
+impl HostCounts {
+    fn add(&mut self, addr: IpAddr) {
+        match addr {
+            IpAddr::V4(v4) => *self.v4.entry(u32::from(v4)).or_default() += 1,
+            IpAddr::V6(v6) => *self.v6.entry(v6).or_default() += 1,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn into_counts(self) -> Vec<HostCount> {
+        let v4 = self
+            .v4
+            .into_iter()
+            .map(|(a, failures)| HostCount { host: IpAddr::V4(Ipv4Addr::from(a)), failures });
+        let v6 = self.v6.into_iter().map(|(a, failures)| HostCount { host: IpAddr::V6(a), failures });
+        v4.chain(v6).collect()
+    }
+}
+
 /// The running tally of [`run`], fed one line at a time.
 struct Tally<'a> {
     filter: &'a Filter,
@@ -183,7 +213,7 @@ struct Tally<'a> {
     report: &'a mut Report,
     regex_hits: &'a mut Vec<u64>,
     ignore_hits: &'a mut Vec<u64>,
-    hosts: &'a mut HashMap<IpAddr, u64, foldhash::fast::RandomState>,
+    hosts: &'a mut HostCounts,
     formats: &'a mut Vec<(&'static str, u64)>,
     print: PrintOptions,
     out: &'a mut dyn Write,
@@ -241,7 +271,7 @@ impl Tally<'_> {
                 }
                 if hit.counted {
                     report.matched += 1;
-                    *self.hosts.entry(hit.addr).or_default() += 1;
+                    self.hosts.add(hit.addr);
                 } else {
                     report.not_counted += 1;
                 }
@@ -299,7 +329,7 @@ impl Tally<'_> {
             report.matched += 1;
             for r in &failures {
                 match (r.addr, &r.id) {
-                    (Some(addr), _) => *self.hosts.entry(addr).or_default() += 1,
+                    (Some(addr), _) => self.hosts.add(addr),
                     (None, Some(_)) => report.host_names += 1,
                     (None, None) => {}
                 }

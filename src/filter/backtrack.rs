@@ -205,11 +205,36 @@ enum Step {
         back: usize,
     },
     End,
+    /// An `Op::Split` inside a sequence: the sequence goes on where the
+    /// choice entry `expect` leads (for [`BOTH`]: into `first`, with
+    /// `second` kept to backtrack into), and leaves it for any other entry.
+    Branch {
+        choice: usize,
+        at_end: u16,
+        first: usize,
+        second: usize,
+        expect: u16,
+    },
 }
 
-/// Longest chain of steps fused into one `Op::Seq` (chains follow jumps,
-/// so a shared tail is copied into each chain that reaches it).
+/// Where an `Op::Seq` ends.
+enum SeqEnd {
+    /// Its steps failed: backtrack.
+    Fail,
+    /// Go on at `pc` from `pos` (its end, or a branch that left it).
+    At { pos: usize, pc: usize },
+}
+
+/// Longest chain of steps fused into one `Op::Seq` (chains follow jumps
+/// and branches, so a shared tail is copied into each chain that reaches
+/// it).
 const MAX_SEQ_STEPS: usize = 64;
+
+/// Steps a program's sequences may hold in all, per instruction (plus a
+/// base): once spent, chains stop at branches instead of following them,
+/// which bounds the copies.
+const SEQ_STEPS_PER_INST: usize = 4;
+const SEQ_STEPS_BASE: usize = 256;
 
 /// A literal with its first and last eight bytes as words, so comparing
 /// it is one or two word compares for the usual short literals.
@@ -260,14 +285,20 @@ impl Literal {
         if len <= 8 {
             return true;
         }
-        let end = pos + len;
-        if len <= 16 {
-            return match end.checked_sub(8).and_then(|from| hay.get(from..end)) {
-                Some(last) => last.first_chunk::<8>().is_some_and(|w| u64::from_le_bytes(*w) == self.tail),
-                None => false,
-            };
+        let Some(text) = hay.get(pos..pos + len) else { return false };
+        // Word by word (no `memcmp` call for these short compares): the
+        // middle words of a long literal, then the last eight bytes.
+        let word = |b: &[u8], at: usize| {
+            b.get(at..).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w))
+        };
+        let mut at = 8;
+        while at + 8 < len {
+            if word(text, at) != word(&self.bytes, at) {
+                return false;
+            }
+            at += 8;
         }
-        hay.get(pos + 8..end) == Some(&self.bytes[8..])
+        word(text, len - 8) == Some(self.tail)
     }
 }
 
@@ -549,14 +580,16 @@ impl Program {
                     }
                     _ => false,
                 },
-                Op::Seq(steps, next) => match self.seq(steps, hay, pos, &mut newline, slots, stack) {
-                    Some(end) => {
-                        pos = end;
-                        pc = *next;
-                        true
+                Op::Seq(steps, next) => {
+                    match self.seq(steps, *next, hay, pos, &mut newline, slots, stack, &mut budget)? {
+                        SeqEnd::At { pos: end, pc: to } => {
+                            pos = end;
+                            pc = to;
+                            true
+                        }
+                        SeqEnd::Fail => false,
                     }
-                    None => false,
-                },
+                }
                 Op::Run { table, min, max, greedy, dot, follow } => {
                     let limit = hay.len().min(pos.saturating_add(*max));
                     let end = if *dot {
@@ -660,29 +693,33 @@ impl Program {
             .map_or(limit, |i| pos + i)
     }
 
-    /// Runs the steps of an `Op::Seq` from `pos`; the end, or `None`.
+    /// Runs the steps of an `Op::Seq` from `pos`, then continues at `next`
+    /// (unless a branch leaves the sequence first).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn seq(
         &self,
         steps: &[Step],
+        next: usize,
         hay: &[u8],
         mut pos: usize,
         newline: &mut Newline,
         slots: &mut [usize],
         stack: &mut Vec<Frame>,
-    ) -> Option<usize> {
+        budget: &mut usize,
+    ) -> Result<SeqEnd, OutOfSteps> {
         for step in steps {
             match step {
                 Step::Lit(lit) => {
                     if !lit.at(hay, pos) {
-                        return None;
+                        return Ok(SeqEnd::Fail);
                     }
                     pos += lit.len();
                 }
                 Step::Class(table) => {
-                    let &b = hay.get(pos)?;
+                    let Some(&b) = hay.get(pos) else { return Ok(SeqEnd::Fail) };
                     if !self.tables[*table].0[usize::from(b)] {
-                        return None;
+                        return Ok(SeqEnd::Fail);
                     }
                     pos += 1;
                 }
@@ -690,7 +727,7 @@ impl Program {
                     let limit = hay.len().min(pos.saturating_add(*max));
                     let end = self.extent(*table, hay, pos, limit);
                     if end < pos + min {
-                        return None;
+                        return Ok(SeqEnd::Fail);
                     }
                     pos = end;
                 }
@@ -698,7 +735,7 @@ impl Program {
                     let limit = hay.len().min(pos.saturating_add(*max));
                     let end = newline.next(hay, pos).min(limit);
                     if end < pos + min {
-                        return None;
+                        return Ok(SeqEnd::Fail);
                     }
                     pos = end;
                 }
@@ -711,12 +748,30 @@ impl Program {
                 }
                 Step::End => {
                     if pos != hay.len() {
-                        return None;
+                        return Ok(SeqEnd::Fail);
+                    }
+                }
+                Step::Branch { choice, at_end, first, second, expect } => {
+                    // As `Op::Split`.
+                    *budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
+                    let to = match hay.get(pos) {
+                        Some(&b) => self.choices[*choice][usize::from(b)],
+                        None => *at_end,
+                    };
+                    if to == BOTH {
+                        stack.push(Frame::Alt { pc: *second, pos });
+                    }
+                    if to != *expect {
+                        return Ok(match to {
+                            FAIL => SeqEnd::Fail,
+                            BOTH => SeqEnd::At { pos, pc: *first },
+                            _ => SeqEnd::At { pos, pc: usize::from(to) - 1 },
+                        });
                     }
                 }
             }
         }
-        Some(pos)
+        Ok(SeqEnd::At { pos, pc: next })
     }
 }
 
@@ -867,9 +922,16 @@ impl Lowering {
         entered[0] = true;
         for (pc, op) in ops.iter().enumerate() {
             match op {
-                Op::Split { first, second, .. } => {
+                Op::Split { first, second, choice, at_end } => {
                     entered[*first] = true;
                     entered[*second] = true;
+                    // Where a choice leads straight to (through the choices
+                    // after it), a branch leaves a sequence to.
+                    for &to in self.choices[*choice].iter().chain([at_end]) {
+                        if to != FAIL && to != BOTH {
+                            entered[usize::from(to) - 1] = true;
+                        }
+                    }
                 }
                 Op::Jmp(to) => entered[*to] = true,
                 // Backtracking resumes after a run.
@@ -877,6 +939,24 @@ impl Lowering {
                 _ => {}
             }
         }
+        // Per choice, the entry most bytes have (a later target on a tie:
+        // an optional part is skipped; one branch before both).
+        let likely: Vec<Option<u16>> = self
+            .choices
+            .iter()
+            .map(|table| {
+                let mut sorted = table.to_vec();
+                sorted.sort_unstable();
+                sorted
+                    .chunk_by(|a, b| a == b)
+                    .filter(|run| run[0] != FAIL)
+                    .max_by_key(|run| (run.len(), run[0] != BOTH, run[0]))
+                    .map(|run| run[0])
+            })
+            .collect();
+        // Chains are built from the start first (every run begins there),
+        // then in program order, while the step allowance lasts.
+        let mut allowance = SEQ_STEPS_BASE + SEQ_STEPS_PER_INST * ops.len();
         let chains: Vec<Option<Op>> = (0..ops.len())
             .map(|start| {
                 if !entered[start] {
@@ -899,6 +979,21 @@ impl Lowering {
                             pc = *to;
                             continue;
                         }
+                        // Follow the way most bytes take (a later target on a
+                        // tie: an optional part is skipped); any other
+                        // choice leaves the sequence there.
+                        Op::Split { first, second, choice, at_end } if steps.len() < allowance => {
+                            let Some(expect) = likely[*choice] else { break };
+                            steps.push(Step::Branch {
+                                choice: *choice,
+                                at_end: *at_end,
+                                first: *first,
+                                second: *second,
+                                expect,
+                            });
+                            pc = if expect == BOTH { *first } else { usize::from(expect) - 1 };
+                            continue;
+                        }
                         _ => break,
                     }
                     pc += 1;
@@ -908,6 +1003,7 @@ impl Lowering {
                 let worth = steps.len() > 1
                     || matches!(steps.first(), Some(Step::Run { .. } | Step::Dot { .. }))
                     || matches!(steps.first(), Some(Step::Lit(_))) && covered > 2;
+                allowance = allowance.saturating_sub(if worth { steps.len() } else { 0 });
                 worth.then(|| Op::Seq(steps.into_boxed_slice(), pc))
             })
             .collect();

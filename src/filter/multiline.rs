@@ -22,9 +22,7 @@
 //! attempts exceeded" after failures that already counted).
 
 use crate::core::Timestamp;
-use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use super::text::ShortText;
@@ -98,13 +96,13 @@ impl Conn {
     }
 
     /// Remembers `user` among the distinct users (bounded).
-    fn see_user(&mut self, user: &str) {
+    fn see_user(&mut self, user: &ShortText) {
         match &self.first_user {
-            None => self.first_user = Some(ShortText::new(user)),
-            Some(first) if *first == *user => {}
+            None => self.first_user = Some(user.clone()),
+            Some(first) if first == user => {}
             Some(_) => {
-                if !self.more_users.iter().any(|u| *u == *user) && self.users_len() < MAX_USERS {
-                    self.more_users.push(ShortText::new(user));
+                if !self.more_users.contains(user) && self.users_len() < MAX_USERS {
+                    self.more_users.push(user.clone());
                 }
             }
         }
@@ -114,17 +112,18 @@ impl Conn {
 /// The connection's value after a line: the line's if it has one, else the
 /// one kept.
 fn adopt(kept: &mut Option<ShortText>, line: Option<&str>) -> Option<ShortText> {
-    if let Some(v) = line
-        && kept.as_ref().is_none_or(|k| *k != *v)
-    {
+    if let Some(v) = line {
         *kept = Some(ShortText::new(v));
     }
     kept.clone()
 }
 
 /// A connection id as a map key: inline when short (`host sshd[12345]`
-/// fits), so opening a connection allocates nothing for its key.
-#[derive(Debug, Clone)]
+/// fits), so opening a connection allocates nothing for its key, and
+/// comparing two inline keys compares two fixed-size arrays. A given id is
+/// always stored the same way (inline exactly when it fits), so comparing
+/// and hashing the representation is comparing and hashing the id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ConnKey {
     Inline { len: u8, bytes: [u8; INLINE_KEY] },
     Heap(Box<[u8]>),
@@ -144,35 +143,6 @@ impl ConnKey {
             }
             _ => ConnKey::Heap(b.into()),
         }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            ConnKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            ConnKey::Heap(b) => b,
-        }
-    }
-}
-
-// Hash and equality are those of the bytes, so the map is searched with a
-// borrowed `&[u8]`.
-impl Hash for ConnKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state);
-    }
-}
-
-impl PartialEq for ConnKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for ConnKey {}
-
-impl Borrow<[u8]> for ConnKey {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
     }
 }
 
@@ -214,10 +184,11 @@ impl ConnCache {
     /// Merges `fields` of a line with connection id `mlfid`, returning the
     /// merged view. `nofail` in the result says whether the line counts.
     pub fn merge(&mut self, mlfid: &str, fields: &Fields, time: Option<Timestamp>) -> Merged {
+        let key = ConnKey::new(mlfid);
         let mut nofail = fields.nofail || fields.gained;
         let max_age = self.max_age_ms;
         let mut stale = false;
-        let live = self.map.get_mut(mlfid.as_bytes()).filter(|c| {
+        let live = self.map.get_mut(&key).filter(|c| {
             let fresh = match (c.last_time, time) {
                 (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
                 _ => true,
@@ -228,7 +199,8 @@ impl ConnCache {
         let merged;
         let users_len;
         if let Some(conn) = live {
-            if let Some(u) = fields.user {
+            let line_user = fields.user.map(ShortText::new);
+            if let Some(u) = &line_user {
                 conn.see_user(u);
             }
             users_len = conn.users_len();
@@ -236,7 +208,10 @@ impl ConnCache {
                 conn.addr = fields.addr;
             }
             // The line's values win; the connection lends the ones it lacks.
-            let user = adopt(&mut conn.user, fields.user);
+            if line_user.is_some() {
+                conn.user = line_user;
+            }
+            let user = conn.user.clone();
             let alt_user = adopt(&mut conn.alt_user, fields.alt_user);
             let id = adopt(&mut conn.id, fields.id);
             if time.is_some() {
@@ -260,26 +235,26 @@ impl ConnCache {
             conn.counted |= !nofail && identified;
             merged = Merged { addr: conn.addr, user, alt_user, id, nofail };
             if fields.forget && !conn.pending {
-                self.map.remove(mlfid.as_bytes());
+                self.map.remove(&key);
             }
         } else {
             // Absent, or silent for longer than max_age: a new connection.
             if stale {
-                self.map.remove(mlfid.as_bytes());
+                self.map.remove(&key);
             }
             users_len = usize::from(fields.user.is_some());
             let identified = fields.addr.is_some() || fields.id.is_some();
             let pending = !nofail && !identified;
             let line = Merged::alone(fields);
             if !fields.forget || pending {
-                self.insert(mlfid, &line, time, !nofail && identified, pending);
+                self.insert(key, &line, time, !nofail && identified, pending);
             }
             merged = Merged { nofail, ..line };
         }
         Merged { nofail: merged.nofail && users_len <= 1, ..merged }
     }
 
-    fn insert(&mut self, mlfid: &str, line: &Merged, time: Option<Timestamp>, counted: bool, pending: bool) {
+    fn insert(&mut self, key: ConnKey, line: &Merged, time: Option<Timestamp>, counted: bool, pending: bool) {
         while self.map.len() >= self.capacity {
             let Some((key, seq)) = self.order.pop_front() else { break };
             if self.map.get(&key).is_some_and(|c| c.seq == seq) {
@@ -288,7 +263,6 @@ impl ConnCache {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let key = ConnKey::new(mlfid);
         self.map.insert(
             key.clone(),
             Conn {

@@ -76,7 +76,11 @@ impl AsRef<str> for ShortText {
 
 impl PartialEq for ShortText {
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        match (&self.0, &other.0) {
+            // Fixed-size compares (bytes past `len` are zero in both).
+            (Repr::Inline { len: a, bytes: x }, Repr::Inline { len: b, bytes: y }) => a == b && x == y,
+            _ => self.as_bytes() == other.as_bytes(),
+        }
     }
 }
 
