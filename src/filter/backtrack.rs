@@ -125,6 +125,13 @@ pub(crate) struct Program {
     lead: Option<Literal>,
     /// The bytes a match can start with (`None`: any, or empty).
     first: Option<ByteSet>,
+    /// Without a leading literal: the bytes each of a match's first few
+    /// bytes can be (every match has at least that many).
+    starts: Box<[ByteSet]>,
+    /// A literal every match has after a `.*`-like run, long enough to be
+    /// worth a search before running (a pattern that fails only at its
+    /// end, after runs and choices, costs a whole run to find that out).
+    required: Option<Box<memchr::memmem::Finder<'static>>>,
     /// Set for a prefregex whose content runs to the end of the line
     /// ([`Program::cache_header`]).
     header: Option<Box<HeaderCache>>,
@@ -572,6 +579,11 @@ impl Program {
         }
         let mut program = Lowering::default().lower(&insts, c.max_slot);
         program.run_stops = run_stops(&insts).into_boxed_slice();
+        if program.lead.is_none() {
+            program.starts = start_sets(&insts).into_boxed_slice();
+        }
+        program.required =
+            required_literal(&hir).map(|lit| Box::new(memchr::memmem::Finder::new(&lit).into_owned()));
         Some(program)
     }
 
@@ -581,6 +593,14 @@ impl Program {
     pub fn run(&self, hay: &[u8], scratch: &mut Scratch) -> Run {
         if let Some(lead) = &self.lead
             && !lead.at(hay, 0)
+        {
+            return Run::NoMatch;
+        }
+        if hay.len() < self.starts.len() || self.starts.iter().zip(hay).any(|(set, &b)| !set.contains(b)) {
+            return Run::NoMatch;
+        }
+        if let Some(required) = &self.required
+            && required.find(hay).is_none()
         {
             return Run::NoMatch;
         }
@@ -1203,6 +1223,8 @@ impl Lowering {
             slots,
             lead,
             first: first_bytes(insts),
+            starts: Box::default(),
+            required: None,
             header: None,
             run_stops: Box::default(),
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
@@ -1240,6 +1262,95 @@ fn guard(insts: &[Inst], pc: usize) -> Guard {
         }
     }
     guard
+}
+
+/// How many leading bytes [`start_sets`] looks at.
+const START_SETS: usize = 4;
+
+/// The bytes each of a match's first bytes can be, as far as every match
+/// has them at fixed positions (up to [`START_SETS`]; empty when that
+/// says nothing beyond the first byte, which the dispatch already checks).
+fn start_sets(insts: &[Inst]) -> Vec<ByteSet> {
+    let mut sets = [ByteSet([0; 4]); START_SETS];
+    let mut known = START_SETS;
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = vec![(0usize, 0usize)];
+    while let Some((pc, at)) = todo.pop() {
+        if at >= known || pc >= insts.len() || !seen.insert((pc, at)) {
+            continue;
+        }
+        match &insts[pc] {
+            Inst::Save(_) | Inst::Start => todo.push((pc + 1, at)),
+            Inst::Jmp(to) => todo.push((*to, at)),
+            Inst::Split(a, b) => todo.extend([(*a, at), (*b, at)]),
+            Inst::Lit(lit) => {
+                for (i, &b) in lit.iter().enumerate().take(known.saturating_sub(at)) {
+                    sets[at + i].insert(b);
+                }
+                todo.push((pc + 1, at + lit.len()));
+            }
+            Inst::Class(set) => {
+                sets[at].union(set);
+                todo.push((pc + 1, at + 1));
+            }
+            // Past a run's minimum, positions are no longer fixed.
+            Inst::Run { set, min, .. } => {
+                for slot in sets.iter_mut().skip(at).take(*min) {
+                    slot.union(set);
+                }
+                known = known.min(at + min);
+            }
+            // A match may end here.
+            Inst::End | Inst::Match => known = known.min(at),
+        }
+    }
+    if known < 2 {
+        return Vec::new();
+    }
+    sets[..known].to_vec()
+}
+
+/// A literal every match of `hir` has after a `.*`-like run (at the top
+/// level of the pattern), of at least 8 bytes: the longest, if any.
+fn required_literal(hir: &Hir) -> Option<Vec<u8>> {
+    let HirKind::Concat(items) = hir.kind() else { return None };
+    let unbounded_dot = |h: &Hir| {
+        let h = match h.kind() {
+            HirKind::Capture(cap) => &cap.sub,
+            _ => h,
+        };
+        match h.kind() {
+            HirKind::Repetition(rep) => {
+                rep.max.is_none()
+                    && matches!(rep.sub.kind(), HirKind::Class(c) if ByteSet::from_class(c) == Some(ANY_BUT_NEWLINE))
+            }
+            _ => false,
+        }
+    };
+    let mut after_dot = false;
+    let mut best: Option<&[u8]> = None;
+    for item in items {
+        if unbounded_dot(item) {
+            after_dot = true;
+            continue;
+        }
+        let lit = match item.kind() {
+            HirKind::Literal(lit) => Some(&lit.0[..]),
+            HirKind::Capture(cap) => match cap.sub.kind() {
+                HirKind::Literal(lit) => Some(&lit.0[..]),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(lit) = lit
+            && after_dot
+            && lit.len() >= 8
+            && best.is_none_or(|b| lit.len() > b.len())
+        {
+            best = Some(lit);
+        }
+    }
+    best.map(<[u8]>::to_vec)
 }
 
 /// The bytes a match can start with; `None` when it may start with any byte
@@ -1501,6 +1612,13 @@ mod tests {
             (r"^(?:ab|ac|ad|a)(.*)$", "aez"),
             (r"^(?:(\S+) )?sshd(?:-x|-y)?\[([0-9]+)\]: (?:e: )?(.+)$", "h sshd[1]: e: m"),
             (r"^(?:(\S+) )?sshd(?:-x|-y)?\[([0-9]+)\]: (?:e: )?(.+)$", "sshd-y[1]: m"),
+            // required literals (after a `.*`) and start sets
+            (r"^R (.*): Auth fail(?: x)?$", "R a: b: Auth fail x"),
+            (r"^R (.*): Auth fail(?: x)?$", "R a: b: Auth fai"),
+            (r"^(?:[Aa]uth|User) (x+)$", "auth xx"),
+            (r"^(?:[Aa]uth|User) (x+)$", "User x"),
+            (r"^(?:[Aa]uth|User) (x+)$", "Acc x"),
+            (r"^(?:[Aa]uth|User) (x+)$", "Us"),
         ];
         for (p, h) in cases {
             same(p, h);
@@ -1563,6 +1681,23 @@ mod tests {
         let prog = Program::new(r"^(?:a|aa)*b$").unwrap();
         assert_eq!(prog.run(&[b'a'; 60], &mut Scratch::default()), Run::GaveUp);
         assert_eq!(prog.run(b"c", &mut Scratch::default()), Run::NoMatch);
+    }
+
+    #[test]
+    fn start_sets_and_required_literals_are_found() {
+        let p = Program::new(r"^(?:[Aa]uth|User) (x+)$").unwrap();
+        let sets: Vec<Vec<u8>> =
+            p.starts.iter().map(|s| (0..=255u8).filter(|&b| s.contains(b)).collect()).collect();
+        assert_eq!(sets, [b"AUa".to_vec(), b"su".to_vec(), b"et".to_vec(), b"hr".to_vec()]);
+        // A run of variable length ends what is known; a literal start is
+        // the lead's business.
+        assert!(Program::new(r"^[a-z]+x").unwrap().starts.is_empty());
+        assert!(Program::new(r"^abc").unwrap().starts.is_empty());
+        let needle = |p: &str| Program::new(p).unwrap().required.map(|f| f.needle().to_vec());
+        assert_eq!(needle(r"^R (.*) x (y): Auth fail$"), Some(b": Auth fail".to_vec()));
+        assert_eq!(needle(r"^R (.*) from x$"), None, "too short to be worth a search");
+        assert_eq!(needle(r"^R : Auth fail (.*)$"), None, "only after a `.*`");
+        assert_eq!(needle(r"^R (.*)(?:: Auth fail)?$"), None, "only required ones");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::text::ShortText;
+use super::text::{ShortText, padded};
 
 /// Default number of open connections remembered per stream.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -137,11 +137,7 @@ impl ConnKey {
     fn new(id: &str) -> ConnKey {
         let b = id.as_bytes();
         match u8::try_from(b.len()) {
-            Ok(len) if b.len() <= INLINE_KEY => {
-                let mut bytes = [0u8; INLINE_KEY];
-                bytes[..b.len()].copy_from_slice(b);
-                ConnKey::Inline { len, bytes }
-            }
+            Ok(len) if b.len() <= INLINE_KEY => ConnKey::Inline { len, bytes: padded(b) },
             _ => ConnKey::Heap(b.into()),
         }
     }
