@@ -37,15 +37,18 @@ pub fn parse_addr(text: &str) -> Option<IpAddr> {
 /// `192.030.0.6`: decimal octets with leading zeros, which some loggers
 /// write and the standard parser rejects (as possibly octal).
 ///
-/// Reads each octet's one to three digits directly rather than testing
-/// every byte for a dot: this runs on nearly every matched line.
+/// Each octet's one to three digits are read without a branch on how many
+/// there are (which varies from address to address, and so is mispredicted):
+/// the second and third digit count when they are digits. This runs on
+/// nearly every matched line.
 fn parse_zero_padded_v4(text: &str) -> Option<std::net::Ipv4Addr> {
     let b = text.as_bytes();
     // `0.0.0.0` to `255.255.255.255`.
     if !(7..=15).contains(&b.len()) {
         return None;
     }
-    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9).map(u32::from);
+    // A non-digit (or past the end) reads as 10 or more.
+    let digit = |i: usize| u32::from(b.get(i).map_or(u8::MAX, |c| c.wrapping_sub(b'0')));
     let mut octets = [0u8; 4];
     let mut i = 0;
     for (n, octet) in octets.iter_mut().enumerate() {
@@ -55,16 +58,16 @@ fn parse_zero_padded_v4(text: &str) -> Option<std::net::Ipv4Addr> {
             }
             i += 1;
         }
-        let mut value = digit(i)?;
-        i += 1;
-        if let Some(d) = digit(i) {
-            value = value * 10 + d;
-            i += 1;
-            if let Some(d) = digit(i) {
-                value = value * 10 + d;
-                i += 1;
-            }
+        let (first, second, third) = (digit(i), digit(i + 1), digit(i + 2));
+        if first > 9 {
+            return None;
         }
+        let two = second <= 9;
+        let three = two && third <= 9;
+        let mut value = first;
+        value = if two { value * 10 + second } else { value };
+        value = if three { value * 10 + third } else { value };
+        i += 1 + usize::from(two) + usize::from(three);
         *octet = u8::try_from(value).ok()?;
     }
     (i == b.len()).then(|| std::net::Ipv4Addr::from(octets))

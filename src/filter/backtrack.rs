@@ -6,15 +6,20 @@
 //! line; this one runs the same pattern in a few hundred nanoseconds because
 //! log patterns are mostly literals and single-byte-class runs (`\S+`, `.*`,
 //! `[0-9]{1,3}`):
-//! - a literal is one or two word compares (a `memcmp` past 16 bytes);
+//! - a literal is word compares;
 //! - a class is a 256-entry table; a class run consumes its whole extent at
-//!   once and, when backtracking, jumps straight to the positions where the
-//!   following literal can start;
+//!   once (eight bytes looked up at a time, the end found in a mask) and,
+//!   when backtracking, jumps straight to the positions where the following
+//!   literal can start (found by its rarest byte);
 //! - a choice looks up the next byte in a table saying where to go: to the
 //!   one branch that can start with it (through any further choices the
 //!   byte decides), or to both, pushing the second to backtrack into;
 //! - a chain of steps that cannot backtrack (literals, classes, runs that
-//!   must take their whole extent) runs as one instruction.
+//!   must take their whole extent, saves) runs as one instruction, and
+//!   goes on through choices the way the bytes of log text most likely
+//!   lead, leaving the chain only when a line goes another way;
+//! - a prefregex whose content runs to the end of the line reuses its match
+//!   for the next line that starts alike ([`Program::cache_header`]).
 //!
 //! It follows the same leftmost-first (backtracking-priority) semantics as
 //! the regex crate, on the same byte-oriented ASCII syntax (see
@@ -27,6 +32,8 @@
 //! A pattern is compiled in two forms: `Inst`, a plain instruction list the
 //! analyses (guards, atomic runs, first bytes) work on, then lowered to
 //! `Op`, the form that runs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 /// A set of bytes.
@@ -118,6 +125,55 @@ pub(crate) struct Program {
     lead: Option<Literal>,
     /// The bytes a match can start with (`None`: any, or empty).
     first: Option<ByteSet>,
+    /// Without a leading literal: the bytes each of a match's first few
+    /// bytes can be (every match has at least that many).
+    starts: Box<[ByteSet]>,
+    /// A literal every match has after a `.*`-like run, long enough to be
+    /// worth a search before running (a pattern that fails only at its
+    /// end, after runs and choices, costs a whole run to find that out).
+    required: Option<Box<memchr::memmem::Finder<'static>>>,
+    /// Set for a prefregex whose content runs to the end of the line
+    /// ([`Program::cache_header`]).
+    header: Option<Box<HeaderCache>>,
+    /// Per run, the slots it can be saved into right where the run stops
+    /// (nothing consumed in between), with the run's set: the byte a run
+    /// stops at is looked at by the run.
+    run_stops: Box<[(usize, ByteSet)]>,
+    /// Identifies the program (clones share it), so a stream's cached
+    /// header is only used with the program that made it.
+    uid: u64,
+}
+
+/// Source of [`Program::uid`].
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+/// How a prefregex's match is reused from line to line (see
+/// [`Program::cache_header`]).
+#[derive(Debug, Clone)]
+struct HeaderCache {
+    /// The slot of the content group's start.
+    content_slot: usize,
+    /// Byte classes: bytes in one class are treated alike by every table of
+    /// the program (choices, classes, runs).
+    classes: [u8; 256],
+}
+
+/// A stream's last prefregex match, for [`HeaderCache`].
+#[derive(Debug, Clone, Default)]
+struct HeaderMemo {
+    uid: u64,
+    /// The line's bytes before the content.
+    head: Vec<u8>,
+    /// The class of the content's first byte.
+    class: u8,
+    /// The line's length, and the slots as the match left them (a slot
+    /// equal to the length is the content's end, the length of the next
+    /// line).
+    len: usize,
+    slots: Vec<usize>,
+    /// Lines answered from the memo (for tests).
+    #[cfg(test)]
+    hits: usize,
 }
 
 /// A 256-entry byte-membership table: one lookup per byte.
@@ -205,15 +261,16 @@ enum Step {
         back: usize,
     },
     End,
-    /// An `Op::Split` inside a sequence: the sequence goes on where the
-    /// choice entry `expect` leads (for [`BOTH`]: into `first`, with
-    /// `second` kept to backtrack into), and leaves it for any other entry.
+    /// An `Op::Split` inside a sequence: the sequence goes on when the
+    /// choice leads to instruction `next` (for [`BOTH`]: into `first`, with
+    /// `second` kept to backtrack into), and is left for wherever else it
+    /// leads.
     Branch {
         choice: usize,
         at_end: u16,
         first: usize,
         second: usize,
-        expect: u16,
+        next: usize,
     },
 }
 
@@ -520,7 +577,14 @@ impl Program {
                 *atomic = set.0.iter().zip(cont.set.0).all(|(a, b)| a & b == 0);
             }
         }
-        Some(Lowering::default().lower(&insts, c.max_slot))
+        let mut program = Lowering::default().lower(&insts, c.max_slot);
+        program.run_stops = run_stops(&insts).into_boxed_slice();
+        if program.lead.is_none() {
+            program.starts = start_sets(&insts).into_boxed_slice();
+        }
+        program.required =
+            required_literal(&hir).map(|lit| Box::new(memchr::memmem::Finder::new(&lit).into_owned()));
+        Some(program)
     }
 
     /// Runs the program anchored at 0. On [`Run::Match`], `scratch.slots`
@@ -532,11 +596,113 @@ impl Program {
         {
             return Run::NoMatch;
         }
+        if hay.len() < self.starts.len() || self.starts.iter().zip(hay).any(|(set, &b)| !set.contains(b)) {
+            return Run::NoMatch;
+        }
+        if let Some(required) = &self.required
+            && required.find(hay).is_none()
+        {
+            return Run::NoMatch;
+        }
+        if let Some(cache) = &self.header
+            && scratch.newline_free
+        {
+            return self.run_cached(cache, hay, scratch);
+        }
         match self.exec(hay, scratch) {
             Ok(true) => Run::Match,
             Ok(false) => Run::NoMatch,
             Err(OutOfSteps) => Run::GaveUp,
         }
+    }
+
+    /// Makes the program, a prefregex whose content group `content_group`
+    /// is `.+` or `.*` up to the end, reuse its match from one line to the
+    /// next when the two lines start alike: the same bytes before the
+    /// content, and a first content byte of the same class. `false` (and
+    /// nothing changes) when the program has a run that searches ahead.
+    ///
+    /// Why the match is then the same: a match that did not backtrack
+    /// decided every step by the bytes up to the content's start (a step
+    /// looks at most at the byte where its run stops or its choice is made,
+    /// and positions only grow along a match), and past that it only ran
+    /// the content to the end, which any non-empty rest of a line without a
+    /// newline allows. A run that may give bytes back searches the rest of
+    /// the line for what follows it, so a program with one is left alone.
+    pub fn cache_header(&mut self, content_group: usize) -> bool {
+        if self.ops.iter().any(|op| matches!(op, Op::Run { .. })) || 2 * content_group >= self.slots {
+            return false;
+        }
+        // What can look at the content's first byte: a choice made there
+        // (any choice table, to be safe), or a run that stops there. Bytes
+        // all of these treat alike form a class.
+        let content_slot = 2 * content_group;
+        let stops = self.run_stops.iter().filter(|(slot, _)| *slot == content_slot);
+        let stops = stops.map(|(_, set)| std::array::from_fn(|b| u16::from(set.contains(b as u8))));
+        let mut classes = [0u8; 256];
+        for table in self.choices.iter().copied().chain(stops) {
+            let mut seen: Vec<(u8, u16)> = Vec::new();
+            for (b, class) in classes.iter_mut().enumerate() {
+                let key = (*class, table[b]);
+                *class = match seen.iter().position(|k| *k == key) {
+                    Some(i) => i as u8,
+                    None => {
+                        seen.push(key);
+                        // At most 256 classes: one per byte.
+                        (seen.len() - 1) as u8
+                    }
+                };
+            }
+        }
+        self.header = Some(Box::new(HeaderCache { content_slot, classes }));
+        true
+    }
+
+    /// [`Program::run`] for a cached header (lines without a newline).
+    fn run_cached(&self, cache: &HeaderCache, hay: &[u8], scratch: &mut Scratch) -> Run {
+        let memo = &scratch.header;
+        let cut = memo.head.len();
+        if memo.uid == self.uid
+            && hay.get(..cut) == Some(&memo.head[..])
+            && hay.get(cut).is_some_and(|&b| cache.classes[usize::from(b)] == memo.class)
+        {
+            let (len, new_len) = (memo.len, hay.len());
+            scratch.slots.clear();
+            scratch.slots.extend(memo.slots.iter().map(|&v| if v == len { new_len } else { v }));
+            #[cfg(test)]
+            {
+                scratch.header.hits += 1;
+            }
+            return Run::Match;
+        }
+        match self.exec(hay, scratch) {
+            Ok(true) => {
+                if !scratch.backtracked {
+                    self.remember_header(cache, hay, scratch);
+                }
+                Run::Match
+            }
+            Ok(false) => Run::NoMatch,
+            Err(OutOfSteps) => Run::GaveUp,
+        }
+    }
+
+    /// Keeps a match that did not backtrack for the next line, when its
+    /// slots are all up to the content's start or at the line's end.
+    fn remember_header(&self, cache: &HeaderCache, hay: &[u8], scratch: &mut Scratch) {
+        let Scratch { slots, header: memo, .. } = scratch;
+        let Some(&cut) = slots.get(cache.content_slot) else { return };
+        let Some(&first) = hay.get(cut) else { return };
+        if slots.iter().any(|&v| v != usize::MAX && v > cut && v != hay.len()) {
+            return;
+        }
+        memo.uid = self.uid;
+        memo.head.clear();
+        memo.head.extend_from_slice(&hay[..cut]);
+        memo.class = cache.classes[usize::from(first)];
+        memo.len = hay.len();
+        memo.slots.clear();
+        memo.slots.extend_from_slice(slots);
     }
 
     /// The bytes a match can start with; `None` when it may start with any
@@ -549,7 +715,8 @@ impl Program {
     // depend on where the compiler decides to inline it.
     #[inline(never)]
     fn exec(&self, hay: &[u8], scratch: &mut Scratch) -> Result<bool, OutOfSteps> {
-        let Scratch { slots, stack, newline_free } = scratch;
+        let Scratch { slots, stack, newline_free, backtracked, .. } = scratch;
+        *backtracked = false;
         slots.clear();
         slots.resize(self.slots, usize::MAX);
         stack.clear();
@@ -655,6 +822,7 @@ impl Program {
                 continue;
             }
             // Backtrack to the most recent choice.
+            *backtracked = true;
             loop {
                 budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
                 let Some(frame) = stack.pop() else { return Ok(false) };
@@ -685,12 +853,29 @@ impl Program {
     }
 
     /// Where a run of table bytes from `pos` ends (at most at `limit`).
+    ///
+    /// Eight bytes at a time: the membership of each is looked up, then the
+    /// first byte outside the set found in the mask, so a short run (most
+    /// are) costs no branch per byte and no mispredicted loop exit.
     #[inline(always)]
     fn extent(&self, table: usize, hay: &[u8], pos: usize, limit: usize) -> usize {
         let table = &self.tables[table].0;
-        hay.get(pos..limit)
+        let mut p = pos;
+        while let Some(chunk) = hay.get(p..).and_then(<[u8]>::first_chunk::<8>) {
+            // Bit i: byte i is not in the set; bit 8 caps the count.
+            let mut stop = 1u32 << 8;
+            for (i, &b) in chunk.iter().enumerate() {
+                stop |= u32::from(!table[usize::from(b)]) << i;
+            }
+            let run = stop.trailing_zeros() as usize;
+            if run < 8 || p + 8 >= limit {
+                return (p + run).min(limit);
+            }
+            p += 8;
+        }
+        hay.get(p..limit)
             .and_then(|h| h.iter().position(|&b| !table[usize::from(b)]))
-            .map_or(limit, |i| pos + i)
+            .map_or(limit, |i| p + i)
     }
 
     /// Runs the steps of an `Op::Seq` from `pos`, then continues at `next`
@@ -751,22 +936,23 @@ impl Program {
                         return Ok(SeqEnd::Fail);
                     }
                 }
-                Step::Branch { choice, at_end, first, second, expect } => {
+                Step::Branch { choice, at_end, first, second, next } => {
                     // As `Op::Split`.
                     *budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
                     let to = match hay.get(pos) {
                         Some(&b) => self.choices[*choice][usize::from(b)],
                         None => *at_end,
                     };
-                    if to == BOTH {
-                        stack.push(Frame::Alt { pc: *second, pos });
-                    }
-                    if to != *expect {
-                        return Ok(match to {
-                            FAIL => SeqEnd::Fail,
-                            BOTH => SeqEnd::At { pos, pc: *first },
-                            _ => SeqEnd::At { pos, pc: usize::from(to) - 1 },
-                        });
+                    let goes = match to {
+                        FAIL => return Ok(SeqEnd::Fail),
+                        BOTH => {
+                            stack.push(Frame::Alt { pc: *second, pos });
+                            *first
+                        }
+                        _ => usize::from(to) - 1,
+                    };
+                    if goes != *next {
+                        return Ok(SeqEnd::At { pos, pc: goes });
                     }
                 }
             }
@@ -939,19 +1125,34 @@ impl Lowering {
                 _ => {}
             }
         }
-        // Per choice, the entry most bytes have (a later target on a tie:
-        // an optional part is skipped; one branch before both).
-        let likely: Vec<Option<u16>> = self
-            .choices
+        // Where a choice most likely leads: the instruction that the bytes
+        // leading to it weigh most for, each byte weighing what it does in
+        // log text ([`commonness`]), twice for the first branch (the one a
+        // pattern's author puts first: an optional part, the usual
+        // alternative).
+        let choices = &self.choices;
+        let weigh = |first: usize, choice: usize| -> Option<usize> {
+            let mut weights: Vec<(usize, u32)> = Vec::new();
+            for (b, &to) in choices[choice].iter().enumerate() {
+                let goes = match to {
+                    FAIL => continue,
+                    BOTH => first,
+                    _ => usize::from(to) - 1,
+                };
+                let weight = u32::from(commonness(b as u8)) * if goes == first { 2 } else { 1 };
+                match weights.iter_mut().find(|(pc, _)| *pc == goes) {
+                    Some((_, w)) => *w += weight,
+                    None => weights.push((goes, weight)),
+                }
+            }
+            weights.into_iter().max_by_key(|&(pc, w)| (w, std::cmp::Reverse(pc))).map(|(pc, _)| pc)
+        };
+        // Per split, computed once (chains pass a split many times).
+        let likely: Vec<Option<usize>> = ops
             .iter()
-            .map(|table| {
-                let mut sorted = table.to_vec();
-                sorted.sort_unstable();
-                sorted
-                    .chunk_by(|a, b| a == b)
-                    .filter(|run| run[0] != FAIL)
-                    .max_by_key(|run| (run.len(), run[0] != BOTH, run[0]))
-                    .map(|run| run[0])
+            .map(|op| match op {
+                Op::Split { first, choice, .. } => weigh(*first, *choice),
+                _ => None,
             })
             .collect();
         // Chains are built from the start first (every run begins there),
@@ -979,19 +1180,18 @@ impl Lowering {
                             pc = *to;
                             continue;
                         }
-                        // Follow the way most bytes take (a later target on a
-                        // tie: an optional part is skipped); any other
-                        // choice leaves the sequence there.
+                        // Follow the likely way; any other leaves the
+                        // sequence there.
                         Op::Split { first, second, choice, at_end } if steps.len() < allowance => {
-                            let Some(expect) = likely[*choice] else { break };
+                            let Some(next) = likely[pc] else { break };
                             steps.push(Step::Branch {
                                 choice: *choice,
                                 at_end: *at_end,
                                 first: *first,
                                 second: *second,
-                                expect,
+                                next,
                             });
-                            pc = if expect == BOTH { *first } else { usize::from(expect) - 1 };
+                            pc = next;
                             continue;
                         }
                         _ => break,
@@ -1016,7 +1216,19 @@ impl Lowering {
             Inst::Lit(lit) => Some(Literal::new(lit)),
             _ => None,
         });
-        Program { ops, tables: self.tables, choices: self.choices, slots, lead, first: first_bytes(insts) }
+        Program {
+            ops,
+            tables: self.tables,
+            choices: self.choices,
+            slots,
+            lead,
+            first: first_bytes(insts),
+            starts: Box::default(),
+            required: None,
+            header: None,
+            run_stops: Box::default(),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+        }
     }
 }
 
@@ -1052,6 +1264,95 @@ fn guard(insts: &[Inst], pc: usize) -> Guard {
     guard
 }
 
+/// How many leading bytes [`start_sets`] looks at.
+const START_SETS: usize = 4;
+
+/// The bytes each of a match's first bytes can be, as far as every match
+/// has them at fixed positions (up to [`START_SETS`]; empty when that
+/// says nothing beyond the first byte, which the dispatch already checks).
+fn start_sets(insts: &[Inst]) -> Vec<ByteSet> {
+    let mut sets = [ByteSet([0; 4]); START_SETS];
+    let mut known = START_SETS;
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = vec![(0usize, 0usize)];
+    while let Some((pc, at)) = todo.pop() {
+        if at >= known || pc >= insts.len() || !seen.insert((pc, at)) {
+            continue;
+        }
+        match &insts[pc] {
+            Inst::Save(_) | Inst::Start => todo.push((pc + 1, at)),
+            Inst::Jmp(to) => todo.push((*to, at)),
+            Inst::Split(a, b) => todo.extend([(*a, at), (*b, at)]),
+            Inst::Lit(lit) => {
+                for (i, &b) in lit.iter().enumerate().take(known.saturating_sub(at)) {
+                    sets[at + i].insert(b);
+                }
+                todo.push((pc + 1, at + lit.len()));
+            }
+            Inst::Class(set) => {
+                sets[at].union(set);
+                todo.push((pc + 1, at + 1));
+            }
+            // Past a run's minimum, positions are no longer fixed.
+            Inst::Run { set, min, .. } => {
+                for slot in sets.iter_mut().skip(at).take(*min) {
+                    slot.union(set);
+                }
+                known = known.min(at + min);
+            }
+            // A match may end here.
+            Inst::End | Inst::Match => known = known.min(at),
+        }
+    }
+    if known < 2 {
+        return Vec::new();
+    }
+    sets[..known].to_vec()
+}
+
+/// A literal every match of `hir` has after a `.*`-like run (at the top
+/// level of the pattern), of at least 8 bytes: the longest, if any.
+fn required_literal(hir: &Hir) -> Option<Vec<u8>> {
+    let HirKind::Concat(items) = hir.kind() else { return None };
+    let unbounded_dot = |h: &Hir| {
+        let h = match h.kind() {
+            HirKind::Capture(cap) => &cap.sub,
+            _ => h,
+        };
+        match h.kind() {
+            HirKind::Repetition(rep) => {
+                rep.max.is_none()
+                    && matches!(rep.sub.kind(), HirKind::Class(c) if ByteSet::from_class(c) == Some(ANY_BUT_NEWLINE))
+            }
+            _ => false,
+        }
+    };
+    let mut after_dot = false;
+    let mut best: Option<&[u8]> = None;
+    for item in items {
+        if unbounded_dot(item) {
+            after_dot = true;
+            continue;
+        }
+        let lit = match item.kind() {
+            HirKind::Literal(lit) => Some(&lit.0[..]),
+            HirKind::Capture(cap) => match cap.sub.kind() {
+                HirKind::Literal(lit) => Some(&lit.0[..]),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(lit) = lit
+            && after_dot
+            && lit.len() >= 8
+            && best.is_none_or(|b| lit.len() > b.len())
+        {
+            best = Some(lit);
+        }
+    }
+    best.map(<[u8]>::to_vec)
+}
+
 /// The bytes a match can start with; `None` when it may start with any byte
 /// or match the empty string.
 fn first_bytes(insts: &[Inst]) -> Option<ByteSet> {
@@ -1078,6 +1379,37 @@ fn first_bytes(insts: &[Inst]) -> Option<ByteSet> {
         }
     }
     Some(set)
+}
+
+/// For each run, the slots a save can record where the run stops: saves
+/// reached from the run without consuming a byte (through other saves,
+/// choices, jumps and runs that may be empty).
+fn run_stops(insts: &[Inst]) -> Vec<(usize, ByteSet)> {
+    let mut stops = Vec::new();
+    for (pc, inst) in insts.iter().enumerate() {
+        let Inst::Run { set, .. } = inst else { continue };
+        let mut seen = vec![false; insts.len()];
+        let mut todo = vec![pc + 1];
+        while let Some(at) = todo.pop() {
+            if at >= insts.len() || std::mem::replace(&mut seen[at], true) {
+                continue;
+            }
+            match &insts[at] {
+                Inst::Save(slot) => {
+                    if !stops.contains(&(*slot, *set)) {
+                        stops.push((*slot, *set));
+                    }
+                    todo.push(at + 1);
+                }
+                Inst::Start => todo.push(at + 1),
+                Inst::Run { min: 0, .. } => todo.push(at + 1),
+                Inst::Jmp(to) => todo.push(*to),
+                Inst::Split(a, b) => todo.extend([*a, *b]),
+                _ => {}
+            }
+        }
+    }
+    stops
 }
 
 /// The literal the instructions from `pc` must match first, if fixed
@@ -1163,6 +1495,10 @@ pub(crate) struct Scratch {
     /// `\n` (so `.` runs to the end without searching). `Filter::process`
     /// sets it for each line; it is false by default.
     pub newline_free: bool,
+    /// Whether the last [`Program::exec`] backtracked.
+    backtracked: bool,
+    /// The last match of a program with a [`HeaderCache`].
+    header: HeaderMemo,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1276,10 +1612,60 @@ mod tests {
             (r"^(?:ab|ac|ad|a)(.*)$", "aez"),
             (r"^(?:(\S+) )?sshd(?:-x|-y)?\[([0-9]+)\]: (?:e: )?(.+)$", "h sshd[1]: e: m"),
             (r"^(?:(\S+) )?sshd(?:-x|-y)?\[([0-9]+)\]: (?:e: )?(.+)$", "sshd-y[1]: m"),
+            // required literals (after a `.*`) and start sets
+            (r"^R (.*): Auth fail(?: x)?$", "R a: b: Auth fail x"),
+            (r"^R (.*): Auth fail(?: x)?$", "R a: b: Auth fai"),
+            (r"^(?:[Aa]uth|User) (x+)$", "auth xx"),
+            (r"^(?:[Aa]uth|User) (x+)$", "User x"),
+            (r"^(?:[Aa]uth|User) (x+)$", "Acc x"),
+            (r"^(?:[Aa]uth|User) (x+)$", "Us"),
         ];
         for (p, h) in cases {
             same(p, h);
         }
+    }
+
+    #[test]
+    fn cached_headers_give_the_same_matches() {
+        // Lines in order, then each twice in a row, through one program
+        // with a header cache: every answer must be regex-automata's.
+        let pattern = r"^(?:(?P<id>(?:\S+ )?sshd(?:-session)?\[[0-9]+\]): )?(?:\[ID [0-9]+ [a-z]+\.[a-z]+\] )?(?:(?:error|fatal): )?(?:PAM: )?(?P<content>.+)$";
+        let lines = [
+            "h sshd[1]: Failed password",
+            "h sshd[1]: Received disconnect",
+            "h sshd[1]: error: maximum",
+            "h sshd[1]: PAM: x",
+            "h sshd[1]: PAM 2 more",
+            "h sshd[1]: fatal: y",
+            "h sshd[1]: [ID 5 auth.info] z",
+            "h sshd[1]: e",
+            "h sshd[1]: ",
+            "h sshd[1]: x",
+            "h sshd[2]: x",
+            "h sshd-session[1]: x",
+            "h CRON[3]: x",
+            "h CRON[3]: y",
+            "sshd[1]: x",
+            "h sshd[1]: x\ny",
+            "h sshd[1]: x",
+        ];
+        let mut prog = Program::new(pattern).unwrap();
+        assert!(prog.cache_header(2));
+        let mut scratch = Scratch::default();
+        for hay in lines.iter().chain(lines.iter().flat_map(|l| [l, l])) {
+            scratch.newline_free = !hay.contains('\n');
+            let want = reference(pattern, hay);
+            let got =
+                (prog.run(hay.as_bytes(), &mut scratch) == Run::Match).then(|| scratch.slots[2..].to_vec());
+            let got = got.map(|mut v| {
+                v.truncate(want.as_ref().map_or(v.len(), Vec::len));
+                v
+            });
+            assert_eq!(got, want, "{hay:?}");
+        }
+        assert!(scratch.header.hits > 10, "the cache answered {} lines", scratch.header.hits);
+        // A program with a run that searches ahead keeps no cache.
+        assert!(!Program::new(r"^(.*) x (?P<c>.+)$").unwrap().cache_header(2));
     }
 
     #[test]
@@ -1295,6 +1681,23 @@ mod tests {
         let prog = Program::new(r"^(?:a|aa)*b$").unwrap();
         assert_eq!(prog.run(&[b'a'; 60], &mut Scratch::default()), Run::GaveUp);
         assert_eq!(prog.run(b"c", &mut Scratch::default()), Run::NoMatch);
+    }
+
+    #[test]
+    fn start_sets_and_required_literals_are_found() {
+        let p = Program::new(r"^(?:[Aa]uth|User) (x+)$").unwrap();
+        let sets: Vec<Vec<u8>> =
+            p.starts.iter().map(|s| (0..=255u8).filter(|&b| s.contains(b)).collect()).collect();
+        assert_eq!(sets, [b"AUa".to_vec(), b"su".to_vec(), b"et".to_vec(), b"hr".to_vec()]);
+        // A run of variable length ends what is known; a literal start is
+        // the lead's business.
+        assert!(Program::new(r"^[a-z]+x").unwrap().starts.is_empty());
+        assert!(Program::new(r"^abc").unwrap().starts.is_empty());
+        let needle = |p: &str| Program::new(p).unwrap().required.map(|f| f.needle().to_vec());
+        assert_eq!(needle(r"^R (.*) x (y): Auth fail$"), Some(b": Auth fail".to_vec()));
+        assert_eq!(needle(r"^R (.*) from x$"), None, "too short to be worth a search");
+        assert_eq!(needle(r"^R : Auth fail (.*)$"), None, "only after a `.*`");
+        assert_eq!(needle(r"^R (.*)(?:: Auth fail)?$"), None, "only required ones");
     }
 
     #[test]

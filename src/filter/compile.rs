@@ -612,7 +612,19 @@ pub(crate) fn build(
         }
         None => None,
     };
-    let prefix_compiled = prefix.as_ref().map(|p| compile_one(&ctx, p)).transpose()?;
+    let mut prefix_compiled = prefix.as_ref().map(|p| compile_one(&ctx, p)).transpose()?;
+    // A prefregex whose content runs to the end of the line reuses its
+    // match for the next line that starts alike (`Program::cache_header`):
+    // consecutive lines of a log mostly share their host, daemon and pid.
+    if let (Some(p), Some(c)) = (&prefix, &mut prefix_compiled)
+        && let Some((start, end)) = p.expanded.content
+        && matches!(&p.expanded.regex[start..end], ".+" | ".*")
+        && &p.expanded.regex[end..] == ")$"
+        && let Some(&(_, group)) = c.roles.iter().find(|(role, _)| *role == Role::Content)
+        && let Some(fast) = &mut c.fast
+    {
+        fast.cache_header(group);
+    }
 
     let mut fails = Vec::new();
     for (n, entry) in def.failregex.iter().enumerate() {

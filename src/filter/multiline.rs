@@ -22,10 +22,11 @@
 //! attempts exceeded" after failures that already counted).
 
 use crate::core::Timestamp;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::text::ShortText;
+use super::text::{ShortText, padded};
 
 /// Default number of open connections remembered per stream.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -136,11 +137,7 @@ impl ConnKey {
     fn new(id: &str) -> ConnKey {
         let b = id.as_bytes();
         match u8::try_from(b.len()) {
-            Ok(len) if b.len() <= INLINE_KEY => {
-                let mut bytes = [0u8; INLINE_KEY];
-                bytes[..b.len()].copy_from_slice(b);
-                ConnKey::Inline { len, bytes }
-            }
+            Ok(len) if b.len() <= INLINE_KEY => ConnKey::Inline { len, bytes: padded(b) },
             _ => ConnKey::Heap(b.into()),
         }
     }
@@ -183,108 +180,138 @@ impl ConnCache {
 
     /// Merges `fields` of a line with connection id `mlfid`, returning the
     /// merged view. `nofail` in the result says whether the line counts.
+    ///
+    /// One hash and one probe per line: the connection's entry is updated,
+    /// removed or filled in place.
     pub fn merge(&mut self, mlfid: &str, fields: &Fields, time: Option<Timestamp>) -> Merged {
-        let key = ConnKey::new(mlfid);
-        let mut nofail = fields.nofail || fields.gained;
         let max_age = self.max_age_ms;
-        let mut stale = false;
-        let live = self.map.get_mut(&key).filter(|c| {
-            let fresh = match (c.last_time, time) {
-                (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
-                _ => true,
-            };
-            stale = !fresh;
-            fresh
-        });
-        let merged;
-        let users_len;
-        if let Some(conn) = live {
-            let line_user = fields.user.map(ShortText::new);
-            if let Some(u) = &line_user {
-                conn.see_user(u);
+        let has_room = self.map.len() < self.capacity;
+        let seq = self.next_seq;
+        let key = match self.map.entry(ConnKey::new(mlfid)) {
+            Entry::Occupied(mut entry) => {
+                let fresh = match (entry.get().last_time, time) {
+                    (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
+                    _ => true,
+                };
+                if fresh {
+                    let (merged, forget) = update(entry.get_mut(), fields, time);
+                    if forget {
+                        entry.remove();
+                    }
+                    return merged;
+                }
+                // Silent for longer than max_age: a new connection.
+                entry.remove_entry().0
             }
-            users_len = conn.users_len();
-            if fields.addr.is_some() {
-                conn.addr = fields.addr;
+            Entry::Vacant(entry) => {
+                if has_room {
+                    let (merged, conn) = open(fields, time, seq);
+                    if let Some(conn) = conn {
+                        self.order.push_back((entry.key().clone(), seq));
+                        entry.insert(conn);
+                        self.next_seq += 1;
+                        self.compact_order();
+                    }
+                    return merged;
+                }
+                entry.into_key()
             }
-            // The line's values win; the connection lends the ones it lacks.
-            if line_user.is_some() {
-                conn.user = line_user;
-            }
-            let user = conn.user.clone();
-            let alt_user = adopt(&mut conn.alt_user, fields.alt_user);
-            let id = adopt(&mut conn.id, fields.id);
-            if time.is_some() {
-                conn.last_time = time;
-            }
-            if fields.once && conn.counted {
-                nofail = true;
-            }
-            if users_len > 1 {
-                nofail = false;
-            }
-            let identified = conn.addr.is_some() || id.is_some();
-            if !nofail && !identified {
-                conn.pending = true;
-            } else if identified && conn.pending {
-                // The failure logged before the address was known counts now.
-                nofail = false;
-                conn.pending = false;
-            }
-            // A line with an address (or id) that is not a nofail counts.
-            conn.counted |= !nofail && identified;
-            merged = Merged { addr: conn.addr, user, alt_user, id, nofail };
-            if fields.forget && !conn.pending {
-                self.map.remove(&key);
-            }
-        } else {
-            // Absent, or silent for longer than max_age: a new connection.
-            if stale {
-                self.map.remove(&key);
-            }
-            users_len = usize::from(fields.user.is_some());
-            let identified = fields.addr.is_some() || fields.id.is_some();
-            let pending = !nofail && !identified;
-            let line = Merged::alone(fields);
-            if !fields.forget || pending {
-                self.insert(key, &line, time, !nofail && identified, pending);
-            }
-            merged = Merged { nofail, ..line };
+        };
+        // A new connection when the cache is full (or replacing a stale one):
+        // make room first.
+        let (merged, conn) = open(fields, time, self.next_seq);
+        if let Some(conn) = conn {
+            self.evict_for_one();
+            self.order.push_back((key.clone(), self.next_seq));
+            self.next_seq += 1;
+            self.map.insert(key, conn);
+            self.compact_order();
         }
-        Merged { nofail: merged.nofail && users_len <= 1, ..merged }
+        merged
     }
 
-    fn insert(&mut self, key: ConnKey, line: &Merged, time: Option<Timestamp>, counted: bool, pending: bool) {
+    /// Evicts the oldest connections until one more fits.
+    fn evict_for_one(&mut self) {
         while self.map.len() >= self.capacity {
             let Some((key, seq)) = self.order.pop_front() else { break };
             if self.map.get(&key).is_some_and(|c| c.seq == seq) {
                 self.map.remove(&key);
             }
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.map.insert(
-            key.clone(),
-            Conn {
-                seq,
-                last_time: time,
-                addr: line.addr,
-                user: line.user.clone(),
-                alt_user: line.alt_user.clone(),
-                id: line.id.clone(),
-                first_user: line.user.clone(),
-                more_users: Vec::new(),
-                counted,
-                pending,
-            },
-        );
-        self.order.push_back((key, seq));
-        // Forgotten connections leave stale order entries; keep the queue bounded.
+    }
+
+    /// Forgotten connections leave stale order entries; keep the queue bounded.
+    fn compact_order(&mut self) {
         if self.order.len() > 2 * self.capacity {
             let map = &self.map;
             self.order.retain(|(k, s)| map.get(k).is_some_and(|c| c.seq == *s));
         }
     }
+}
+
+/// Merges a line into its open connection; also says whether the
+/// connection is now to be forgotten.
+fn update(conn: &mut Conn, fields: &Fields, time: Option<Timestamp>) -> (Merged, bool) {
+    let mut nofail = fields.nofail || fields.gained;
+    let line_user = fields.user.map(ShortText::new);
+    if let Some(u) = &line_user {
+        conn.see_user(u);
+    }
+    let users_len = conn.users_len();
+    if fields.addr.is_some() {
+        conn.addr = fields.addr;
+    }
+    // The line's values win; the connection lends the ones it lacks.
+    if line_user.is_some() {
+        conn.user = line_user;
+    }
+    let user = conn.user.clone();
+    let alt_user = adopt(&mut conn.alt_user, fields.alt_user);
+    let id = adopt(&mut conn.id, fields.id);
+    if time.is_some() {
+        conn.last_time = time;
+    }
+    if fields.once && conn.counted {
+        nofail = true;
+    }
+    if users_len > 1 {
+        nofail = false;
+    }
+    let identified = conn.addr.is_some() || id.is_some();
+    if !nofail && !identified {
+        conn.pending = true;
+    } else if identified && conn.pending {
+        // The failure logged before the address was known counts now.
+        nofail = false;
+        conn.pending = false;
+    }
+    // A line with an address (or id) that is not a nofail counts.
+    conn.counted |= !nofail && identified;
+    let merged = Merged { addr: conn.addr, user, alt_user, id, nofail: nofail && users_len <= 1 };
+    (merged, fields.forget && !conn.pending)
+}
+
+/// A line that opens a connection: its merged view, and the connection to
+/// remember (none when the line also closes it and nothing is pending).
+fn open(fields: &Fields, time: Option<Timestamp>, seq: u64) -> (Merged, Option<Conn>) {
+    let nofail = fields.nofail || fields.gained;
+    let users_len = usize::from(fields.user.is_some());
+    let identified = fields.addr.is_some() || fields.id.is_some();
+    let pending = !nofail && !identified;
+    let line = Merged::alone(fields);
+    let conn = (!fields.forget || pending).then(|| Conn {
+        seq,
+        last_time: time,
+        addr: line.addr,
+        user: line.user.clone(),
+        alt_user: line.alt_user.clone(),
+        id: line.id.clone(),
+        first_user: line.user.clone(),
+        more_users: Vec::new(),
+        counted: !nofail && identified,
+        pending,
+    });
+    (Merged { nofail: nofail && users_len <= 1, ..line }, conn)
 }
 
 #[cfg(test)]

@@ -31,11 +31,7 @@ impl ShortText {
     pub fn new(text: &str) -> ShortText {
         let b = text.as_bytes();
         match (u8::try_from(b.len()), b.len() <= INLINE) {
-            (Ok(len), true) => {
-                let mut bytes = [0u8; INLINE];
-                bytes[..b.len()].copy_from_slice(b);
-                ShortText(Repr::Inline { len, bytes })
-            }
+            (Ok(len), true) => ShortText(Repr::Inline { len, bytes: padded(b) }),
             _ => ShortText(Repr::Boxed(text.into())),
         }
     }
@@ -52,6 +48,38 @@ impl ShortText {
         // the fallback is never taken.
         std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
+}
+
+/// `src` (at most `N` bytes) at the start of `N` zero bytes, copied in
+/// fixed-size pieces (a copy of unknown length is a `memcpy` call, which
+/// costs more than these few bytes).
+pub(crate) fn padded<const N: usize>(src: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = src.len().min(N);
+    let mut piece = |size: usize, from: usize| {
+        if let (Some(to), Some(bytes)) = (out.get_mut(from..from + size), src.get(from..from + size)) {
+            to.copy_from_slice(bytes);
+        }
+    };
+    // Whole words, then one last (overlapping) word or smaller piece that
+    // ends at `n`: bytes written twice are written alike.
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 <= n {
+            piece(8, at);
+            at += 8;
+        }
+        piece(8, n - 8);
+    } else if n >= 4 {
+        piece(4, 0);
+        piece(4, n - 4);
+    } else if n >= 2 {
+        piece(2, 0);
+        piece(2, n - 2);
+    } else if n == 1 {
+        piece(1, 0);
+    }
+    out
 }
 
 impl From<&str> for ShortText {
@@ -124,5 +152,11 @@ mod tests {
         }
         assert_ne!(ShortText::new("root"), ShortText::new("roo"));
         assert_eq!(std::mem::size_of::<Option<ShortText>>(), 32);
+        for n in 0..=12 {
+            let src: Vec<u8> = (1..=n as u8).collect();
+            let got: [u8; 12] = padded(&src);
+            assert_eq!(&got[..n], &src[..], "{n}");
+            assert!(got[n..].iter().all(|&b| b == 0), "{n}");
+        }
     }
 }

@@ -110,7 +110,7 @@ impl Pending {
 /// regex-crate superset as a gate) where the pattern needs it.
 #[derive(Debug)]
 enum Re {
-    Std { re: regex::bytes::Regex, fast: Option<Fast> },
+    Std { re: regex::bytes::Regex, fast: Option<Box<Fast>> },
     Fancy { gate: Option<regex::bytes::Regex>, re: Box<fancy_regex::Regex> },
 }
 
@@ -147,7 +147,7 @@ impl Re {
             let fast = pyre::translate(body)
                 .ok()
                 .and_then(|b| Program::new(&format!("{b}()")))
-                .map(|program| Fast { program, groups: re.captures_len(), bounded });
+                .map(|program| Box::new(Fast { program, groups: re.captures_len(), bounded }));
             return Ok(Re::Std { re, fast });
         }
         let re = fancy_regex::RegexBuilder::new(&rust)
