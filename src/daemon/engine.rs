@@ -486,7 +486,7 @@ impl Engine {
             .collect();
         for name in gone {
             if let Some(rt) = self.jails.remove(&name) {
-                lifted.extend(rt.jail.bans().map(|b| (b.jail.clone(), b.net)));
+                lifted.extend(rt.jail.bans().map(|b| (b.jail, b.net)));
                 removed.push(name.to_string());
             }
         }
@@ -528,7 +528,7 @@ impl Engine {
     /// Every active ban of every jail.
     pub fn active_bans(&self) -> Vec<Ban> {
         let now = self.now();
-        self.jails.values().flat_map(|rt| rt.jail.bans().filter(|b| b.is_active(now)).cloned()).collect()
+        self.jails.values().flat_map(|rt| rt.jail.bans().filter(|b| b.is_active(now))).collect()
     }
 
     /// Rebuilds the enforcer for the current jails and swaps it in; bans are
