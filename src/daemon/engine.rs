@@ -72,6 +72,8 @@ pub struct JailRuntime {
     pub total_failed: u64,
     pub total_banned: u64,
     states: HashMap<Arc<str>, MatchState>,
+    /// What the "banned" line repeats for most of this jail's bans.
+    ban_text: BanText,
 }
 
 impl JailRuntime {
@@ -85,11 +87,42 @@ impl JailRuntime {
             total_failed: 0,
             total_banned: 0,
             states: HashMap::new(),
+            ban_text: BanText::default(),
         }
     }
 
     pub fn rules(&self) -> JailRules {
         setup::jail_rules(self.jail.name(), &self.config, &self.published)
+    }
+}
+
+/// Durations as the "banned" line spells them, formatted once per jail
+/// rather than once per ban: under a flood of bans it adds up.
+#[derive(Default)]
+struct BanText {
+    /// The configured bantime and its spelling.
+    configured: Option<(BanTime, String)>,
+    /// The length of the last ban logged (ms; `None` when permanent) and
+    /// its spelling.
+    last: Option<(Option<i64>, String)>,
+}
+
+impl BanText {
+    /// The spellings of `bantime` and of `ban`'s length.
+    fn of(&mut self, bantime: BanTime, ban: &Ban) -> (&str, &str) {
+        if self.configured.as_ref().is_none_or(|(b, _)| *b != bantime) {
+            self.configured = Some((bantime, bantime.to_string()));
+        }
+        let length = ban.until.map(|until| until.as_millis().saturating_sub(ban.at.as_millis()));
+        if self.last.as_ref().is_none_or(|(l, _)| *l != length) {
+            let text = match ban.until {
+                Some(until) => crate::core::duration::format_duration(until.since(ban.at)),
+                None => "permanent".to_string(),
+            };
+            self.last = Some((length, text));
+        }
+        let configured = self.configured.as_ref().map_or("", |(_, text)| text.as_str());
+        (configured, self.last.as_ref().map_or("", |(_, text)| text.as_str()))
     }
 }
 
@@ -349,7 +382,7 @@ impl Engine {
         match rt.jail.on_failure(&failure, now, history, &mut || rng.next_f64()) {
             Decision::Ban(ban) => {
                 rt.total_banned += 1;
-                log_ban(&ban, &line.source, rt.config.bantime);
+                log_ban(&ban, &line.source, rt.config.bantime, &mut rt.ban_text);
                 dirty.insert((jail_name.clone(), hit.addr));
                 bans.push(ban);
             }
@@ -486,7 +519,7 @@ impl Engine {
             .collect();
         for name in gone {
             if let Some(rt) = self.jails.remove(&name) {
-                lifted.extend(rt.jail.bans().map(|b| (b.jail.clone(), b.net)));
+                lifted.extend(rt.jail.bans().map(|b| (b.jail, b.net)));
                 removed.push(name.to_string());
             }
         }
@@ -528,7 +561,7 @@ impl Engine {
     /// Every active ban of every jail.
     pub fn active_bans(&self) -> Vec<Ban> {
         let now = self.now();
-        self.jails.values().flat_map(|rt| rt.jail.bans().filter(|b| b.is_active(now)).cloned()).collect()
+        self.jails.values().flat_map(|rt| rt.jail.bans().filter(|b| b.is_active(now))).collect()
     }
 
     /// Rebuilds the enforcer for the current jails and swaps it in; bans are
@@ -555,18 +588,15 @@ fn state_key(source: &SourceRef) -> String {
     }
 }
 
-fn log_ban(ban: &Ban, source: &SourceRef, bantime: BanTime) {
+fn log_ban(ban: &Ban, source: &SourceRef, bantime: BanTime, text: &mut BanText) {
     let container = match source {
         SourceRef::Docker { container_name, .. } => container_name.as_str(),
         _ => "",
     };
-    let duration = match ban.until {
-        Some(until) => crate::core::duration::format_duration(until.since(ban.at)),
-        None => "permanent".to_string(),
-    };
+    let (configured, duration) = text.of(bantime, ban);
     tracing::info!(
         jail = %ban.jail, ip = %ban.net, container, failures = ban.failures, duration = %duration,
-        count = ban.count, configured_bantime = %bantime, "banned"
+        count = ban.count, configured_bantime = %configured, "banned"
     );
 }
 
@@ -574,4 +604,29 @@ fn log_ban(ban: &Ban, source: &SourceRef, bantime: BanTime) {
 fn seed() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0x5eed, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::BanOrigin;
+
+    #[test]
+    fn ban_text_spells_durations_and_follows_changes() {
+        let day = BanTime::Finite(Duration::from_secs(86_400));
+        let ban = |secs: Option<i64>| Ban {
+            net: "192.0.2.1/32".parse().unwrap(),
+            jail: "sshd".into(),
+            origin: BanOrigin::Jail,
+            at: Timestamp::from_secs(1_000),
+            until: secs.map(|s| Timestamp::from_secs(1_000 + s)),
+            count: 1,
+            failures: 5,
+        };
+        let mut text = BanText::default();
+        assert_eq!(text.of(day, &ban(Some(86_400))), ("1d", "1d"));
+        assert_eq!(text.of(day, &ban(Some(90_000))), ("1d", "1d1h"), "an incremented ban");
+        assert_eq!(text.of(BanTime::Permanent, &ban(None)), ("permanent", "permanent"));
+        assert_eq!(text.of(day, &ban(Some(600))), ("1d", "10m"));
+    }
 }

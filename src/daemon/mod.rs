@@ -51,10 +51,11 @@ use requests::Answer;
 use sources::Sources;
 
 /// Events sources may have in flight before they wait for the engine. An
-/// event is a batch of up to 4096 lines (about 1.6 MB with its `LogLine`s),
-/// so this bounds what waits here to some 25 MB; a source that waits
-/// meanwhile gathers its next lines into a larger batch.
-const SOURCE_QUEUE: usize = 16;
+/// event is a batch of up to 1024 (files) or 4096 lines (Docker, journald;
+/// about 1.6 MB with their `LogLine`s), so this bounds what waits here to a
+/// few MB, 13 MB at worst. More would not go faster: under a flood the
+/// engine is the bottleneck and the queue is full whatever its length.
+const SOURCE_QUEUE: usize = 8;
 /// How long queued source events are taken in before the bans they decided
 /// are committed (see "Group commit" in [`engine`]).
 const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);

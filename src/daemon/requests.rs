@@ -271,7 +271,7 @@ impl Engine {
                 sources,
                 currently_failed: rt.jail.tracked() as u64,
                 total_failed: rt.total_failed,
-                currently_banned: rt.jail.bans().filter(|b| b.is_active(now)).count() as u64,
+                currently_banned: rt.jail.active_bans(now) as u64,
                 total_banned: rt.total_banned,
             });
         }
@@ -287,8 +287,7 @@ impl Engine {
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));
         let fw = self.firewall.status();
-        let local_bans =
-            self.jails.values().map(|rt| rt.jail.bans().filter(|b| b.is_active(now)).count() as u64).sum();
+        let local_bans = self.jails.values().map(|rt| rt.jail.active_bans(now) as u64).sum();
         Response::ok(StatusReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_secs: self.started.elapsed().as_secs(),
@@ -319,7 +318,7 @@ impl Engine {
             return response;
         }
         let now = self.now();
-        let mut bans: Vec<&Ban> = self
+        let mut bans: Vec<Ban> = self
             .jails
             .iter()
             .filter(|(name, _)| jail.is_none_or(|j| j == &***name))
@@ -340,7 +339,7 @@ impl Engine {
 /// list of 100,000 is never copied whole before it becomes JSON. Local bans
 /// first (with this host's id in a cluster), then other hosts'.
 struct BanList<'a> {
-    local: Vec<&'a Ban>,
+    local: Vec<Ban>,
     host: Option<&'a str>,
     remote: Vec<RemoteBan>,
 }

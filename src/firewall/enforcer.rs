@@ -33,8 +33,9 @@
 //! the delay only affects how long stale flow state lingers.
 //!
 //! **Dry run** (`dry_run: true`): every set, rule and conntrack change is
-//! logged (`tracing::info`, with `jail` and `ip` fields where they apply)
-//! and none is made. Reads still happen (iptables-save, conntrack dumps),
+//! logged (`tracing::info`, with `jail` and `ip` fields where they apply;
+//! a batch of bans as one line per set, each entry at `debug`) and none is
+//! made. Reads still happen (iptables-save, conntrack dumps),
 //! so the log says precisely what would change.
 //!
 //! **Stopping leaves everything in place.** Dropping an `Enforcer` changes
@@ -492,8 +493,16 @@ impl Enforcer {
             let rules = &ruleset.jails[*jail];
             let set = rules.set(*family);
             if dry_run {
-                for (net, timeout) in entries {
+                // One line per set and batch: the daemon already logs each
+                // ban, and a flood (or a restart with 100,000 stored bans)
+                // would otherwise log every address twice.
+                if let [(net, timeout)] = entries.as_slice() {
                     tracing::info!(jail = %rules.name, ip = %net, %timeout, "dry run: would add {net} to {set} (timeout {timeout})");
+                } else {
+                    tracing::info!(jail = %rules.name, entries = entries.len(), "dry run: would add {} entries to {set}", entries.len());
+                    for (net, timeout) in entries {
+                        tracing::debug!(jail = %rules.name, ip = %net, %timeout, "dry run: would add {net} to {set} (timeout {timeout})");
+                    }
                 }
                 applied += entries.len();
             } else {

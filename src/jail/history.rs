@@ -11,21 +11,31 @@
 //! while an address stays in its database); with it, a network whose last ban
 //! is older than that starts over at 1, and [`BanHistory::prune`] drops such
 //! entries so the map stays bounded.
+//!
+//! An entry is 16 bytes plus its key (4 bytes for a single IPv4 address,
+//! see `netmap.rs`): the history of every address ever banned stays cheap.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::net::normalize_net;
+use super::netmap::NetMap;
 use crate::core::Timestamp;
 
 /// The number of bans per network, shared by all jails.
 #[derive(Debug, Clone, Default)]
 pub struct BanHistory {
-    entries: HashMap<IpNet, HistoryEntry>,
+    entries: NetMap<Counted>,
     forget_after: Option<Duration>,
+}
+
+/// One network's entry in memory: its key is the network.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    count: u32,
+    last: Timestamp,
 }
 
 /// One network's history, as persisted.
@@ -46,7 +56,7 @@ impl BanHistory {
 
     /// A history that forgets a network `forget_after` its last ban.
     pub fn with_forget_after(forget_after: Duration) -> Self {
-        BanHistory { entries: HashMap::new(), forget_after: Some(forget_after) }
+        BanHistory { entries: NetMap::default(), forget_after: Some(forget_after) }
     }
 
     /// Records a ban of `net` at `now` and returns its count, this ban
@@ -54,7 +64,7 @@ impl BanHistory {
     pub fn record(&mut self, net: IpNet, now: Timestamp) -> u32 {
         let net = normalize_net(net);
         let forgotten = self.previous(net, now) == 0;
-        let entry = self.entries.entry(net).or_insert(HistoryEntry { net, count: 0, last: now });
+        let (entry, _) = self.entries.get_or_insert_with(net, || Counted { count: 0, last: now });
         if forgotten {
             entry.count = 0;
         }
@@ -65,7 +75,7 @@ impl BanHistory {
 
     /// How many times `net` was banned before, as seen at `now`.
     pub fn previous(&self, net: IpNet, now: Timestamp) -> u32 {
-        match self.entries.get(&normalize_net(net)) {
+        match self.entries.get(normalize_net(net)) {
             Some(e) if !self.is_forgotten(e, now) => e.count,
             _ => 0,
         }
@@ -79,7 +89,7 @@ impl BanHistory {
 
     /// Every entry, for the store (in no particular order).
     pub fn export(&self) -> Vec<HistoryEntry> {
-        self.entries.values().copied().collect()
+        self.entries.iter().map(|(net, e)| HistoryEntry { net, count: e.count, last: e.last }).collect()
     }
 
     /// Loads persisted entries. Where a network is already known the larger
@@ -87,7 +97,7 @@ impl BanHistory {
     pub fn import(&mut self, entries: impl IntoIterator<Item = HistoryEntry>) {
         for e in entries {
             let net = normalize_net(e.net);
-            let slot = self.entries.entry(net).or_insert(HistoryEntry { net, count: 0, last: e.last });
+            let (slot, _) = self.entries.get_or_insert_with(net, || Counted { count: 0, last: e.last });
             slot.count = slot.count.max(e.count);
             slot.last = slot.last.max(e.last);
         }
@@ -101,12 +111,12 @@ impl BanHistory {
         self.entries.is_empty()
     }
 
-    fn is_forgotten(&self, e: &HistoryEntry, now: Timestamp) -> bool {
+    fn is_forgotten(&self, e: &Counted, now: Timestamp) -> bool {
         forgotten(self.forget_after, e, now)
     }
 }
 
-fn forgotten(forget_after: Option<Duration>, e: &HistoryEntry, now: Timestamp) -> bool {
+fn forgotten(forget_after: Option<Duration>, e: &Counted, now: Timestamp) -> bool {
     forget_after.is_some_and(|after| now.since(e.last) > after)
 }
 

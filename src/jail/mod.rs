@@ -34,6 +34,7 @@ pub mod history;
 pub mod ignore;
 pub mod increment;
 mod net;
+mod netmap;
 pub mod window;
 
 use std::net::IpAddr;
@@ -120,7 +121,8 @@ pub struct Jail {
 impl Jail {
     pub fn new(settings: JailSettings) -> Self {
         let windows = windows_for(&settings);
-        Jail { settings, windows, bans: ActiveBans::new() }
+        let bans = ActiveBans::new(settings.name.clone());
+        Jail { settings, windows, bans }
     }
 
     pub fn settings(&self) -> &JailSettings {
@@ -149,8 +151,8 @@ impl Jail {
         if f.time < now.saturating_sub(self.settings.findtime) {
             return Decision::Stale;
         }
-        if let Some(ban) = self.bans.covering(addr, now) {
-            return Decision::AlreadyBanned { net: ban.net };
+        if let Some(net) = self.bans.covering(addr, now) {
+            return Decision::AlreadyBanned { net };
         }
         let key = prefix_network(addr, self.settings.ban_prefix);
         let failures = self.windows.record(key, f.time, now);
@@ -213,18 +215,24 @@ impl Jail {
 
     /// Whether `ip` is banned in this jail at `now`, alone or within a subnet.
     pub fn is_banned(&self, ip: IpAddr, now: Timestamp) -> bool {
-        self.ban_covering(ip, now).is_some()
+        self.bans.covering(ip, now).is_some()
     }
 
     /// The most specific ban covering `ip` at `now`.
-    pub fn ban_covering(&self, ip: IpAddr, now: Timestamp) -> Option<&Ban> {
-        self.bans.covering(ip, now)
+    pub fn ban_covering(&self, ip: IpAddr, now: Timestamp) -> Option<Ban> {
+        self.bans.ban_covering(ip, now)
     }
 
     /// This jail's bans, in no particular order (expired ones linger until
-    /// [`Jail::expire`] collects them).
-    pub fn bans(&self) -> impl Iterator<Item = &Ban> {
+    /// [`Jail::expire`] collects them). Each is built on the way out: the
+    /// jail holds bans in a compact form.
+    pub fn bans(&self) -> impl Iterator<Item = Ban> + '_ {
         self.bans.iter()
+    }
+
+    /// How many of this jail's bans hold at `now`, without building them.
+    pub fn active_bans(&self, now: Timestamp) -> usize {
+        self.bans.active(now)
     }
 
     /// Failures counted against `ip`'s window (its ban network's) at `now`.

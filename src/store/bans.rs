@@ -1,9 +1,17 @@
 //! Active bans and ban history: the durable half of the store.
+//!
+//! The history of a network that is banned right now is its bans: their
+//! `count` and `at` are what its history entry would hold. So storing a ban
+//! writes one record, not two; the `ban_history` table receives a ban's
+//! count and time when the ban leaves the `bans` table (removed, replaced,
+//! swept), in the same transaction. Readers ([`Store::history`],
+//! [`Store::history_of`]) see both tables merged, the larger count and the
+//! later time winning, as raising a stored entry would have left them.
 
 use ipnet::IpNet;
 use redb::{Durability, ReadableDatabase, ReadableTable, Table};
 
-use super::codec::{decode_ban, decode_net, encode_ban, expiry_millis, hex, net_key};
+use super::codec::{ban_count_at, decode_ban, decode_net, encode_ban, expiry_millis, hex, net_key};
 use super::error::ResultExt;
 use super::schema::{BANS, HISTORY};
 use super::{Store, StoreError};
@@ -19,9 +27,9 @@ pub struct HistoryEntry {
 
 impl Store {
     /// Stores `ban` (replacing any ban of the same jail on the same network;
-    /// other jails' bans on it stay) and raises the network's history to the
-    /// ban's count and time, in one durable commit: once this returns, the
-    /// ban survives a crash.
+    /// other jails' bans on it stay), which raises the network's history to
+    /// the ban's count and time, in one durable commit: once this returns,
+    /// the ban survives a crash.
     pub fn put_ban(&self, ban: &Ban) -> Result<(), StoreError> {
         self.put_bans(std::slice::from_ref(ban))
     }
@@ -36,11 +44,19 @@ impl Store {
             let mut history = txn.open_table(HISTORY).doing(&self.path, DOING)?;
             for ban in bans {
                 let net = net_key(&ban.net);
-                let json = encode_ban(ban);
-                table
-                    .insert((net.as_slice(), ban.jail.as_str()), (expiry_millis(ban), json.as_slice()))
+                let record = encode_ban(ban);
+                let old = table
+                    .insert((net.as_slice(), ban.jail.as_str()), (expiry_millis(ban), record.as_slice()))
                     .doing(&self.path, DOING)?;
-                raise_history(&mut history, net.as_slice(), ban.count, ban.at).doing(&self.path, DOING)?;
+                // The replaced ban leaves the table: its history stays (a
+                // replayed older ban must not make a recidivist look new).
+                let old = match old {
+                    Some(old) => Some(self.count_at(net.as_slice(), &ban.jail, old.value().1)?),
+                    None => None,
+                };
+                if let Some((count, at)) = old.filter(|&(count, at)| count > ban.count || at > ban.at) {
+                    raise_history(&mut history, net.as_slice(), count, at).doing(&self.path, DOING)?;
+                }
             }
         }
         self.commit_durable(txn, DOING)
@@ -48,8 +64,8 @@ impl Store {
 
     /// Removes `jail`'s ban on `net` in a durable commit and returns it, or
     /// `None` if there was none. Other jails' bans on `net` stay. An address
-    /// stands for its /32 or /128; host bits are ignored. History is kept, so
-    /// the next ban is longer.
+    /// stands for its /32 or /128; host bits are ignored. History is kept
+    /// (written to `ban_history` now), so the next ban is longer.
     pub fn remove_ban(&self, jail: &str, net: impl Into<IpNet>) -> Result<Option<Ban>, StoreError> {
         let net = net.into();
         let mut removed = self.remove_bans(&[(jail.to_string(), net)])?;
@@ -65,11 +81,15 @@ impl Store {
         let mut removed = Vec::new();
         {
             let mut table = txn.open_table(BANS).doing(&self.path, DOING)?;
+            let mut history = txn.open_table(HISTORY).doing(&self.path, DOING)?;
             for (jail, net) in bans {
                 let net = net_key(net);
                 let old = table.remove((net.as_slice(), jail.as_str())).doing(&self.path, DOING)?;
                 if let Some(value) = old {
-                    removed.push(self.decode_ban(net.as_slice(), jail, value.value().1)?);
+                    let ban = self.decode_ban(net.as_slice(), jail, value.value().1)?;
+                    raise_history(&mut history, net.as_slice(), ban.count, ban.at)
+                        .doing(&self.path, DOING)?;
+                    removed.push(ban);
                 }
             }
         }
@@ -139,9 +159,11 @@ impl Store {
         Ok(bans)
     }
 
-    /// Sets the history of `net` (host bits ignored) to exactly `count` bans,
-    /// the last at `last`, in a durable commit. [`Store::put_ban`] already
-    /// keeps history up to date; this is for corrections and imports.
+    /// Sets the stored history of `net` (host bits ignored) to exactly
+    /// `count` bans, the last at `last`, in a durable commit. [`Store::put_ban`]
+    /// already keeps history up to date; this is for corrections and imports.
+    /// While `net` is banned, its bans' counts still show through
+    /// [`Store::history_of`].
     pub fn record_history(
         &self,
         net: impl Into<IpNet>,
@@ -160,42 +182,86 @@ impl Store {
     }
 
     /// The ban history of `net` (host bits ignored), if it was ever banned
-    /// and the entry has not been swept.
+    /// and the entry has not been swept: its stored entry and its current
+    /// bans, merged.
     pub fn history_of(&self, net: impl Into<IpNet>) -> Result<Option<HistoryEntry>, StoreError> {
         const DOING: &str = "read ban history from";
         let net = net.into();
+        let key = net_key(&net);
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(HISTORY).doing(&self.path, DOING)?;
-        let found = table.get(net_key(&net).as_slice()).doing(&self.path, DOING)?;
-        Ok(found.map(|v| {
+        let mut found = table.get(key.as_slice()).doing(&self.path, DOING)?.map(|v| {
             let (count, last) = v.value();
-            HistoryEntry { net: net.trunc(), count, last: Timestamp(last) }
-        }))
+            (count, Timestamp(last))
+        });
+        let bans = txn.open_table(BANS).doing(&self.path, DOING)?;
+        // Keys sort by network first, so its bans are one contiguous run.
+        let start: (&[u8], &str) = (key.as_slice(), "");
+        for entry in bans.range(start..).doing(&self.path, DOING)? {
+            let (k, value) = entry.doing(&self.path, DOING)?;
+            let (k_net, jail) = k.value();
+            if k_net != key.as_slice() {
+                break;
+            }
+            found = Some(merge(found, self.count_at(k_net, jail, value.value().1)?));
+        }
+        Ok(found.map(|(count, last)| HistoryEntry { net: net.trunc(), count, last }))
     }
 
-    /// All ban history, IPv4 first and in address order.
+    /// All ban history, IPv4 first and in address order: the stored entries
+    /// and the current bans, merged per network.
     pub fn history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
         const DOING: &str = "read ban history from";
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(HISTORY).doing(&self.path, DOING)?;
-        let mut entries = Vec::new();
-        for entry in table.iter().doing(&self.path, DOING)? {
+        let bans = txn.open_table(BANS).doing(&self.path, DOING)?;
+        let stored = table.iter().doing(&self.path, DOING)?.map(|entry| {
             let (key, value) = entry.doing(&self.path, DOING)?;
             let net = decode_net(key.value()).ok_or_else(|| self.bad_key("ban_history", key.value()))?;
             let (count, last) = value.value();
-            entries.push(HistoryEntry { net, count, last: Timestamp(last) });
+            Ok((net, (count, Timestamp(last))))
+        });
+        let banned = bans.iter().doing(&self.path, DOING)?.map(|entry| {
+            let (key, value) = entry.doing(&self.path, DOING)?;
+            let (net, jail) = key.value();
+            let counted = self.count_at(net, jail, value.value().1)?;
+            Ok((decode_net(net).ok_or_else(|| self.bad_key("bans", net))?, counted))
+        });
+        let mut entries: Vec<HistoryEntry> = Vec::new();
+        for item in merge_by_network(stored, banned) {
+            let (net, counted) = item?;
+            match entries.last_mut() {
+                Some(entry) if entry.net == net => {
+                    (entry.count, entry.last) = merge(Some((entry.count, entry.last)), counted);
+                }
+                _ => entries.push(HistoryEntry { net, count: counted.0, last: counted.1 }),
+            }
         }
         Ok(entries)
     }
 
     /// Decodes the ban stored under (`net`, `jail`).
     pub(super) fn decode_ban(&self, net: &[u8], jail: &str, value: &[u8]) -> Result<Ban, StoreError> {
-        decode_ban(value).map_err(|e| StoreError::Decode {
+        decode_ban(net, jail, value).map_err(|detail| self.bad_ban(net, jail, detail))
+    }
+
+    /// The `count` and `at` of the ban stored under (`net`, `jail`).
+    pub(super) fn count_at(
+        &self,
+        net: &[u8],
+        jail: &str,
+        value: &[u8],
+    ) -> Result<(u32, Timestamp), StoreError> {
+        ban_count_at(value).map_err(|detail| self.bad_ban(net, jail, detail))
+    }
+
+    fn bad_ban(&self, net: &[u8], jail: &str, detail: String) -> StoreError {
+        StoreError::Decode {
             path: self.path.clone(),
             table: "bans",
             key: format!("{} of jail {jail}", decode_net(net).map_or_else(|| hex(net), |n| n.to_string())),
-            detail: e.to_string(),
-        })
+            detail,
+        }
     }
 
     pub(super) fn bad_key(&self, table: &'static str, key: &[u8]) -> StoreError {
@@ -208,9 +274,35 @@ impl Store {
     }
 }
 
+/// Two sequences sorted by network key, as one: both tables of the history
+/// sort by it. An error is passed on as soon as it is met.
+fn merge_by_network<T>(
+    a: impl Iterator<Item = Result<(IpNet, T), StoreError>>,
+    b: impl Iterator<Item = Result<(IpNet, T), StoreError>>,
+) -> impl Iterator<Item = Result<(IpNet, T), StoreError>> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || {
+        let take_a = match (a.peek(), b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) | (Some(Err(_)), _) => true,
+            (None, Some(_)) | (_, Some(Err(_))) => false,
+            (Some(Ok((x, _))), Some(Ok((y, _)))) => net_key(x).as_slice() <= net_key(y).as_slice(),
+        };
+        if take_a { a.next() } else { b.next() }
+    })
+}
+
+/// The larger count and the later time of two history entries.
+fn merge(a: Option<(u32, Timestamp)>, b: (u32, Timestamp)) -> (u32, Timestamp) {
+    match a {
+        Some((count, last)) => (count.max(b.0), last.max(b.1)),
+        None => b,
+    }
+}
+
 /// Raises a history entry to at least `count` bans and `at`, never lowering
 /// either: replaying an old ban must not make a recidivist look new.
-fn raise_history(
+pub(super) fn raise_history(
     table: &mut Table<&[u8], (u32, i64)>,
     key: &[u8],
     count: u32,

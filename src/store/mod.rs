@@ -4,12 +4,15 @@
 //! tables in it, plus a `meta` table holding the [`SCHEMA_VERSION`]:
 //!
 //! - **active bans**, keyed by (banned network, jail), value the whole
-//!   [`Ban`] (origin included), so a restart re-installs every ban. Each
+//!   [`Ban`] (origin included) in a compact record, so a restart
+//!   re-installs every ban. Each
 //!   jail's ban on a network is its own record: when `sshd` and `recidive`
 //!   both ban an address, the shorter `sshd` ban expiring (and being
 //!   removed) leaves the `recidive` ban in place;
 //! - **ban history**, per network and shared by all jails: how many times it
-//!   was banned and when last, which drives `bantime_increment`;
+//!   was banned and when last, which drives `bantime_increment`. While a
+//!   network is banned its history is its bans; a ban leaving the table
+//!   leaves its count and time in the history table (see `bans.rs`);
 //! - **recent failures**, per jail and address: the failure times still inside
 //!   a window, so a restart does not forgive an attacker halfway to a ban;
 //! - **source cursors**: an opaque position per source (a Docker timestamp, a

@@ -18,35 +18,44 @@
 //!    from other hosts, and the cluster's own small values. Nothing else
 //!    changed, so [`check_or_init`] migrates a version-2 file by creating
 //!    them; a version-2 warden refuses a version-3 file as newer.
+//! 4. ban values are a compact binary record instead of JSON (see
+//!    `codec.rs`; JSON is still read), and storing a ban no longer writes
+//!    its network's `ban_history` entry: a banned network's history is its
+//!    bans, and the entry is written when a ban leaves the table. A
+//!    version-3 file needs no change ([`check_or_init`] only stamps it); a
+//!    version-3 warden would misread the new records, so it refuses a
+//!    version-4 file as newer.
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
 use super::StoreError;
-use super::codec::{decode_ban, decode_net, hex};
+use super::codec::{decode_ban_json, decode_net, hex};
 use super::error::ResultExt;
 
 /// The layout version this warden writes and understands.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// `"schema_version"` → [`SCHEMA_VERSION`] of the file.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// (network key ([`super::codec::net_key`]), jail) → (expiry in ms,
-/// `i64::MAX` when permanent; JSON [`crate::core::Ban`]). The expiry lets a
+/// `i64::MAX` when permanent; [`crate::core::Ban`] record, see
+/// [`super::codec::encode_ban`]). The expiry lets a
 /// sweep find expired bans without decoding every one. Network first, so the
 /// bans on one network are one contiguous run and listings are in address
 /// order.
 pub(crate) const BANS: TableDefinition<BanKey, BanValue> = TableDefinition::new("bans");
 /// (network key, jail): the key of [`BANS`].
 pub(crate) type BanKey = (&'static [u8], &'static str);
-/// (expiry in ms, JSON ban): the value of [`BANS`].
+/// (expiry in ms, ban record): the value of [`BANS`].
 pub(crate) type BanValue = (i64, &'static [u8]);
 
 /// The version-1 layout of [`BANS`]: network key → (expiry, JSON ban).
 pub(crate) const BANS_V1: TableDefinition<&[u8], BanValue> = TableDefinition::new("bans");
 
-/// Network key → (ban count, last ban time in ms), shared by all jails.
+/// Network key → (ban count, last ban time in ms), shared by all jails:
+/// the history of bans no longer in [`BANS`] (see `bans.rs`).
 pub(crate) const HISTORY: TableDefinition<&[u8], (u32, i64)> = TableDefinition::new("ban_history");
 
 /// (jail, address key) → packed failure times ([`super::codec::encode_times`]).
@@ -127,11 +136,13 @@ pub(crate) fn check_or_init(txn: &WriteTransaction, path: &std::path::Path) -> R
         Some(SCHEMA_VERSION) => {}
         Some(1) => {
             migrate_bans_from_v1(txn, path)?;
-            // Version 3 only adds tables, created below.
+            // Versions 3 and 4 only add tables, created below, and read
+            // what version 2 wrote.
             meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).doing(path, DOING)?;
         }
-        Some(2) => {
-            // Version 3 only adds tables, created below.
+        Some(2 | 3) => {
+            // Version 3 only adds tables, created below; version 4 reads
+            // what version 3 wrote.
             meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).doing(path, DOING)?;
         }
         Some(found) => {
@@ -173,7 +184,7 @@ fn migrate_bans_from_v1(txn: &WriteTransaction, path: &std::path::Path) -> Resul
     txn.delete_table(BANS_V1).doing(path, DOING)?;
     let mut bans = txn.open_table(BANS).doing(path, DOING)?;
     for (net, expiry, json) in &old_bans {
-        let ban = decode_ban(json).map_err(|e| StoreError::Decode {
+        let ban = decode_ban_json(json).map_err(|e| StoreError::Decode {
             path: path.to_path_buf(),
             table: "bans",
             key: decode_net(net).map_or_else(|| hex(net), |n| n.to_string()),

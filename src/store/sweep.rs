@@ -6,7 +6,8 @@ use std::time::Duration;
 use redb::{Durability, ReadableTable, Table};
 
 use super::FailureRecord;
-use super::codec::{addr_key, encode_times};
+use super::bans::raise_history;
+use super::codec::{addr_key, encode_times, net_key};
 use super::error::ResultExt;
 use super::schema::{BANS, BanKey, BanValue, FAILURES, HISTORY};
 use super::{Store, StoreError};
@@ -69,6 +70,11 @@ impl Store {
 
             let cutoff = now.saturating_sub(retention.history).as_millis();
             let mut history = txn.open_table(HISTORY).doing(&self.path, DOING)?;
+            // A banned network's history was its bans (see `bans.rs`).
+            for ban in &stats.expired_bans {
+                let key = net_key(&ban.net);
+                raise_history(&mut history, key.as_slice(), ban.count, ban.at).doing(&self.path, DOING)?;
+            }
             history
                 .retain(|key, (_, last)| {
                     // A network banned right now, by any jail, keeps its

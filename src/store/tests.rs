@@ -203,6 +203,54 @@ fn bans_raise_history_and_never_lower_it() {
 }
 
 #[test]
+fn a_banned_networks_history_is_its_bans_until_they_leave() {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    let (_dir, store) = temp_store();
+    store.record_history(net("192.0.2.200"), 9, Timestamp::from_secs(1)).unwrap();
+    store.record_history(net("2001:db8::9"), 2, Timestamp::from_secs(2)).unwrap();
+    let sshd = Ban { count: 3, ..ban("192.0.2.7", "sshd", 500, Some(60)) };
+    let web = Ban { count: 2, ..ban("192.0.2.7", "web", 600, Some(60)) };
+    let v6 = ban("2001:db8::1", "web", 700, None);
+    store.put_bans(&[sshd.clone(), web.clone(), v6.clone()]).unwrap();
+    // A replayed older ban of the same jail replaces the record, not the history.
+    store.put_ban(&Ban { count: 1, ..ban("192.0.2.7", "sshd", 100, Some(60)) }).unwrap();
+    assert_eq!(
+        store.history().unwrap(),
+        [
+            HistoryEntry { net: net("192.0.2.7"), count: 3, last: Timestamp::from_secs(600) },
+            HistoryEntry { net: net("192.0.2.200"), count: 9, last: Timestamp::from_secs(1) },
+            HistoryEntry { net: net("2001:db8::1"), count: 1, last: Timestamp::from_secs(700) },
+            HistoryEntry { net: net("2001:db8::9"), count: 2, last: Timestamp::from_secs(2) },
+        ]
+    );
+    assert_eq!(
+        store.history_of(net("192.0.2.7")).unwrap(),
+        Some(HistoryEntry { net: net("192.0.2.7"), count: 3, last: Timestamp::from_secs(600) })
+    );
+    let store_path = store.path().to_path_buf();
+    store.close().unwrap();
+    {
+        // Two entries recorded by hand, one raised by the replaced ban: the
+        // bans themselves wrote none.
+        let db = redb::Database::create(&store_path).unwrap();
+        let rows = db.begin_read().unwrap().open_table(schema::HISTORY).unwrap().len().unwrap();
+        assert_eq!(rows, 3);
+    }
+    let store = Store::open(&store_path).unwrap();
+    store.remove_bans(&[("sshd".into(), net("192.0.2.7")), ("web".into(), net("192.0.2.7"))]).unwrap();
+    assert!(store.bans_on(net("192.0.2.7")).unwrap().is_empty());
+    assert_eq!(
+        store.history_of(net("192.0.2.7")).unwrap(),
+        Some(HistoryEntry { net: net("192.0.2.7"), count: 3, last: Timestamp::from_secs(600) }),
+        "the removed bans left their count and time behind"
+    );
+    let stats =
+        store.sweep(Timestamp::from_secs(10_000), Retention { failures: HOUR, history: HOUR * 100 }).unwrap();
+    assert!(stats.expired_bans.is_empty(), "v6 is permanent");
+    assert_eq!(store.history_of(net("2001:db8::1")).unwrap().map(|h| h.count), Some(1));
+}
+
+#[test]
 fn record_history_sets_exact_values_and_history_lists_in_order() {
     let (_dir, store) = temp_store();
     store.record_history(net("2001:db8::5"), 2, Timestamp::from_secs(20)).unwrap();
@@ -655,7 +703,8 @@ fn a_version_1_file_is_migrated_in_place_keying_each_ban_by_its_jail() {
             ..ban("2001:db8::/64", "sshd", 100, Some(60))
         },
     ];
-    let rows: Vec<_> = old.iter().map(|b| (b.net, codec::expiry_millis(b), codec::encode_ban(b))).collect();
+    let rows: Vec<_> =
+        old.iter().map(|b| (b.net, codec::expiry_millis(b), codec::encode_ban_json(b))).collect();
     write_v1_file(&path, &rows);
     assert_eq!(stored_schema_version(&path), Some(1));
 
@@ -664,11 +713,18 @@ fn a_version_1_file_is_migrated_in_place_keying_each_ban_by_its_jail() {
         assert_eq!(store.bans().unwrap(), old);
         assert_eq!(store.ban("recidive", ip("203.0.113.9")).unwrap(), Some(old[1].clone()));
         assert_eq!(store.ban("sshd", ip("203.0.113.9")).unwrap(), None);
-        // The tables the migration does not touch are as they were.
+        // The tables the migration does not touch are as they were; the
+        // history read back also counts the bans (a banned network's history
+        // is its bans), the larger count and the later time winning.
         assert_eq!(
             store.history().unwrap(),
-            [HistoryEntry { net: net("198.51.100.0/24"), count: 4, last: Timestamp(4000) }]
+            [
+                HistoryEntry { net: net("198.51.100.0/24"), count: 4, last: Timestamp::from_secs(100) },
+                HistoryEntry { net: net("203.0.113.9"), count: 1, last: Timestamp::from_secs(100) },
+                HistoryEntry { net: net("2001:db8::/64"), count: 1, last: Timestamp::from_secs(100) },
+            ]
         );
+        assert_eq!(store.history_of(net("198.51.100.0/24")).unwrap().map(|h| h.count), Some(4));
         assert_eq!(
             store.failures("sshd").unwrap(),
             [FailureRecord {
@@ -698,7 +754,7 @@ fn a_version_1_file_with_an_undecodable_ban_is_refused_and_left_as_it_was() {
     write_v1_file(
         &path,
         &[
-            (good.net, codec::expiry_millis(&good), codec::encode_ban(&good)),
+            (good.net, codec::expiry_millis(&good), codec::encode_ban_json(&good)),
             (net("192.0.2.2"), 0, b"{\"net\":".to_vec()),
         ],
     );
@@ -718,5 +774,5 @@ fn a_version_1_file_with_an_undecodable_ban_is_refused_and_left_as_it_was() {
     let txn = db.begin_read().unwrap();
     let table = txn.open_table(V1_BANS).unwrap();
     let stored = table.get(codec::net_key(&good.net).as_slice()).unwrap().unwrap();
-    assert_eq!(codec::decode_ban(stored.value().1).unwrap(), good);
+    assert_eq!(codec::decode_ban_json(stored.value().1).unwrap(), good);
 }
