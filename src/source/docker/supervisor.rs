@@ -10,8 +10,16 @@
 //! cursor). It lists running containers at (re)connection, then follows
 //! container events; when the event stream breaks it stops every follow
 //! task, reconnects with capped exponential backoff, and reattaches.
+//!
+//! It also decides how each container's log is read ([`Logs`]): from its
+//! json-file log when the driver is `json-file`, `docker.read_files` is
+//! `auto` and the file can be opened, through the API otherwise, saying
+//! which (once per container, and again when it changes). A container
+//! whose file could not be read falls back to the API for the rest of the
+//! run. It owns the one [`LogWatcher`] all file followers share.
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,9 +35,11 @@ use super::DockerSourceConfig;
 use super::client::{Client, ClientError, Endpoint};
 use super::container::{Inspected, LogDriver, Readability, log_driver_warning};
 use super::cursor::{Position, Replay};
-use super::follow::{FollowEnd, FollowExit, FollowStart, Routing, follow};
+use super::follow::{FollowEnd, FollowExit, FollowStart, Logs, Routing, follow};
 use super::labels::{container_jails, read_labels, unused_jail_options};
-use crate::source::{ContainerInfo, SourceEvent};
+use super::watch::LogWatcher;
+use crate::config::ReadFiles;
+use crate::source::{ContainerInfo, LogAccess, SourceEvent};
 use crate::store::Store;
 
 /// How long a stream may stay open after its container died before it is
@@ -69,6 +79,17 @@ pub struct Supervisor {
     unreadable: HashSet<String>,
     /// Warnings already given, per container: `<id> <what>`.
     warned: HashSet<String>,
+    /// Containers whose json-file log could not be read: read through the
+    /// API from then on.
+    file_failed: HashSet<String>,
+    /// How each container's logs were last said to be read.
+    access: HashMap<String, LogAccess>,
+    /// How to enable reading files was said.
+    mount_hint_given: bool,
+    /// Shared by the file followers; started at the first one.
+    watcher: Option<Arc<LogWatcher>>,
+    /// inotify could not be set up: files are polled.
+    watcher_failed: bool,
     receiver_gone: bool,
 }
 
@@ -76,6 +97,8 @@ struct Followed {
     routing: watch::Sender<Arc<Routing>>,
     log_driver: LogDriver,
     cancel: CancellationToken,
+    /// Tells a file follower the container died.
+    died: CancellationToken,
     died_at: Option<Instant>,
     /// Destroyed: forget it once its task has ended.
     gone: bool,
@@ -103,6 +126,11 @@ impl Supervisor {
             retries: HashMap::new(),
             unreadable: HashSet::new(),
             warned: HashSet::new(),
+            file_failed: HashSet::new(),
+            access: HashMap::new(),
+            mount_hint_given: false,
+            watcher: None,
+            watcher_failed: false,
             receiver_gone: false,
         }
     }
@@ -281,6 +309,7 @@ impl Supervisor {
             "die" | "stop" => match self.followed.get_mut(&id) {
                 Some(f) => {
                     f.died_at.get_or_insert_with(Instant::now);
+                    f.died.cancel();
                 }
                 None => {
                     self.retries.remove(&id);
@@ -370,6 +399,8 @@ impl Supervisor {
             None if jails.iter().any(|j| self.cfg.read_from_start.contains(j)) => Replay::from_start(),
             None => Replay::from_time(self.cfg.started_at.as_millis().saturating_mul(1_000_000)),
         };
+        let (logs, access) = self.choose_logs(&inspected);
+        let died = CancellationToken::new();
         let start = FollowStart {
             id: id.clone(),
             cursor_key: key,
@@ -377,6 +408,8 @@ impl Supervisor {
             line_max: self.cfg.line_max,
             position,
             replay,
+            logs,
+            died: died.clone(),
         };
         let span = info_span!("docker", container = %inspected.name, id = %short(&id));
         let log_driver = inspected.log_driver.clone();
@@ -388,6 +421,7 @@ impl Supervisor {
             jails,
             published: inspected.published,
             tty: inspected.tty,
+            logs: access,
         };
         let (routing, routing_rx) = watch::channel(Arc::new(Routing::new(info)));
         let cancel = self.shutdown.child_token();
@@ -396,9 +430,82 @@ impl Supervisor {
         let handle = self.tasks.spawn(task);
         self.task_ids.insert(handle.id(), id.clone());
         self.followed
-            .insert(id.clone(), Followed { routing, log_driver, cancel, died_at: None, gone: false });
+            .insert(id.clone(), Followed { routing, log_driver, cancel, died, died_at: None, gone: false });
         self.announced.insert(id.clone());
         self.retries.remove(&id);
+    }
+
+    /// How to read a container's log, saying so when it is the first time
+    /// for this container or it changed.
+    fn choose_logs(&mut self, inspected: &Inspected) -> (Logs, LogAccess) {
+        let chosen = self.log_file(inspected);
+        let access = if chosen.is_ok() { LogAccess::File } else { LogAccess::Api };
+        let name = &inspected.name;
+        if self.access.insert(inspected.id.clone(), access) != Some(access) {
+            match &chosen {
+                Ok(path) => {
+                    info!(container = %name, path = %path.display(), "reading its logs from its json-file log")
+                }
+                Err((reason, _)) => {
+                    info!(container = %name, "reading its logs through the Docker API: {reason}")
+                }
+            }
+        }
+        match chosen {
+            Ok(path) => (Logs::File { path, watcher: self.watcher() }, access),
+            Err((_, hint)) => {
+                if let Some(dir) = hint.filter(|_| !self.mount_hint_given) {
+                    self.mount_hint_given = true;
+                    let dir = dir.display();
+                    info!(
+                        "to read json-file logs from disk instead of through the Docker API (far less CPU for \
+                         dockerd, and no ceiling on lines per second), mount dockerd's containers directory into \
+                         warden's container read-only at the same path: -v {dir}:{dir}:ro"
+                    );
+                }
+                (Logs::Api, access)
+            }
+        }
+    }
+
+    /// The json-file log to read, or why not (and, when mounting it would
+    /// help, the directory to mount).
+    fn log_file(&self, inspected: &Inspected) -> Result<PathBuf, (String, Option<PathBuf>)> {
+        if self.cfg.read_files == ReadFiles::Never {
+            return Err(("docker.read_files is never".into(), None));
+        }
+        if inspected.log_driver.name != "json-file" {
+            return Err((format!("its log driver is {}, not json-file", inspected.log_driver.name), None));
+        }
+        if self.file_failed.contains(&inspected.id) {
+            return Err(("reading its json-file log failed earlier in this run".into(), None));
+        }
+        let Some(path) = &inspected.log_path else {
+            return Err(("dockerd names no json-file log for it".into(), None));
+        };
+        match std::fs::File::open(path) {
+            Ok(_) => Ok(path.clone()),
+            Err(e) => {
+                // <containers dir>/<id>/<id>-json.log
+                let dir = path.parent().and_then(Path::parent).map(Path::to_path_buf);
+                Err((format!("cannot open {}: {e}", path.display()), dir))
+            }
+        }
+    }
+
+    /// The shared inotify watcher, started at the first call; `None` (the
+    /// files are polled) when inotify cannot be set up.
+    fn watcher(&mut self) -> Option<Arc<LogWatcher>> {
+        if self.watcher.is_none() && !self.watcher_failed {
+            match LogWatcher::start() {
+                Ok(watcher) => self.watcher = Some(Arc::new(watcher)),
+                Err(e) => {
+                    self.watcher_failed = true;
+                    warn!(error = %e, "cannot set up inotify; json-file logs are polled every 50 ms instead");
+                }
+            }
+        }
+        self.watcher.clone()
     }
 
     /// The stored position under `key`; an unreadable one is reported and
@@ -486,6 +593,15 @@ impl Supervisor {
                 self.unreadable.insert(id.clone());
                 self.retry_later(&id, true);
             }
+            FollowEnd::FileFailed { path, error } => {
+                let name = followed.routing.borrow().info.name.clone();
+                warn!(
+                    container = %name, path = %path.display(), %error,
+                    "cannot read the container's json-file log; reading it through the Docker API from now on"
+                );
+                self.file_failed.insert(id.clone());
+                self.retry_later(&id, true);
+            }
             FollowEnd::Failed(e) => {
                 debug!(id = %short(&id), error = %e, "log stream failed");
                 self.retry_later(&id, exit.delivered || exit.lasted >= HEALTHY_STREAM);
@@ -523,6 +639,8 @@ impl Supervisor {
         self.positions.remove(id);
         self.retries.remove(id);
         self.unreadable.remove(id);
+        self.file_failed.remove(id);
+        self.access.remove(id);
         let prefix = format!("{id} ");
         self.warned.retain(|k| !k.starts_with(&prefix));
         self.emit(SourceEvent::ContainerGone { id: id.to_string(), cursor_key: cursor_key(id) }).await;
