@@ -660,20 +660,26 @@ async fn follows_rotations_restarts_and_switches(compress: bool) {
     // follows rotates, which is one more reason to read the files.)
     let store = source.stop().await;
     write_numbered(&container, 300, 420, None).await;
-    let mut source = Source::start(store, config_reading(ReadFiles::Never));
+    let mut source = Source::start_private(store, config_reading(ReadFiles::Never));
     source.wait_for_line(&container, &numbered(419, 420)[0]).await;
     assert_eq!(up(&source.seen, &id).unwrap().logs, LogAccess::Api);
     assert_eq!(texts(&source.seen, &id), numbered(300, 420));
+    let name = format!("container={}", container.name);
+    let said =
+        [&source.endpoint(), &name, "reading its logs through the Docker API: docker.read_files is never"];
+    assert_eq!(logged(&said).len(), 1, "said once which way its logs are read");
 
     // Stopped while it rotates twice again; resumed from the files, and
     // followed while it rotates on.
     let store = source.stop().await;
     write_numbered(&container, 420, 540, None).await;
-    let mut source = Source::start(store, config_reading(ReadFiles::Auto));
+    let mut source = Source::start_private(store, config_reading(ReadFiles::Auto));
     // Once it follows: rotating meanwhile would remove the oldest file.
     source.wait_for("ContainerUp", |s| up(s, &id).is_some()).await;
     write_numbered(&container, 540, 700, Some(&mut source)).await;
     assert_eq!(up(&source.seen, &id).unwrap().logs, LogAccess::File);
     assert_eq!(texts(&source.seen, &id), numbered(420, 700));
+    let said = [&source.endpoint(), &name, "reading its logs from its json-file log", &log_path];
+    assert_eq!(logged(&said).len(), 1, "said once which way its logs are read");
     source.stop().await;
 }

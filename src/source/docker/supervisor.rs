@@ -438,7 +438,8 @@ impl Supervisor {
     /// How to read a container's log, saying so when it is the first time
     /// for this container or it changed.
     fn choose_logs(&mut self, inspected: &Inspected) -> (Logs, LogAccess) {
-        let chosen = self.log_file(inspected);
+        let failed = self.file_failed.contains(&inspected.id);
+        let chosen = log_file(self.cfg.read_files, inspected, failed);
         let access = if chosen.is_ok() { LogAccess::File } else { LogAccess::Api };
         let name = &inspected.name;
         if self.access.insert(inspected.id.clone(), access) != Some(access) {
@@ -446,49 +447,19 @@ impl Supervisor {
                 Ok(path) => {
                     info!(container = %name, path = %path.display(), "reading its logs from its json-file log")
                 }
-                Err((reason, _)) => {
-                    info!(container = %name, "reading its logs through the Docker API: {reason}")
+                Err(api) => {
+                    info!(container = %name, "reading its logs through the Docker API: {}", api.reason)
                 }
             }
         }
         match chosen {
             Ok(path) => (Logs::File { path, watcher: self.watcher() }, access),
-            Err((_, hint)) => {
-                if let Some(dir) = hint.filter(|_| !self.mount_hint_given) {
+            Err(api) => {
+                if let Some(dir) = api.mount.filter(|_| !self.mount_hint_given) {
                     self.mount_hint_given = true;
-                    let dir = dir.display();
-                    info!(
-                        "to read json-file logs from disk instead of through the Docker API (far less CPU for \
-                         dockerd, and no ceiling on lines per second), mount dockerd's containers directory into \
-                         warden's container read-only at the same path: -v {dir}:{dir}:ro"
-                    );
+                    info!("{}", mount_hint(&dir));
                 }
                 (Logs::Api, access)
-            }
-        }
-    }
-
-    /// The json-file log to read, or why not (and, when mounting it would
-    /// help, the directory to mount).
-    fn log_file(&self, inspected: &Inspected) -> Result<PathBuf, (String, Option<PathBuf>)> {
-        if self.cfg.read_files == ReadFiles::Never {
-            return Err(("docker.read_files is never".into(), None));
-        }
-        if inspected.log_driver.name != "json-file" {
-            return Err((format!("its log driver is {}, not json-file", inspected.log_driver.name), None));
-        }
-        if self.file_failed.contains(&inspected.id) {
-            return Err(("reading its json-file log failed earlier in this run".into(), None));
-        }
-        let Some(path) = &inspected.log_path else {
-            return Err(("dockerd names no json-file log for it".into(), None));
-        };
-        match std::fs::File::open(path) {
-            Ok(_) => Ok(path.clone()),
-            Err(e) => {
-                // <containers dir>/<id>/<id>-json.log
-                let dir = path.parent().and_then(Path::parent).map(Path::to_path_buf);
-                Err((format!("cannot open {}: {e}", path.display()), dir))
             }
         }
     }
@@ -697,6 +668,51 @@ async fn inspect(client: &Client, id: &str) -> Result<Option<Inspected>, ClientE
     }
 }
 
+/// Why a container's log is read through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ThroughApi {
+    reason: String,
+    /// dockerd's containers directory, when mounting it would let warden
+    /// read the file.
+    mount: Option<PathBuf>,
+}
+
+/// The json-file log to read for `inspected`, or why its log is read
+/// through the API. `failed`: reading its file failed earlier.
+fn log_file(read_files: ReadFiles, inspected: &Inspected, failed: bool) -> Result<PathBuf, ThroughApi> {
+    let api = |reason: String| ThroughApi { reason, mount: None };
+    if read_files == ReadFiles::Never {
+        return Err(api("docker.read_files is never".into()));
+    }
+    if inspected.log_driver.name != "json-file" {
+        return Err(api(format!("its log driver is {}, not json-file", inspected.log_driver.name)));
+    }
+    if failed {
+        return Err(api("reading its json-file log failed earlier in this run".into()));
+    }
+    let Some(path) = &inspected.log_path else {
+        return Err(api("dockerd names no json-file log for it".into()));
+    };
+    match std::fs::File::open(path) {
+        Ok(_) => Ok(path.clone()),
+        Err(e) => Err(ThroughApi {
+            reason: format!("cannot open {}: {e}", path.display()),
+            // <containers dir>/<id>/<id>-json.log
+            mount: path.parent().and_then(Path::parent).map(Path::to_path_buf),
+        }),
+    }
+}
+
+/// How to let warden read json-file logs from `dir`.
+fn mount_hint(dir: &Path) -> String {
+    let dir = dir.display();
+    format!(
+        "to read json-file logs from disk instead of through the Docker API (far less CPU for dockerd, and no \
+         ceiling on lines per second), mount dockerd's containers directory into warden's container read-only \
+         at the same path: -v {dir}:{dir}:ro"
+    )
+}
+
 /// The first 12 characters of an id, as `docker ps` shows it.
 pub fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
@@ -704,4 +720,55 @@ pub fn short(id: &str) -> &str {
 
 fn unix_now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn inspected(driver: &str, log_path: Option<PathBuf>) -> Inspected {
+        Inspected {
+            id: "abc".into(),
+            name: "web".into(),
+            image: "nginx".into(),
+            labels: BTreeMap::new(),
+            tty: false,
+            running: true,
+            published: Vec::new(),
+            log_driver: LogDriver::new(driver, None),
+            log_path,
+        }
+    }
+
+    #[test]
+    fn a_readable_json_file_log_is_read_from_disk_and_anything_else_through_the_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("abc/abc-json.log");
+        std::fs::create_dir(dir.path().join("abc")).unwrap();
+        std::fs::write(&log, "").unwrap();
+        let readable = inspected("json-file", Some(log.clone()));
+        assert_eq!(log_file(ReadFiles::Auto, &readable, false), Ok(log.clone()));
+
+        let reason = |read_files, c: &Inspected, failed| log_file(read_files, c, failed).unwrap_err();
+        assert_eq!(reason(ReadFiles::Never, &readable, false).reason, "docker.read_files is never");
+        assert!(reason(ReadFiles::Auto, &readable, true).reason.contains("failed earlier"));
+        let local = inspected("local", Some(log.clone()));
+        assert_eq!(reason(ReadFiles::Auto, &local, false).reason, "its log driver is local, not json-file");
+        assert_eq!(reason(ReadFiles::Auto, &inspected("json-file", None), false).mount, None);
+
+        // Not mounted: the reason names the file, and the hint the directory.
+        let elsewhere = dir.path().join("missing/containers/abc/abc-json.log");
+        let unmounted = reason(ReadFiles::Auto, &inspected("json-file", Some(elsewhere.clone())), false);
+        assert!(
+            unmounted.reason.starts_with(&format!("cannot open {}: ", elsewhere.display())),
+            "{unmounted:?}"
+        );
+        let containers = dir.path().join("missing/containers");
+        assert_eq!(unmounted.mount.as_deref(), Some(containers.as_path()));
+        let hint = mount_hint(&containers);
+        let c = containers.display();
+        assert!(hint.contains(&format!("-v {c}:{c}:ro")), "{hint}");
+    }
 }
