@@ -406,12 +406,13 @@ async fn resumes_after_container_and_source_restarts(read_files: ReadFiles) {
     let (_dir, store) = temp_store();
     let container = TestContainer::idle(TAG, "resume", &["--label", "warden.jails=sshd"]);
     let mut source = Source::start(store, config_reading(read_files));
-    container.log(&["one", "two"]);
-    source.wait_for_line(&container, "two").await;
-
-    container.stop();
     let id = container.id.clone();
+    source.wait_for("ContainerUp", |s| up(s, &id).is_some()).await;
+    container.log(&["one", "two"]);
+    // Stopped at once: its last lines come before the news that it stopped.
+    container.stop();
     source.wait_for("ContainerDown", |s| s.iter().any(|e| matches!(e, Seen::Down(i) if *i == id))).await;
+    assert_eq!(texts(&source.seen, &container.id), ["one", "two"]);
     container.start();
     container.log(&["three"]);
     source.wait_for_line(&container, "three").await;

@@ -99,6 +99,10 @@ impl JsonFileDecoder {
             log.raw
         };
         joiner.piece(time, text, out);
+        // A long message's buffer is not kept around for short ones.
+        if self.scratch.capacity() > 256 * 1024 {
+            self.scratch = Vec::new();
+        }
         Ok(())
     }
 

@@ -42,8 +42,10 @@ use crate::config::ReadFiles;
 use crate::source::{ContainerInfo, LogAccess, SourceEvent};
 use crate::store::Store;
 
-/// How long a stream may stay open after its container died before it is
-/// closed from this side (dockerd normally closes it at once).
+/// How long an API log stream may stay open after its container died
+/// before it is closed from this side (dockerd normally closes it at once).
+/// A json-file follower is not cut short: it ends once it has read the
+/// dead container's log to its end.
 const DIE_GRACE: Duration = Duration::from_secs(5);
 /// How often timers (retries, die grace) are checked.
 const TICK: Duration = Duration::from_millis(250);
@@ -99,6 +101,8 @@ struct Followed {
     cancel: CancellationToken,
     /// Tells a file follower the container died.
     died: CancellationToken,
+    /// Reads a json-file log (rather than an API stream).
+    reads_file: bool,
     died_at: Option<Instant>,
     /// Destroyed: forget it once its task has ended.
     gone: bool,
@@ -329,7 +333,7 @@ impl Supervisor {
     }
 
     async fn on_tick(&mut self, client: &Client) {
-        for f in self.followed.values() {
+        for f in self.followed.values().filter(|f| !f.reads_file) {
             if f.died_at.is_some_and(|at| at.elapsed() >= DIE_GRACE) {
                 f.cancel.cancel();
             }
@@ -400,6 +404,7 @@ impl Supervisor {
             None => Replay::from_time(self.cfg.started_at.as_millis().saturating_mul(1_000_000)),
         };
         let (logs, access) = self.choose_logs(&inspected);
+        let reads_file = matches!(logs, Logs::File { .. });
         let died = CancellationToken::new();
         let start = FollowStart {
             id: id.clone(),
@@ -429,8 +434,10 @@ impl Supervisor {
             follow(client.clone(), start, routing_rx, self.tx.clone(), cancel.clone()).instrument(span);
         let handle = self.tasks.spawn(task);
         self.task_ids.insert(handle.id(), id.clone());
-        self.followed
-            .insert(id.clone(), Followed { routing, log_driver, cancel, died, died_at: None, gone: false });
+        self.followed.insert(
+            id.clone(),
+            Followed { routing, log_driver, cancel, died, reads_file, died_at: None, gone: false },
+        );
         self.announced.insert(id.clone());
         self.retries.remove(&id);
     }
