@@ -4,20 +4,26 @@
 //! the test image, see `scripts/dockerd-up` and `scripts/test-image`).
 //! Prints:
 //! - **decode**: the in-process part alone (framing, reassembly, resume
-//!   filter, building `LogLine`s) on an in-memory multiplexed stream;
+//!   filter, building `LogLine`s) on an in-memory multiplexed stream, and
+//!   the same for json-file lines as dockerd writes them to disk;
 //! - **source, fake dockerd**: the whole source (HTTP, decoding, batches,
 //!   the channel, a consumer committing each batch's cursor) reading one
 //!   container's stream from a stand-in for dockerd that writes it as
 //!   dockerd does (one HTTP chunk per message) but as fast as the socket
 //!   takes it: what warden can take before it falls behind;
+//! - **source, json-file on disk**: the same, with the stand-in serving
+//!   only discovery (its inspect names a `LogPath`) and the lines read from
+//!   a json-file log in a temporary directory;
 //! - **backlog**: a container has logged `WARDEN_BENCH_LINES` (default
 //!   500,000) sshd-style lines; a source with `read_from: start` reads them
 //!   all, committing each batch's cursor as the daemon does. Wall time from
 //!   source start to the last line, with the CPU time warden (this process)
-//!   and dockerd spent;
+//!   and dockerd spent; through the API, then (json-file only, as root)
+//!   from the file;
 //! - **live**: the source runs first and the container then writes the
 //!   lines as fast as it can; wall time from the first line to the last.
 //!   This is bounded by how fast dockerd's json-file logger takes them in.
+//!   Both ways too.
 //!
 //! `WARDEN_BENCH_LINES` sets the line count, `WARDEN_BENCH_LOG_DRIVER` the
 //! real container's log driver (default json-file; `local` is the other
@@ -32,10 +38,12 @@ use std::time::{Duration, Instant};
 use docker_support::{TestContainer, docker, docker_available};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use warden::config::ReadFiles;
 use warden::core::{Clock, LogLine, SourceRef, SystemClock, Timestamp};
 use warden::source::SourceEvent;
 use warden::source::docker::cursor::{Position, Replay};
 use warden::source::docker::decode::{Decoded, LogDecoder};
+use warden::source::docker::jsonfile::JsonFileDecoder;
 use warden::source::docker::{DockerSourceConfig, run};
 use warden::store::Store;
 
@@ -51,14 +59,30 @@ fn main() {
     let lines: usize =
         std::env::var("WARDEN_BENCH_LINES").ok().and_then(|v| v.parse().ok()).unwrap_or(500_000);
     decode_bench(lines);
+    decode_json_bench(lines);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(fake_dockerd_bench(lines));
+    runtime.block_on(json_file_bench(lines));
     if !docker_available() {
         println!("docker_source bench: the dockerd part skipped, see the reason above");
         return;
     }
-    runtime.block_on(backlog_bench(lines));
-    runtime.block_on(live_bench(lines));
+    let mut ways = vec![ReadFiles::Never];
+    if log_driver() == "json-file" {
+        ways.push(ReadFiles::Auto);
+    }
+    for read_files in ways {
+        runtime.block_on(backlog_bench(lines, read_files));
+        runtime.block_on(live_bench(lines, read_files));
+    }
+}
+
+/// How `read_files` reads a container's log, for the output.
+fn way(read_files: ReadFiles) -> &'static str {
+    match read_files {
+        ReadFiles::Never => "through the API",
+        ReadFiles::Auto => "from the json-file log",
+    }
 }
 
 /// The first message's timestamp, in nanoseconds.
@@ -80,6 +104,68 @@ fn frames(lines: usize, done: bool) -> Vec<Vec<u8>> {
         frames.push(message(lines, "done"));
     }
     frames
+}
+
+/// `lines` sshd-style lines 1 µs apart (then `done` when `done`) as
+/// dockerd's json-file driver writes them.
+fn json_lines(lines: usize, done: bool) -> Vec<u8> {
+    let entry = |i: usize, text: &str| {
+        let stamp = jiff::Timestamp::from_nanosecond(i128::from(BASE + i as i64 * 1000)).unwrap();
+        format!("{{\"log\":\"{text}\\n\",\"stream\":\"stdout\",\"time\":\"{stamp:.9}\"}}\n")
+    };
+    let mut text: String = (0..lines).map(|i| entry(i, &format!("{LINE} {i}"))).collect();
+    if done {
+        text.push_str(&entry(lines, "done"));
+    }
+    text.into_bytes()
+}
+
+/// The json-file decoding work of the source, without files.
+fn decode_json_bench(lines: usize) {
+    let log = json_lines(lines, false);
+    let source = SourceRef::Docker { container_id: "0".repeat(64), container_name: "bench".into() };
+    let jails: Arc<[Arc<str>]> = Arc::from([Arc::from(JAIL)]);
+    let mut best = Duration::MAX;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let mut decoder = JsonFileDecoder::new(64 * 1024);
+        let mut replay = Replay::from_time(BASE);
+        let mut position: Option<Position> = None;
+        let mut out: Vec<LogLine> = Vec::with_capacity(4096);
+        let mut count = 0usize;
+        for line in log.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            decoder
+                .entry(line, replay.since(), &mut |d| {
+                    if let Decoded::Line { time, text, .. } = d
+                        && replay.admit(time)
+                    {
+                        match &mut position {
+                            Some(p) => p.advance(time),
+                            None => position = Some(Position::first(time)),
+                        }
+                        out.push(LogLine {
+                            source: source.clone(),
+                            jails: jails.clone(),
+                            time: Some(Timestamp(time.div_euclid(1_000_000))),
+                            text: String::from_utf8_lossy(text).into_owned(),
+                        });
+                    }
+                })
+                .unwrap();
+            if out.len() >= 4096 {
+                count += out.len();
+                out.clear();
+            }
+        }
+        count += out.len();
+        assert_eq!(count, lines);
+        best = best.min(started.elapsed());
+    }
+    println!(
+        "decode json-file: {lines} lines in {:.3} s (best of 5) = {:.0} lines/s",
+        best.as_secs_f64(),
+        lines as f64 / best.as_secs_f64()
+    );
 }
 
 /// The decoding work of the source, without dockerd.
@@ -132,9 +218,10 @@ fn decode_bench(lines: usize) {
 async fn fake_dockerd_bench(lines: usize) {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("docker.sock");
-    let fake = fake_dockerd::serve(&socket, frames(lines, true));
+    let fake = fake_dockerd::serve(&socket, frames(lines, true), None);
     let mut cfg = DockerSourceConfig::new(Timestamp(BASE / 1_000_000));
     cfg.host = Some(format!("unix://{}", socket.display()));
+    cfg.read_files = ReadFiles::Never;
     let cpu = CpuTimes::now();
     let (received, wall, _) = consume(cfg, lines, || fake_dockerd::ID.to_string()).await;
     let cpu = cpu.elapsed();
@@ -147,8 +234,33 @@ async fn fake_dockerd_bench(lines: usize) {
     );
 }
 
+/// The whole source reading a json-file log from disk, with a stand-in
+/// dockerd for discovery.
+async fn json_file_bench(lines: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let container_dir = dir.path().join(fake_dockerd::ID);
+    std::fs::create_dir(&container_dir).unwrap();
+    let log_path = container_dir.join(format!("{}-json.log", fake_dockerd::ID));
+    std::fs::write(&log_path, json_lines(lines, true)).unwrap();
+    let fake = fake_dockerd::serve(&socket, Vec::new(), Some(&log_path));
+    let mut cfg = DockerSourceConfig::new(Timestamp(BASE / 1_000_000));
+    cfg.host = Some(format!("unix://{}", socket.display()));
+    let cpu = CpuTimes::now();
+    let (received, wall, _) = consume(cfg, lines, || fake_dockerd::ID.to_string()).await;
+    let cpu = cpu.elapsed();
+    fake.abort();
+    println!(
+        "source, json-file on disk: {received} lines in {:.2} s = {:.0} lines/s; CPU: {:.2} s",
+        wall.as_secs_f64(),
+        received as f64 / wall.as_secs_f64(),
+        cpu.warden,
+    );
+}
+
 /// A stand-in for dockerd serving one labelled container whose log is
-/// `frames`, each sent as its own HTTP chunk as dockerd does.
+/// `frames`, each sent as its own HTTP chunk as dockerd does; its inspect
+/// names `log_path` as the container's `LogPath` when given.
 mod fake_dockerd {
     use std::path::Path;
     use std::sync::Arc;
@@ -158,7 +270,11 @@ mod fake_dockerd {
 
     pub const ID: &str = "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface";
 
-    pub fn serve(socket: &Path, frames: Vec<Vec<u8>>) -> tokio::task::JoinHandle<()> {
+    pub fn serve(
+        socket: &Path,
+        frames: Vec<Vec<u8>>,
+        log_path: Option<&Path>,
+    ) -> tokio::task::JoinHandle<()> {
         let mut body = Vec::new();
         for frame in frames {
             body.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
@@ -166,16 +282,17 @@ mod fake_dockerd {
             body.extend_from_slice(b"\r\n");
         }
         let body = Arc::new(body);
+        let log_path: Arc<str> = log_path.map_or("", |p| p.to_str().unwrap()).into();
         let listener = UnixListener::bind(socket).unwrap();
         tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((conn, _)) = listener.accept().await {
-                connections.spawn(answer(conn, body.clone()));
+                connections.spawn(answer(conn, body.clone(), log_path.clone()));
             }
         })
     }
 
-    async fn answer(mut conn: UnixStream, logs: Arc<Vec<u8>>) {
+    async fn answer(mut conn: UnixStream, logs: Arc<Vec<u8>>, log_path: Arc<str>) {
         let mut head = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -199,7 +316,7 @@ mod fake_dockerd {
                 format!(r#"[{{"Id":"{ID}","Names":["/bench"],"Labels":{labels},"State":"running"}}]"#)
             } else if path.contains(&format!("/containers/{ID}/json")) {
                 format!(
-                    r#"{{"Id":"{ID}","Name":"/bench","Config":{{"Image":"bench","Tty":false,"Labels":{labels}}},"HostConfig":{{"LogConfig":{{"Type":"json-file","Config":{{}}}}}},"State":{{"Running":true}},"NetworkSettings":{{"Ports":{{}}}}}}"#
+                    r#"{{"Id":"{ID}","Name":"/bench","LogPath":"{log_path}","Config":{{"Image":"bench","Tty":false,"Labels":{labels}}},"HostConfig":{{"LogConfig":{{"Type":"json-file","Config":{{}}}}}},"State":{{"Running":true}},"NetworkSettings":{{"Ports":{{}}}}}}"#
                 )
             } else if path.contains("/events") || path.contains("/logs") {
                 let head =
@@ -236,7 +353,7 @@ fn log_driver() -> String {
     std::env::var("WARDEN_BENCH_LOG_DRIVER").unwrap_or_else(|_| "json-file".into())
 }
 
-async fn backlog_bench(lines: usize) {
+async fn backlog_bench(lines: usize, read_files: ReadFiles) {
     let container = TestContainer::run(
         "dsrc-bench",
         "backlog",
@@ -250,13 +367,15 @@ async fn backlog_bench(lines: usize) {
     }
     let mut cfg = DockerSourceConfig::new(SystemClock.now());
     cfg.read_from_start.insert(JAIL.into());
+    cfg.read_files = read_files;
     let cpu = CpuTimes::now();
     let id = container.id.clone();
     let (received, wall, _) = consume(cfg, lines, move || id).await;
     let cpu = cpu.elapsed();
     println!(
-        "backlog ({}): {received} lines in {:.2} s = {:.0} lines/s; CPU: warden {:.2} s ({:.0} lines per CPU-second), dockerd {:.2} s",
+        "backlog ({}, {}): {received} lines in {:.2} s = {:.0} lines/s; CPU: warden {:.2} s ({:.0} lines per CPU-second), dockerd {:.2} s",
         log_driver(),
+        way(read_files),
         wall.as_secs_f64(),
         received as f64 / wall.as_secs_f64(),
         cpu.warden,
@@ -265,14 +384,15 @@ async fn backlog_bench(lines: usize) {
     );
 }
 
-async fn live_bench(lines: usize) {
+async fn live_bench(lines: usize, read_files: ReadFiles) {
     let label = format!("warden.jails={JAIL}");
     let name = docker_support::unique_name("dsrc-bench", "live");
-    let cfg = DockerSourceConfig::new(SystemClock.now());
+    let cfg = DockerSourceConfig { read_files, ..DockerSourceConfig::new(SystemClock.now()) };
     // The container starts once the source runs; consume() starts it.
     let container = TestContainer { name: name.clone(), id: String::new() };
     let cpu = CpuTimes::now();
     let script = writer_script(lines);
+    let driver = log_driver();
     let (received, _, wall) = consume(cfg, lines, move || {
         docker(&[
             "run",
@@ -281,6 +401,8 @@ async fn live_bench(lines: usize) {
             &name,
             "--label",
             &label,
+            "--log-driver",
+            &driver,
             docker_support::TEST_IMAGE,
             "sh",
             "-c",
@@ -291,8 +413,9 @@ async fn live_bench(lines: usize) {
     let cpu = cpu.elapsed();
     drop(container);
     println!(
-        "live ({}): {received} lines in {:.2} s from the first line = {:.0} lines/s; CPU: warden {:.2} s, dockerd {:.2} s",
+        "live ({}, {}): {received} lines in {:.2} s from the first line = {:.0} lines/s; CPU: warden {:.2} s, dockerd {:.2} s",
         log_driver(),
+        way(read_files),
         wall.as_secs_f64(),
         received as f64 / wall.as_secs_f64(),
         cpu.warden,

@@ -1,8 +1,9 @@
 //! `warden run` end to end against the real dockerd: containers that log
 //! failures get their attackers banned, through the Docker source (labels,
 //! label-defined jails, TTY, long lines, restarts of the container, of
-//! warden and of dockerd itself), through journald (the Mailu case), and,
-//! with real packets, on Docker's `DOCKER-USER` path.
+//! warden and of dockerd itself, a rotating json-file log read from disk),
+//! through journald (the Mailu case), and, with real packets, on Docker's
+//! `DOCKER-USER` path.
 //!
 //! warden runs as a process in the HOST network namespace, because Docker's
 //! chains live there. Tests that enforce (real ipsets and rules) hold
@@ -609,6 +610,89 @@ fn restarting_the_container_then_warden_counts_no_line_twice_and_replays_none() 
     let ban = warden.wait_ban(&jail, &counted);
     assert_eq!(ban.failures, 3, "2 failures before the restarts + 1 after");
     assert_eq!(warden.total_failed(&jail), 4);
+}
+
+/// Writes sshd failures from `10.208.<i / 256>.<i % 256>` for `i` in
+/// `from..to` to the container's stdout, in bursts of 50 (well under one
+/// rotation of a 10 KiB log each); after each burst, waits until `counted`
+/// (when given) says the burst's failures were counted.
+fn write_failures(container: &TestContainer, from: usize, to: usize, counted: Option<&dyn Fn(usize)>) {
+    let mut at = from;
+    while at < to {
+        let end = (at + 50).min(to);
+        let script = format!(
+            "i={at}; while [ $i -lt {end} ]; do \
+             printf 'Failed password for invalid user admin from 10.208.%d.%d port 52112 ssh2\\n' \
+             $((i / 256)) $((i % 256)) > /proc/1/fd/1; i=$((i + 1)); done"
+        );
+        docker(&["exec", &container.name, "sh", "-c", &script]);
+        if let Some(counted) = counted {
+            counted(end);
+        }
+        at = end;
+    }
+}
+
+#[test]
+fn a_rotating_json_file_log_is_read_from_disk_across_a_warden_restart_counting_each_line_once() {
+    let _dockerd = DOCKERD.read().unwrap_or_else(|p| p.into_inner());
+    if !prerequisites() {
+        return;
+    }
+    let jail = jail_name("jf");
+    let mut warden = Warden::start(&docker_jail(&jail, "sshd", "maxretry: 3, findtime: 1h"), Mode::DryRun);
+    let label = format!("warden.jails={jail}");
+    let options = [
+        "--label",
+        &label,
+        "--log-opt",
+        "max-size=10k",
+        "--log-opt",
+        "max-file=3",
+        "--log-opt",
+        "compress=true",
+    ];
+    let container = TestContainer::idle(TAG, "jsonfile", &options);
+    let log_path = docker(&["inspect", "-f", "{{.LogPath}}", &container.name]);
+    warden.wait_attached(&container.name);
+    let status = warden.status();
+    let followed =
+        status["containers"].as_array().and_then(|cs| cs.iter().find(|c| c["name"] == *container.name));
+    assert_eq!(followed.map(|c| c["logs"].clone()), Some(Value::from("file")), "{status}");
+
+    // Each address fails once: nothing is banned but the sentinels, whose
+    // ban says every line before them went through the jail.
+    let sentinel = |warden: &Warden, last: u8| {
+        let ip = format!("10.208.255.{last}");
+        container.log(&times(3, sshd_failure(&ip)).iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(warden.wait_ban(&jail, &ip).failures, 3);
+        // Other tests' label-defined jails may ban in this warden too.
+        let bans: Vec<BanRow> = warden.bans().into_iter().filter(|b| b.jail == jail).collect();
+        assert!(bans.iter().all(|b| b.net.starts_with("10.208.255.")), "a line was counted twice: {bans:?}");
+    };
+    write_failures(
+        &container,
+        0,
+        200,
+        Some(&|n| {
+            wait_until(&format!("{n} failures counted"), DEADLINE, || match warden.total_failed(&jail) {
+                total if total >= n as u64 => Ok(()),
+                total => Err(total),
+            });
+        }),
+    );
+    sentinel(&warden, 1);
+    assert_eq!(warden.total_failed(&jail), 203, "each line counted once, none lost");
+    let rotated = format!("{log_path}.1.gz");
+    assert!(std::path::Path::new(&rotated).exists(), "{rotated}: the log rotated and was compressed");
+
+    // warden is down while the log rotates (and compresses) about twice.
+    warden.stop();
+    write_failures(&container, 200, 320, None);
+    warden.spawn();
+    warden.wait_attached(&container.name);
+    sentinel(&warden, 2);
+    assert_eq!(warden.total_failed(&jail), 123, "after the restart: the 120 new lines and the sentinel's 3");
 }
 
 #[test]

@@ -3,6 +3,12 @@
 //! after a container restart and after a source restart, reconnecting when
 //! dockerd goes away, and the warnings for bad labels and log drivers.
 //!
+//! Logs are read from the json-file logs on disk by default (the tests run
+//! as root, so the files are readable); the tests of long lines and of
+//! resuming run both ways, and one test follows a json-file log across
+//! rotations (plain and compressed), restarts of the source and switches
+//! between the two ways.
+//!
 //! Each test drives [`warden::source::docker::run`] directly with a temp
 //! store and a channel, and commits cursors the way the daemon does. Tests
 //! skip without dockerd (see `support/docker.rs`), except with `CI=true`.
@@ -18,9 +24,10 @@ use std::time::Duration;
 use docker_support::{TestContainer, docker, docker_available, unique_name};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use warden::config::ReadFiles;
 use warden::core::{Clock, SourceRef, SystemClock, Timestamp};
 use warden::source::docker::{ClientError, DockerSourceConfig, run};
-use warden::source::{ContainerInfo, SourceEvent};
+use warden::source::{ContainerInfo, LogAccess, SourceEvent};
 use warden::store::{Batch, Store};
 
 const TAG: &str = "dsrc";
@@ -183,6 +190,40 @@ fn config_from_now() -> DockerSourceConfig {
     cfg
 }
 
+fn config_reading(read_files: ReadFiles) -> DockerSourceConfig {
+    DockerSourceConfig { read_files, ..config_from_now() }
+}
+
+/// How the logs are expected to be read with `read_files`.
+fn expected_access(read_files: ReadFiles) -> LogAccess {
+    match read_files {
+        ReadFiles::Auto => LogAccess::File,
+        ReadFiles::Never => LogAccess::Api,
+    }
+}
+
+/// Whether this process can read dockerd's json-file logs (as root can);
+/// the tests of reading them skip otherwise, except with `CI=true`.
+fn log_files_readable() -> bool {
+    let root = docker(&["info", "-f", "{{.DockerRootDir}}"]);
+    let dir = format!("{root}/containers");
+    match std::fs::read_dir(&dir) {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but dockerd's log files in {dir} cannot be read: {e} (run the tests as root)")
+        }
+        Err(e) => {
+            eprintln!("skipping: cannot read dockerd's log files in {dir}: {e} (run the tests as root)");
+            false
+        }
+    }
+}
+
+/// Whether a test reading logs the `read_files` way can run here.
+fn can_read(read_files: ReadFiles) -> bool {
+    docker_available() && (read_files == ReadFiles::Never || log_files_readable())
+}
+
 // ---- captured tracing output, for the warnings ----
 
 static CAPTURED: Mutex<String> = Mutex::new(String::new());
@@ -299,13 +340,22 @@ async fn follows_labelled_and_named_containers_and_nothing_else() {
 }
 
 #[tokio::test]
-async fn split_lines_are_joined_and_long_lines_capped_with_and_without_tty() {
+async fn split_lines_are_joined_and_long_lines_capped_with_and_without_tty_from_files() {
+    split_lines_are_joined_and_long_lines_capped(ReadFiles::Auto).await;
+}
+
+#[tokio::test]
+async fn split_lines_are_joined_and_long_lines_capped_with_and_without_tty_through_the_api() {
+    split_lines_are_joined_and_long_lines_capped(ReadFiles::Never).await;
+}
+
+async fn split_lines_are_joined_and_long_lines_capped(read_files: ReadFiles) {
     let _shared = DOCKERD.read().await;
-    if !docker_available() {
+    if !can_read(read_files) {
         return;
     }
     let (_dir, store) = temp_store();
-    let mut source = Source::start_private(store, config_from_now());
+    let mut source = Source::start_private(store, config_reading(read_files));
     // 40,000 bytes: Docker splits it at 16 KiB. 100 KiB: over the 64 KiB cap.
     let script = "head -c 40000 /dev/zero | tr '\\0' a; echo; head -c 102400 /dev/zero | tr '\\0' b; echo; \
                   printf 'invalid \\377 utf-8\\n'; echo after; exec sleep 600";
@@ -332,24 +382,37 @@ async fn split_lines_are_joined_and_long_lines_capped_with_and_without_tty() {
         source.wait_for("the truncation warning", |_| !logged(&warning).is_empty()).await;
     }
     assert!(up(&source.seen, &tty.id).unwrap().tty);
+    for container in [&plain, &tty] {
+        assert_eq!(up(&source.seen, &container.id).unwrap().logs, expected_access(read_files));
+    }
     source.stop().await;
 }
 
 #[tokio::test]
-async fn resumes_after_container_and_source_restarts_without_repeats_or_gaps() {
+async fn resumes_after_container_and_source_restarts_without_repeats_or_gaps_from_files() {
+    resumes_after_container_and_source_restarts(ReadFiles::Auto).await;
+}
+
+#[tokio::test]
+async fn resumes_after_container_and_source_restarts_without_repeats_or_gaps_through_the_api() {
+    resumes_after_container_and_source_restarts(ReadFiles::Never).await;
+}
+
+async fn resumes_after_container_and_source_restarts(read_files: ReadFiles) {
     let _shared = DOCKERD.read().await;
-    if !docker_available() {
+    if !can_read(read_files) {
         return;
     }
     let (_dir, store) = temp_store();
     let container = TestContainer::idle(TAG, "resume", &["--label", "warden.jails=sshd"]);
-    let mut source = Source::start(store, config_from_now());
-    container.log(&["one", "two"]);
-    source.wait_for_line(&container, "two").await;
-
-    container.stop();
+    let mut source = Source::start(store, config_reading(read_files));
     let id = container.id.clone();
+    source.wait_for("ContainerUp", |s| up(s, &id).is_some()).await;
+    container.log(&["one", "two"]);
+    // Stopped at once: its last lines come before the news that it stopped.
+    container.stop();
     source.wait_for("ContainerDown", |s| s.iter().any(|e| matches!(e, Seen::Down(i) if *i == id))).await;
+    assert_eq!(texts(&source.seen, &container.id), ["one", "two"]);
     container.start();
     container.log(&["three"]);
     source.wait_for_line(&container, "three").await;
@@ -361,8 +424,9 @@ async fn resumes_after_container_and_source_restarts_without_repeats_or_gaps() {
     container.stop();
     container.start();
     container.log(&["five"]);
-    let mut source = Source::start(store, config_from_now());
+    let mut source = Source::start(store, config_reading(read_files));
     source.wait_for_line(&container, "five").await;
+    assert_eq!(up(&source.seen, &container.id).unwrap().logs, expected_access(read_files));
     container.log(&["six"]);
     source.wait_for_line(&container, "six").await;
     assert_eq!(texts(&source.seen, &container.id), ["four", "five", "six"]);
@@ -525,5 +589,98 @@ async fn reattaches_after_a_real_dockerd_restart() {
     container.log(&["after"]);
     source.wait_for_line(&container, "after").await;
     assert_eq!(texts(&source.seen, &container.id), ["before", "after"]);
+    source.stop().await;
+}
+
+/// Padding that makes each numbered line about 100 bytes, so that a log
+/// with `max-size=10k` rotates about every 60 lines.
+const PAD: &str = "ppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp";
+
+fn numbered(from: usize, to: usize) -> Vec<String> {
+    (from..to).map(|i| format!("line-{i:06} {PAD}")).collect()
+}
+
+/// Writes lines `from..to` as [`numbered`] gives them to the container's
+/// stdout, in bursts of at most 50 (less than one rotation each), waiting
+/// after each for `source`, when given, to have read it.
+async fn write_numbered(container: &TestContainer, from: usize, to: usize, mut source: Option<&mut Source>) {
+    let mut at = from;
+    while at < to {
+        let end = (at + 50).min(to);
+        let script = format!(
+            "i={at}; while [ $i -lt {end} ]; do printf 'line-%06d %s\\n' $i {PAD} > /proc/1/fd/1; i=$((i + 1)); done"
+        );
+        docker(&["exec", &container.name, "sh", "-c", &script]);
+        if let Some(source) = source.as_deref_mut() {
+            source.wait_for_line(container, &numbered(end - 1, end)[0]).await;
+        }
+        at = end;
+    }
+}
+
+#[tokio::test]
+async fn a_json_file_log_is_followed_across_rotations_restarts_and_switches_to_and_from_the_api() {
+    follows_rotations_restarts_and_switches(false).await;
+}
+
+#[tokio::test]
+async fn a_compressed_json_file_log_is_followed_across_rotations_restarts_and_switches_to_and_from_the_api() {
+    follows_rotations_restarts_and_switches(true).await;
+}
+
+/// Every line of a rotating log arrives exactly once: read from the file
+/// while it rotates, after a restart of the source that missed rotations
+/// (resumed through the API, then from the files again), with the same
+/// cursor all along.
+async fn follows_rotations_restarts_and_switches(compress: bool) {
+    let _shared = DOCKERD.read().await;
+    if !can_read(ReadFiles::Auto) {
+        return;
+    }
+    let (_dir, store) = temp_store();
+    let mut options =
+        vec!["--label", "warden.jails=sshd", "--log-opt", "max-size=10k", "--log-opt", "max-file=3"];
+    if compress {
+        options.extend(["--log-opt", "compress=true"]);
+    }
+    let container = TestContainer::idle(TAG, if compress { "rotate-gz" } else { "rotate" }, &options);
+    let id = container.id.clone();
+    let log_path = docker(&["inspect", "-f", "{{.LogPath}}", &container.name]);
+    let rotated = format!("{log_path}.1{}", if compress { ".gz" } else { "" });
+
+    // From the file, while it rotates about five times.
+    let mut source = Source::start(store, config_reading(ReadFiles::Auto));
+    source.wait_for("ContainerUp", |s| up(s, &id).is_some()).await;
+    assert_eq!(up(&source.seen, &id).unwrap().logs, LogAccess::File);
+    write_numbered(&container, 0, 300, Some(&mut source)).await;
+    assert_eq!(texts(&source.seen, &id), numbered(0, 300));
+    assert!(std::path::Path::new(&rotated).exists(), "{rotated} exists: the log rotated");
+
+    // Stopped while the log rotates twice; resumed through the API. (Not
+    // followed live there: dockerd 20.10 repeats lines when a log it
+    // follows rotates, which is one more reason to read the files.)
+    let store = source.stop().await;
+    write_numbered(&container, 300, 420, None).await;
+    let mut source = Source::start_private(store, config_reading(ReadFiles::Never));
+    source.wait_for_line(&container, &numbered(419, 420)[0]).await;
+    assert_eq!(up(&source.seen, &id).unwrap().logs, LogAccess::Api);
+    assert_eq!(texts(&source.seen, &id), numbered(300, 420));
+    let name = format!("container={}", container.name);
+    let said =
+        [&source.endpoint(), &name, "reading its logs through the Docker API: docker.read_files is never"];
+    assert_eq!(logged(&said).len(), 1, "said once which way its logs are read");
+
+    // Stopped while it rotates twice again; resumed from the files, and
+    // followed while it rotates on.
+    let store = source.stop().await;
+    write_numbered(&container, 420, 540, None).await;
+    let mut source = Source::start_private(store, config_reading(ReadFiles::Auto));
+    // Once it follows: rotating meanwhile would remove the oldest file.
+    source.wait_for("ContainerUp", |s| up(s, &id).is_some()).await;
+    write_numbered(&container, 540, 700, Some(&mut source)).await;
+    assert_eq!(up(&source.seen, &id).unwrap().logs, LogAccess::File);
+    assert_eq!(texts(&source.seen, &id), numbered(420, 700));
+    let said = [&source.endpoint(), &name, "reading its logs from its json-file log", &log_path];
+    assert_eq!(logged(&said).len(), 1, "said once which way its logs are read");
     source.stop().await;
 }

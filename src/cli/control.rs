@@ -194,10 +194,11 @@ pub fn status_text(s: &StatusReport) -> String {
     }
     if !s.containers.is_empty() {
         out.push('\n');
-        let mut rows = vec![["CONTAINER", "ID", "STATE", "JAILS"].map(String::from).to_vec()];
+        let mut rows = vec![["CONTAINER", "ID", "STATE", "LOGS", "JAILS"].map(String::from).to_vec()];
         for c in &s.containers {
             let state = if c.attached { "attached" } else { "stopped" };
-            rows.push(vec![c.name.clone(), c.id.clone(), state.into(), c.jails.join(", ")]);
+            let logs = c.logs.clone().unwrap_or_else(|| "-".into());
+            rows.push(vec![c.name.clone(), c.id.clone(), state.into(), logs, c.jails.join(", ")]);
         }
         out.push_str(&table(&rows));
     }

@@ -16,8 +16,8 @@ use ipnet::IpNet;
 use super::FilterCatalog;
 use super::fields::{Checker, Entry, Keys, check_glob, join};
 use super::model::{
-    BackendChoice, Config, DockerSettings, FilterRef, FirewallSettings, JailConfig, ReadFrom, SourceSpec,
-    builtin,
+    BackendChoice, Config, DockerSettings, FilterRef, FirewallSettings, JailConfig, ReadFiles, ReadFrom,
+    SourceSpec, builtin,
 };
 use super::yaml::{Node, Pos, Value, quote};
 use crate::core::{
@@ -38,7 +38,8 @@ const TOP_KEYS: &[&str] = &[
     "cluster",
 ];
 const FIREWALL_KEYS: &[&str] = &["backend", "ban_floor", "check_interval"];
-const DOCKER_SETTINGS_KEYS: &[&str] = &["host", "line_max"];
+const DOCKER_SETTINGS_KEYS: &[&str] = &["host", "line_max", "read_files"];
+const READ_FILES: &[(&str, ReadFiles)] = &[("auto", ReadFiles::Auto), ("never", ReadFiles::Never)];
 const BACKENDS: &[(&str, BackendChoice)] =
     &[("auto", BackendChoice::Auto), ("nft", BackendChoice::Nft), ("legacy", BackendChoice::Legacy)];
 const SETTING_KEYS: &[&str] = &[
@@ -279,11 +280,17 @@ fn firewall_settings(cx: &mut Checker, entry: &Entry<'_>) -> FirewallSettings {
 fn docker_settings(cx: &mut Checker, entry: &Entry<'_>) -> DockerSettings {
     let mut docker = DockerSettings::default();
     for e in cx.entries(entry.value, &entry.path, Keys::Known(DOCKER_SETTINGS_KEYS)) {
-        if e.key == "host" {
-            docker.host =
-                cx.string(e.value, &e.path, "a Docker API address (like unix:///var/run/docker.sock)");
-        } else if let Some(n) = cx.integer(e.value, &e.path, 1024, 16 * 1024 * 1024) {
-            docker.line_max = n as usize;
+        match e.key.as_str() {
+            "host" => {
+                docker.host =
+                    cx.string(e.value, &e.path, "a Docker API address (like unix:///var/run/docker.sock)")
+            }
+            "read_files" => docker.read_files = cx.choice(e.value, &e.path, READ_FILES).unwrap_or_default(),
+            _ => {
+                if let Some(n) = cx.integer(e.value, &e.path, 1024, 16 * 1024 * 1024) {
+                    docker.line_max = n as usize;
+                }
+            }
         }
     }
     docker

@@ -39,8 +39,8 @@ use std::path::Path;
 pub use cluster::{ClusterSettings, Rate, RemoteLimits, TlsFiles, parse_rate, redact_url};
 pub use error::{ConfigError, ConfigErrors, Pos};
 pub use model::{
-    BackendChoice, Config, DockerSettings, FilterRef, FirewallSettings, JailConfig, ReadFrom, SourceSpec,
-    builtin,
+    BackendChoice, Config, DockerSettings, FilterRef, FirewallSettings, JailConfig, ReadFiles, ReadFrom,
+    SourceSpec, builtin,
 };
 
 /// Which filter names exist, as known to the caller (the shipped filters and

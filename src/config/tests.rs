@@ -833,12 +833,13 @@ fn daemon_sections_have_defaults_and_accept_overrides() {
     assert!(!c.dry_run);
     assert_eq!(c.firewall, FirewallSettings::default());
     assert_eq!(c.docker.line_max, 64 * 1024);
+    assert_eq!(c.docker.read_files, ReadFiles::Auto);
     assert_eq!(c.journal_dirs, vec![PathBuf::from("/var/log/journal"), PathBuf::from("/run/log/journal")]);
     assert!(c.jails["ssh"].flush_conntrack);
 
     let c = ok("dry_run: true
 firewall: {backend: legacy, ban_floor: {v4: 20, v6: 40}, check_interval: 5s}
-docker: {host: 'unix:///run/docker.sock', line_max: 4096}
+docker: {host: 'unix:///run/docker.sock', line_max: 4096, read_files: never}
 journal_dirs: [/srv/journal]
 defaults: {flush_conntrack: false}
 jails: {ssh: {filter: sshd, sources: [{journald: {read_from: start}}]}}");
@@ -848,6 +849,7 @@ jails: {ssh: {filter: sshd, sources: [{journald: {read_from: start}}]}}");
     assert_eq!(c.firewall.check_interval, secs(5));
     assert_eq!(c.docker.host.as_deref(), Some("unix:///run/docker.sock"));
     assert_eq!(c.docker.line_max, 4096);
+    assert_eq!(c.docker.read_files, ReadFiles::Never);
     assert_eq!(c.journal_dirs, vec![PathBuf::from("/srv/journal")]);
     assert!(!c.jails["ssh"].flush_conntrack);
     assert_eq!(
@@ -862,4 +864,6 @@ fn daemon_sections_reject_bad_values_with_what_is_valid() {
     assert_error(text, 1, 21, "firewall.backend", &["auto", "nft", "legacy"]);
     let text = "docker: {line_max: 10}\njails: {}";
     assert_error(text, 1, 20, "docker.line_max", &["1024"]);
+    let text = "docker: {read_files: always}\njails: {}";
+    assert_error(text, 1, 22, "docker.read_files", &["expected one of: auto, never"]);
 }

@@ -296,6 +296,10 @@ pub struct ContainerStatus {
     pub name: String,
     pub jails: Vec<String>,
     pub attached: bool,
+    /// How its logs are read: `file` (its json-file log on disk) or `api`
+    /// (the Docker API's log stream). Absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
 }
 
 #[cfg(test)]
@@ -342,6 +346,17 @@ mod tests {
             Request::BanMany { jail: "sshd".into(), targets: vec![longest; MAX_BAN_TARGETS], duration: None };
         let line = serde_json::to_string(&RequestEnvelope { v: 1, request }).unwrap();
         assert!(line.len() < MAX_REQUEST_BYTES, "{} bytes", line.len());
+    }
+
+    #[test]
+    fn container_status_reads_old_daemons_and_writes_how_logs_are_read() {
+        let old: ContainerStatus =
+            serde_json::from_str(r#"{"id":"abc","name":"web","jails":["sshd"],"attached":true}"#).unwrap();
+        assert_eq!(old.logs, None);
+        let new = ContainerStatus { logs: Some("file".into()), ..old };
+        let line = serde_json::to_string(&new).unwrap();
+        assert_eq!(line, r#"{"id":"abc","name":"web","jails":["sshd"],"attached":true,"logs":"file"}"#);
+        assert_eq!(serde_json::from_str::<ContainerStatus>(&line).unwrap(), new);
     }
 
     #[test]

@@ -283,6 +283,7 @@ impl Engine {
                 name: c.info.name.clone(),
                 jails: c.routes.iter().map(|r| r.to_string()).collect(),
                 attached: c.running,
+                logs: Some(c.info.logs.as_str().to_string()),
             })
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));

@@ -193,6 +193,7 @@ impl Sources {
             let cfg = DockerSourceConfig {
                 host: config.docker.host.clone(),
                 line_max: config.docker.line_max,
+                read_files: config.docker.read_files,
                 named: plan.named,
                 read_from_start: plan.read_from_start,
                 ..DockerSourceConfig::new(self.started_at)

@@ -75,6 +75,27 @@ pub struct ContainerInfo {
     /// Host ports Docker publishes for it, for jails without `ports`.
     pub published: Vec<PublishedPort>,
     pub tty: bool,
+    /// How its logs are read.
+    pub logs: LogAccess,
+}
+
+/// How a container's logs are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogAccess {
+    /// Streamed from the Docker API.
+    Api,
+    /// Read from its json-file log on disk.
+    File,
+}
+
+impl LogAccess {
+    /// `api` or `file`, as `warden status` shows it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogAccess::Api => "api",
+            LogAccess::File => "file",
+        }
+    }
 }
 
 /// One published port (`-p 8080:80/tcp` gives host port 8080, tcp).

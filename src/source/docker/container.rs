@@ -1,8 +1,10 @@
 //! What warden needs to know about one container, read from
 //! `GET /containers/{id}/json`: its name, labels, TTY, published ports,
-//! whether it runs, and whether its log driver can be read back.
+//! whether it runs, whether its log driver can be read back, and where its
+//! json-file log is.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use bollard::models::{ContainerInspectResponse, PortMap};
 
@@ -21,6 +23,8 @@ pub struct Inspected {
     pub running: bool,
     pub published: Vec<PublishedPort>,
     pub log_driver: LogDriver,
+    /// Where the json-file driver writes (`LogPath`), on dockerd's host.
+    pub log_path: Option<PathBuf>,
 }
 
 impl Inspected {
@@ -37,6 +41,7 @@ impl Inspected {
             image: config.image.unwrap_or_default(),
             labels: config.labels.unwrap_or_default().into_iter().collect(),
             tty: config.tty.unwrap_or(false),
+            log_path: response.log_path.filter(|p| !p.is_empty()).map(PathBuf::from),
             running: response.state.and_then(|s| s.running).unwrap_or(false),
             published: published_ports(&ports),
             log_driver: LogDriver::new(
@@ -181,6 +186,7 @@ mod tests {
                 ports: Some([("80/tcp".to_string(), Some(vec![binding("80")]))].into_iter().collect()),
                 ..Default::default()
             }),
+            log_path: Some("/var/lib/docker/containers/abc/abc-json.log".into()),
             ..Default::default()
         };
         let c = Inspected::from_response(response).unwrap();
@@ -189,6 +195,7 @@ mod tests {
         assert_eq!(c.labels["warden.jails"], "web");
         assert_eq!(c.published, [PublishedPort { port: 80, protocol: Protocol::Tcp }]);
         assert_eq!(c.log_driver.readability(), Readability::ThroughCache);
+        assert_eq!(c.log_path, Some(PathBuf::from("/var/lib/docker/containers/abc/abc-json.log")));
         assert_eq!(Inspected::from_response(ContainerInspectResponse::default()), None);
     }
 

@@ -1,13 +1,24 @@
-//! Following one container's log stream: one tokio task per container.
+//! Following one container's log: one tokio task per container.
 //!
-//! The task opens the stream from where the container was left, decodes it
-//! into lines, drops the lines a resumed stream repeats, and sends the rest
+//! The task opens the log from where the container was left, decodes it
+//! into lines, drops the lines a resumed log repeats, and sends the rest
 //! to the daemon in batches, each with the cursor that holds once its lines
-//! are processed. It owns the stream and its decoder; it ends when the
-//! stream does (the container stopped, dockerd went away), when cancelled,
-//! or when the daemon stops listening, and returns where it got to so the
-//! supervisor can resume it later.
+//! are processed. The log is read one of two ways ([`Logs`]), with the
+//! same cursors, so a container can switch between them:
+//!
+//! - through the Docker API: a followed log stream, decoded by
+//!   [`super::decode`]. It ends when dockerd ends it (the container
+//!   stopped, dockerd went away);
+//! - from its json-file log on disk ([`super::logfile`], decoded by
+//!   [`super::jsonfile`]), woken by [`super::watch`]. It ends once the log
+//!   is read to its end after the supervisor says the container died.
+//!
+//! The task owns the stream or files and the decoder; it also ends when
+//! cancelled or when the daemon stops listening, and returns where it got
+//! to so the supervisor can resume it later.
 
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +29,10 @@ use tracing::{debug, warn};
 use super::client::{Client, ClientError, LogStream};
 use super::cursor::{Position, Replay};
 use super::decode::{Decoded, LogDecoder};
-use super::timestamp::nanos_to_millis;
+use super::jsonfile::JsonFileDecoder;
+use super::logfile::{LogFiles, Progress, Raw};
+use super::timestamp::{Nanos, nanos_to_millis};
+use super::watch::{LogWatcher, Subscription};
 use crate::core::{LogLine, SourceRef, Timestamp};
 use crate::source::{Batch, ContainerInfo, Cursor, SourceEvent};
 
@@ -30,6 +44,11 @@ const BATCH_MAX_LINES: usize = 4096;
 const BATCH_MAX_BYTES: usize = 1024 * 1024;
 /// Repeated warnings about one container's stream come at most this often.
 const WARNING_INTERVAL: Duration = Duration::from_secs(60);
+/// Without inotify, a json-file log is looked at this often when idle.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// With inotify, an idle json-file log is still looked at this often, in
+/// case an event was missed.
+const LOOK_ANYWAY: Duration = Duration::from_secs(2);
 
 /// How the lines of a container are labelled: changes when it is renamed.
 #[derive(Debug, Clone)]
@@ -57,6 +76,19 @@ pub struct FollowStart {
     /// Where the container was left; `None` for a container never read.
     pub position: Option<Position>,
     pub replay: Replay,
+    pub logs: Logs,
+    /// Cancelled when the container died: a json-file follower reads the
+    /// log to its end and ends (the API's stream ends on its own).
+    pub died: CancellationToken,
+}
+
+/// How a container's log is read.
+#[derive(Debug, Clone)]
+pub enum Logs {
+    /// A log stream from the Docker API.
+    Api,
+    /// Its json-file log at `path`, woken by `watcher` (polled without one).
+    File { path: PathBuf, watcher: Option<Arc<LogWatcher>> },
 }
 
 /// Why a follow task ended.
@@ -66,6 +98,11 @@ pub enum FollowEnd {
     Ended,
     /// The stream broke or could not be opened.
     Failed(ClientError),
+    /// The json-file log could not be opened or read.
+    FileFailed {
+        path: PathBuf,
+        error: io::Error,
+    },
     Cancelled,
     /// The daemon dropped its receiver: the source is done.
     ReceiverGone,
@@ -105,6 +142,7 @@ pub async fn follow(
         delivered: false,
         truncated: Warning::default(),
         daemon_said: Warning::default(),
+        invalid: Warning::default(),
     };
     let end = follower.run(&client, &start).await;
     FollowExit {
@@ -133,6 +171,8 @@ struct Follower {
     delivered: bool,
     truncated: Warning,
     daemon_said: Warning,
+    /// Lines of a json-file log that are not Docker log entries.
+    invalid: Warning,
 }
 
 /// The outcome of sending to the daemon.
@@ -145,6 +185,13 @@ enum Sent {
 
 impl Follower {
     async fn run(&mut self, client: &Client, start: &FollowStart) -> FollowEnd {
+        match &start.logs {
+            Logs::Api => self.run_api(client, start).await,
+            Logs::File { path, watcher } => self.run_file(start, path, watcher.as_deref()).await,
+        }
+    }
+
+    async fn run_api(&mut self, client: &Client, start: &FollowStart) -> FollowEnd {
         let opened = tokio::select! {
             biased;
             () = self.cancel.cancelled() => return FollowEnd::Cancelled,
@@ -200,6 +247,126 @@ impl Follower {
                 Sent::ReceiverGone => FollowEnd::ReceiverGone,
             };
         }
+    }
+
+    async fn run_file(
+        &mut self,
+        start: &FollowStart,
+        path: &Path,
+        watcher: Option<&LogWatcher>,
+    ) -> FollowEnd {
+        let failed = |error| FollowEnd::FileFailed { path: path.to_path_buf(), error };
+        // Watched before the files are opened, so that nothing written in
+        // between goes unnoticed.
+        let subscription = watcher.and_then(|watcher| {
+            let dir = path.parent()?;
+            let name = path.file_name()?.to_str()?;
+            watcher
+                .watch(dir, name)
+                .map_err(|e| debug!(error = %e, "cannot watch the log directory; polling it"))
+                .ok()
+        });
+        let since = self.replay.since();
+        let mut files = match LogFiles::open(path, since) {
+            Ok(files) => files,
+            Err(e) => return failed(e),
+        };
+        let info = self.routing.borrow().info.clone();
+        match self.send(SourceEvent::ContainerUp(info)).await {
+            Sent::Yes => {}
+            Sent::Cancelled => return FollowEnd::Cancelled,
+            Sent::ReceiverGone => return FollowEnd::ReceiverGone,
+        }
+        debug!(since = ?since, path = %path.display(), "following the json-file log");
+        let mut decoder = JsonFileDecoder::new(start.line_max);
+        let (tx, cancel, died) = (self.tx.clone(), self.cancel.clone(), start.died.clone());
+        // At the end of the live file: wait for news before reading again.
+        let mut idle = false;
+        // The container died: read to the end, then stop.
+        let mut dying = false;
+        loop {
+            let can_send = !self.lines.is_empty();
+            let can_read = self.lines.len() < BATCH_MAX_LINES && self.bytes < BATCH_MAX_BYTES;
+            let end = tokio::select! {
+                biased;
+                () = cancel.cancelled() => Some(FollowEnd::Cancelled),
+                permit = tx.reserve(), if can_send => match permit {
+                    Ok(permit) => {
+                        self.send_json_with(permit, &decoder);
+                        None
+                    }
+                    Err(_) => Some(FollowEnd::ReceiverGone),
+                },
+                () = died.cancelled(), if !dying => {
+                    dying = true;
+                    idle = false;
+                    None
+                }
+                // Also while the daemon is slow: each rotation is seen.
+                () = news(subscription.as_ref()) => match files.refresh() {
+                    Ok(()) => {
+                        idle = false;
+                        None
+                    }
+                    Err(e) => Some(failed(e)),
+                },
+                () = std::future::ready(()), if can_read && !idle => {
+                    match self.read_file(&mut files, &mut decoder, since) {
+                        Ok(Progress::Read) => None,
+                        Ok(Progress::Idle) if dying => Some(FollowEnd::Ended),
+                        Ok(Progress::Idle) => {
+                            idle = true;
+                            None
+                        }
+                        Err(e) => Some(failed(e)),
+                    }
+                }
+            };
+            let Some(end) = end else { continue };
+            if matches!(end, FollowEnd::Cancelled | FollowEnd::ReceiverGone) {
+                return end;
+            }
+            if matches!(end, FollowEnd::Ended) {
+                // The container is gone and its log read: a line still
+                // open is complete as it is.
+                let routing = self.routing.borrow().clone();
+                decoder.finish(&mut |d| self.decoded_with(&routing, d));
+            }
+            let (batch, position) = self.batch(decoder.oldest_open_line());
+            return match self.send_batch(batch, position).await {
+                Sent::Yes => end,
+                Sent::Cancelled => FollowEnd::Cancelled,
+                Sent::ReceiverGone => FollowEnd::ReceiverGone,
+            };
+        }
+    }
+
+    /// Reads one chunk of the json-file log and decodes its lines.
+    fn read_file(
+        &mut self,
+        files: &mut LogFiles,
+        decoder: &mut JsonFileDecoder,
+        since: Option<Nanos>,
+    ) -> io::Result<Progress> {
+        let routing = self.routing.borrow().clone();
+        let progress = files.read(&mut |raw| {
+            let error = match raw {
+                Raw::Line(line) => {
+                    match decoder.entry(line, since, &mut |d| self.decoded_with(&routing, d)) {
+                        Ok(()) => return,
+                        Err(e) => e.to_string(),
+                    }
+                }
+                Raw::TooLong => "longer than 1 MiB".to_string(),
+            };
+            self.invalid.note(|repeats| {
+                warn!(%error, repeats, "skipped a line of the json-file log that is not a Docker log entry")
+            });
+        })?;
+        if progress == Progress::Read {
+            self.delivered = true;
+        }
+        Ok(progress)
     }
 
     /// Decodes the body bytes read; returns why the stream ended, if it did.
@@ -260,17 +427,26 @@ impl Follower {
     }
 
     /// The batch of the lines decoded so far, with a cursor unless a line
-    /// still open is older than the position (resuming there would lose
-    /// its rest), and the position the cursor holds.
-    fn batch(&mut self, decoder: &LogDecoder) -> (Batch, Option<Position>) {
-        let position = self.position.filter(|p| decoder.oldest_open_line().is_none_or(|open| open >= p.time));
+    /// still open (begun at `open`) is older than the position (resuming
+    /// there would lose its rest), and the position the cursor holds.
+    fn batch(&mut self, open: Option<Nanos>) -> (Batch, Option<Position>) {
+        let position = self.position.filter(|p| open.is_none_or(|open| open >= p.time));
         let cursor = position.map(|p| Cursor { key: self.cursor_key.clone(), value: p.encode() });
         self.bytes = 0;
         (Batch { lines: std::mem::take(&mut self.lines), cursor }, position)
     }
 
     fn send_with(&mut self, permit: mpsc::Permit<'_, SourceEvent>, decoder: &LogDecoder) {
-        let (batch, position) = self.batch(decoder);
+        let (batch, position) = self.batch(decoder.oldest_open_line());
+        self.sent(permit, batch, position);
+    }
+
+    fn send_json_with(&mut self, permit: mpsc::Permit<'_, SourceEvent>, decoder: &JsonFileDecoder) {
+        let (batch, position) = self.batch(decoder.oldest_open_line());
+        self.sent(permit, batch, position);
+    }
+
+    fn sent(&mut self, permit: mpsc::Permit<'_, SourceEvent>, batch: Batch, position: Option<Position>) {
         permit.send(SourceEvent::Lines(batch));
         if position.is_some() {
             self.resume = position;
@@ -279,10 +455,14 @@ impl Follower {
 
     /// Sends the decoded lines, waiting for room.
     async fn send_lines(&mut self, decoder: &LogDecoder) -> Sent {
-        if self.lines.is_empty() {
+        let (batch, position) = self.batch(decoder.oldest_open_line());
+        self.send_batch(batch, position).await
+    }
+
+    async fn send_batch(&mut self, batch: Batch, position: Option<Position>) -> Sent {
+        if batch.lines.is_empty() {
             return Sent::Yes;
         }
-        let (batch, position) = self.batch(decoder);
         let sent = self.send(SourceEvent::Lines(batch)).await;
         if sent == Sent::Yes && position.is_some() {
             self.resume = position;
@@ -297,6 +477,17 @@ impl Follower {
             sent = self.tx.send(event) => if sent.is_ok() { Sent::Yes } else { Sent::ReceiverGone },
             () = self.cancel.cancelled() => Sent::Cancelled,
         }
+    }
+}
+
+/// Resolves when the json-file log may have news: on an inotify event (or
+/// after [`LOOK_ANYWAY`]), else after [`POLL_INTERVAL`].
+async fn news(subscription: Option<&Subscription>) {
+    match subscription {
+        Some(subscription) => {
+            let _ = tokio::time::timeout(LOOK_ANYWAY, subscription.changed()).await;
+        }
+        None => tokio::time::sleep(POLL_INTERVAL).await,
     }
 }
 

@@ -10,8 +10,16 @@
 //! cursor). It lists running containers at (re)connection, then follows
 //! container events; when the event stream breaks it stops every follow
 //! task, reconnects with capped exponential backoff, and reattaches.
+//!
+//! It also decides how each container's log is read ([`Logs`]): from its
+//! json-file log when the driver is `json-file`, `docker.read_files` is
+//! `auto` and the file can be opened, through the API otherwise, saying
+//! which (once per container, and again when it changes). A container
+//! whose file could not be read falls back to the API for the rest of the
+//! run. It owns the one [`LogWatcher`] all file followers share.
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,13 +35,17 @@ use super::DockerSourceConfig;
 use super::client::{Client, ClientError, Endpoint};
 use super::container::{Inspected, LogDriver, Readability, log_driver_warning};
 use super::cursor::{Position, Replay};
-use super::follow::{FollowEnd, FollowExit, FollowStart, Routing, follow};
+use super::follow::{FollowEnd, FollowExit, FollowStart, Logs, Routing, follow};
 use super::labels::{container_jails, read_labels, unused_jail_options};
-use crate::source::{ContainerInfo, SourceEvent};
+use super::watch::LogWatcher;
+use crate::config::ReadFiles;
+use crate::source::{ContainerInfo, LogAccess, SourceEvent};
 use crate::store::Store;
 
-/// How long a stream may stay open after its container died before it is
-/// closed from this side (dockerd normally closes it at once).
+/// How long an API log stream may stay open after its container died
+/// before it is closed from this side (dockerd normally closes it at once).
+/// A json-file follower is not cut short: it ends once it has read the
+/// dead container's log to its end.
 const DIE_GRACE: Duration = Duration::from_secs(5);
 /// How often timers (retries, die grace) are checked.
 const TICK: Duration = Duration::from_millis(250);
@@ -69,6 +81,17 @@ pub struct Supervisor {
     unreadable: HashSet<String>,
     /// Warnings already given, per container: `<id> <what>`.
     warned: HashSet<String>,
+    /// Containers whose json-file log could not be read: read through the
+    /// API from then on.
+    file_failed: HashSet<String>,
+    /// How each container's logs were last said to be read.
+    access: HashMap<String, LogAccess>,
+    /// How to enable reading files was said.
+    mount_hint_given: bool,
+    /// Shared by the file followers; started at the first one.
+    watcher: Option<Arc<LogWatcher>>,
+    /// inotify could not be set up: files are polled.
+    watcher_failed: bool,
     receiver_gone: bool,
 }
 
@@ -76,6 +99,10 @@ struct Followed {
     routing: watch::Sender<Arc<Routing>>,
     log_driver: LogDriver,
     cancel: CancellationToken,
+    /// Tells a file follower the container died.
+    died: CancellationToken,
+    /// Reads a json-file log (rather than an API stream).
+    reads_file: bool,
     died_at: Option<Instant>,
     /// Destroyed: forget it once its task has ended.
     gone: bool,
@@ -103,6 +130,11 @@ impl Supervisor {
             retries: HashMap::new(),
             unreadable: HashSet::new(),
             warned: HashSet::new(),
+            file_failed: HashSet::new(),
+            access: HashMap::new(),
+            mount_hint_given: false,
+            watcher: None,
+            watcher_failed: false,
             receiver_gone: false,
         }
     }
@@ -281,6 +313,7 @@ impl Supervisor {
             "die" | "stop" => match self.followed.get_mut(&id) {
                 Some(f) => {
                     f.died_at.get_or_insert_with(Instant::now);
+                    f.died.cancel();
                 }
                 None => {
                     self.retries.remove(&id);
@@ -300,7 +333,7 @@ impl Supervisor {
     }
 
     async fn on_tick(&mut self, client: &Client) {
-        for f in self.followed.values() {
+        for f in self.followed.values().filter(|f| !f.reads_file) {
             if f.died_at.is_some_and(|at| at.elapsed() >= DIE_GRACE) {
                 f.cancel.cancel();
             }
@@ -370,6 +403,9 @@ impl Supervisor {
             None if jails.iter().any(|j| self.cfg.read_from_start.contains(j)) => Replay::from_start(),
             None => Replay::from_time(self.cfg.started_at.as_millis().saturating_mul(1_000_000)),
         };
+        let (logs, access) = self.choose_logs(&inspected);
+        let reads_file = matches!(logs, Logs::File { .. });
+        let died = CancellationToken::new();
         let start = FollowStart {
             id: id.clone(),
             cursor_key: key,
@@ -377,6 +413,8 @@ impl Supervisor {
             line_max: self.cfg.line_max,
             position,
             replay,
+            logs,
+            died: died.clone(),
         };
         let span = info_span!("docker", container = %inspected.name, id = %short(&id));
         let log_driver = inspected.log_driver.clone();
@@ -388,6 +426,7 @@ impl Supervisor {
             jails,
             published: inspected.published,
             tty: inspected.tty,
+            logs: access,
         };
         let (routing, routing_rx) = watch::channel(Arc::new(Routing::new(info)));
         let cancel = self.shutdown.child_token();
@@ -395,10 +434,56 @@ impl Supervisor {
             follow(client.clone(), start, routing_rx, self.tx.clone(), cancel.clone()).instrument(span);
         let handle = self.tasks.spawn(task);
         self.task_ids.insert(handle.id(), id.clone());
-        self.followed
-            .insert(id.clone(), Followed { routing, log_driver, cancel, died_at: None, gone: false });
+        self.followed.insert(
+            id.clone(),
+            Followed { routing, log_driver, cancel, died, reads_file, died_at: None, gone: false },
+        );
         self.announced.insert(id.clone());
         self.retries.remove(&id);
+    }
+
+    /// How to read a container's log, saying so when it is the first time
+    /// for this container or it changed.
+    fn choose_logs(&mut self, inspected: &Inspected) -> (Logs, LogAccess) {
+        let failed = self.file_failed.contains(&inspected.id);
+        let chosen = log_file(self.cfg.read_files, inspected, failed);
+        let access = if chosen.is_ok() { LogAccess::File } else { LogAccess::Api };
+        let name = &inspected.name;
+        if self.access.insert(inspected.id.clone(), access) != Some(access) {
+            match &chosen {
+                Ok(path) => {
+                    info!(container = %name, path = %path.display(), "reading its logs from its json-file log")
+                }
+                Err(api) => {
+                    info!(container = %name, "reading its logs through the Docker API: {}", api.reason)
+                }
+            }
+        }
+        match chosen {
+            Ok(path) => (Logs::File { path, watcher: self.watcher() }, access),
+            Err(api) => {
+                if let Some(dir) = api.mount.filter(|_| !self.mount_hint_given) {
+                    self.mount_hint_given = true;
+                    info!("{}", mount_hint(&dir));
+                }
+                (Logs::Api, access)
+            }
+        }
+    }
+
+    /// The shared inotify watcher, started at the first call; `None` (the
+    /// files are polled) when inotify cannot be set up.
+    fn watcher(&mut self) -> Option<Arc<LogWatcher>> {
+        if self.watcher.is_none() && !self.watcher_failed {
+            match LogWatcher::start() {
+                Ok(watcher) => self.watcher = Some(Arc::new(watcher)),
+                Err(e) => {
+                    self.watcher_failed = true;
+                    warn!(error = %e, "cannot set up inotify; json-file logs are polled every 50 ms instead");
+                }
+            }
+        }
+        self.watcher.clone()
     }
 
     /// The stored position under `key`; an unreadable one is reported and
@@ -486,6 +571,15 @@ impl Supervisor {
                 self.unreadable.insert(id.clone());
                 self.retry_later(&id, true);
             }
+            FollowEnd::FileFailed { path, error } => {
+                let name = followed.routing.borrow().info.name.clone();
+                warn!(
+                    container = %name, path = %path.display(), %error,
+                    "cannot read the container's json-file log; reading it through the Docker API from now on"
+                );
+                self.file_failed.insert(id.clone());
+                self.retry_later(&id, true);
+            }
             FollowEnd::Failed(e) => {
                 debug!(id = %short(&id), error = %e, "log stream failed");
                 self.retry_later(&id, exit.delivered || exit.lasted >= HEALTHY_STREAM);
@@ -523,6 +617,8 @@ impl Supervisor {
         self.positions.remove(id);
         self.retries.remove(id);
         self.unreadable.remove(id);
+        self.file_failed.remove(id);
+        self.access.remove(id);
         let prefix = format!("{id} ");
         self.warned.retain(|k| !k.starts_with(&prefix));
         self.emit(SourceEvent::ContainerGone { id: id.to_string(), cursor_key: cursor_key(id) }).await;
@@ -579,6 +675,51 @@ async fn inspect(client: &Client, id: &str) -> Result<Option<Inspected>, ClientE
     }
 }
 
+/// Why a container's log is read through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ThroughApi {
+    reason: String,
+    /// dockerd's containers directory, when mounting it would let warden
+    /// read the file.
+    mount: Option<PathBuf>,
+}
+
+/// The json-file log to read for `inspected`, or why its log is read
+/// through the API. `failed`: reading its file failed earlier.
+fn log_file(read_files: ReadFiles, inspected: &Inspected, failed: bool) -> Result<PathBuf, ThroughApi> {
+    let api = |reason: String| ThroughApi { reason, mount: None };
+    if read_files == ReadFiles::Never {
+        return Err(api("docker.read_files is never".into()));
+    }
+    if inspected.log_driver.name != "json-file" {
+        return Err(api(format!("its log driver is {}, not json-file", inspected.log_driver.name)));
+    }
+    if failed {
+        return Err(api("reading its json-file log failed earlier in this run".into()));
+    }
+    let Some(path) = &inspected.log_path else {
+        return Err(api("dockerd names no json-file log for it".into()));
+    };
+    match std::fs::File::open(path) {
+        Ok(_) => Ok(path.clone()),
+        Err(e) => Err(ThroughApi {
+            reason: format!("cannot open {}: {e}", path.display()),
+            // <containers dir>/<id>/<id>-json.log
+            mount: path.parent().and_then(Path::parent).map(Path::to_path_buf),
+        }),
+    }
+}
+
+/// How to let warden read json-file logs from `dir`.
+fn mount_hint(dir: &Path) -> String {
+    let dir = dir.display();
+    format!(
+        "to read json-file logs from disk instead of through the Docker API (far less CPU for dockerd, and no \
+         ceiling on lines per second), mount dockerd's containers directory into warden's container read-only \
+         at the same path: -v {dir}:{dir}:ro"
+    )
+}
+
 /// The first 12 characters of an id, as `docker ps` shows it.
 pub fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
@@ -586,4 +727,55 @@ pub fn short(id: &str) -> &str {
 
 fn unix_now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn inspected(driver: &str, log_path: Option<PathBuf>) -> Inspected {
+        Inspected {
+            id: "abc".into(),
+            name: "web".into(),
+            image: "nginx".into(),
+            labels: BTreeMap::new(),
+            tty: false,
+            running: true,
+            published: Vec::new(),
+            log_driver: LogDriver::new(driver, None),
+            log_path,
+        }
+    }
+
+    #[test]
+    fn a_readable_json_file_log_is_read_from_disk_and_anything_else_through_the_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("abc/abc-json.log");
+        std::fs::create_dir(dir.path().join("abc")).unwrap();
+        std::fs::write(&log, "").unwrap();
+        let readable = inspected("json-file", Some(log.clone()));
+        assert_eq!(log_file(ReadFiles::Auto, &readable, false), Ok(log.clone()));
+
+        let reason = |read_files, c: &Inspected, failed| log_file(read_files, c, failed).unwrap_err();
+        assert_eq!(reason(ReadFiles::Never, &readable, false).reason, "docker.read_files is never");
+        assert!(reason(ReadFiles::Auto, &readable, true).reason.contains("failed earlier"));
+        let local = inspected("local", Some(log.clone()));
+        assert_eq!(reason(ReadFiles::Auto, &local, false).reason, "its log driver is local, not json-file");
+        assert_eq!(reason(ReadFiles::Auto, &inspected("json-file", None), false).mount, None);
+
+        // Not mounted: the reason names the file, and the hint the directory.
+        let elsewhere = dir.path().join("missing/containers/abc/abc-json.log");
+        let unmounted = reason(ReadFiles::Auto, &inspected("json-file", Some(elsewhere.clone())), false);
+        assert!(
+            unmounted.reason.starts_with(&format!("cannot open {}: ", elsewhere.display())),
+            "{unmounted:?}"
+        );
+        let containers = dir.path().join("missing/containers");
+        assert_eq!(unmounted.mount.as_deref(), Some(containers.as_path()));
+        let hint = mount_hint(&containers);
+        let c = containers.display();
+        assert!(hint.contains(&format!("-v {c}:{c}:ro")), "{hint}");
+    }
 }
