@@ -312,10 +312,13 @@ impl Stack {
             if status["backend"].is_null() {
                 return Err(format!("firewall not started: {}", status["firewall_error"]));
             }
+            // Its logs come from its json-file log (compose mounts dockerd's
+            // containers directory), not through the Docker API.
             let attached = status["containers"].as_array().is_some_and(|all| {
                 all.iter().any(|c| {
                     c["name"] == web.as_str()
                         && c["attached"] == true
+                        && c["logs"] == "file"
                         && c["jails"].as_array().is_some_and(|j| j.iter().any(|j| j == jail.as_str()))
                 })
             });

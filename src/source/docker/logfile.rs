@@ -17,7 +17,16 @@
 //! Since dockerd closes a file before it renames it, a segment with a
 //! successor is complete once read to its end. As long as the path is
 //! looked at once per rotation, nothing is lost or read twice; the
-//! follower looks on every inotify event and on every read.
+//! follower looks on every inotify event and on every read. Files rotated
+//! more than once between two looks are found at `.1`, `.2`, … while they
+//! are not compressed yet; a file compressed before warden ever saw it
+//! cannot be told apart from older ones and is not guessed at.
+//!
+//! With `max-file=1`, the live file is checked after every read for having
+//! been truncated: shorter than what was read, or beginning with another
+//! first line (which carries its time). It is then read again from its
+//! start; lines written between the last read and the truncation are lost,
+//! as they are to dockerd's own readers.
 //!
 //! Where to start is decided by time, with the same [`Replay`] semantics as
 //! the API's `since`: the newest file whose first line is older than
@@ -29,7 +38,7 @@
 //! (dockerd's are at most ~100 KiB: 16 KiB of text, escaped) and capped at
 //! [`ENTRY_MAX`]; a longer entry is skipped.
 //!
-//! Reads are plain `read(2)` calls of at most [`CHUNK`] bytes on the
+//! Reads are plain `pread(2)` calls of at most [`CHUNK`] bytes on the
 //! caller's task: the log was just written and sits in the page cache, and
 //! a cold file costs one disk read per call, like any bounded piece of work
 //! on a tokio worker.
