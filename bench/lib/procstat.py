@@ -55,6 +55,16 @@ def descendants(pid):
     return found
 
 
+def cmdline(pid):
+    """A process's command line, shortened; empty if it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return ""
+    return " ".join(a.decode(errors="replace") for a in args if a)[:80]
+
+
 def open_files(pid):
     """Paths the process has open."""
     paths = set()
@@ -84,6 +94,9 @@ class ProcessSampler:
         self.peak = 1
         self.samples = 0
         self.samples_with_children = 0
+        # The command lines of the descendants seen, so a peak above 1 says
+        # what it was (a startup command, a periodic check, one per ban).
+        self.seen = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -97,9 +110,14 @@ class ProcessSampler:
 
     def _run(self):
         while not self._stop.is_set():
-            count = len(descendants(self.pid))
+            kids = descendants(self.pid)
+            count = len(kids)
             self.samples += 1
             if count:
                 self.samples_with_children += 1
+                for kid in kids:
+                    name = cmdline(kid)
+                    if name:
+                        self.seen[name] = self.seen.get(name, 0) + 1
             self.peak = max(self.peak, 1 + count)
             time.sleep(self.interval)

@@ -204,6 +204,10 @@ def _notes(key, entry):
         extra = [e for e in extra if e]
         if extra:
             notes.append(f"capped; all bans would take ~{statistics.median(extra):,.0f} s at this rate")
+    if key == "ban_enforcement":
+        seen = sorted({c for r in ok for c in r.get("child_processes_seen", [])})
+        if seen:
+            notes.append("child processes seen: " + ", ".join(f"`{c}`" for c in seen[:3]))
     if key == "idle":
         notes.append(f"{ok[0]['mode']}, {max(r['processes'] for r in ok)} process(es)")
     if entry.get("errors"):
