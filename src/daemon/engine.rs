@@ -137,7 +137,8 @@ pub struct Engine {
     pub(super) firewall: FirewallHandle,
     pub(super) containers: Containers,
     /// Failure windows changed since the last commit.
-    dirty: HashSet<(Arc<str>, IpAddr)>,
+    /// foldhash: fast and randomly seeded (addresses come from log lines).
+    dirty: HashSet<(Arc<str>, IpAddr), foldhash::fast::RandomState>,
     cursors: HashMap<Arc<str>, Vec<u8>>,
     forgotten_cursors: Vec<String>,
     last_commit: Instant,
@@ -256,7 +257,7 @@ impl Engine {
             rng: SplitMix64::new(seed()),
             firewall,
             containers,
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
             cursors: HashMap::new(),
             forgotten_cursors: Vec::new(),
             last_commit: Instant::now(),
@@ -356,7 +357,7 @@ impl Engine {
             return;
         }
         let key = match last_source {
-            Some((source, key)) if *source == line.source => key.clone(),
+            Some((source, key)) if same_source(source, &line.source) => key.clone(),
             _ => {
                 let key: Arc<str> = Arc::from(state_key(&line.source));
                 *last_source = Some((line.source.clone(), key.clone()));
@@ -575,6 +576,15 @@ impl Engine {
             active: self.active_bans(),
             done,
         });
+    }
+}
+
+/// Whether two lines come from the same source. Paths compare as bytes:
+/// `Path`'s own equality walks components, which costs on every line.
+fn same_source(a: &SourceRef, b: &SourceRef) -> bool {
+    match (a, b) {
+        (SourceRef::File { path: x }, SourceRef::File { path: y }) => x.as_os_str() == y.as_os_str(),
+        _ => a == b,
     }
 }
 

@@ -53,9 +53,9 @@ use sources::Sources;
 /// Events sources may have in flight before they wait for the engine. An
 /// event is a batch of up to 1024 (files) or 4096 lines (Docker, journald;
 /// about 1.6 MB with their `LogLine`s), so this bounds what waits here to a
-/// few MB, 13 MB at worst. More would not go faster: under a flood the
+/// MB or two, 6.5 MB at worst. More would not go faster: under a flood the
 /// engine is the bottleneck and the queue is full whatever its length.
-const SOURCE_QUEUE: usize = 8;
+const SOURCE_QUEUE: usize = 4;
 /// How long queued source events are taken in before the bans they decided
 /// are committed (see "Group commit" in [`engine`]).
 const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::net::normalize_net;
-use super::netmap::NetMap;
+use super::netmap::{NetMap, Slot, slot, v4_host};
 use crate::core::{Ban, BanOrigin, Timestamp, normalize_ip};
 
 /// Active bans of one jail, by network and by expiry.
@@ -38,7 +38,7 @@ pub struct ActiveBans {
     /// end) have besides a [`Held`].
     rare: NetMap<Rare>,
     /// Finite bans by `(until, net)`; permanent bans never expire.
-    by_expiry: BTreeSet<(Timestamp, IpNet)>,
+    by_expiry: ExpiryIndex,
     /// How many bans use each prefix length, per family.
     v4_lens: PrefixLens<33>,
     v6_lens: PrefixLens<129>,
@@ -68,7 +68,7 @@ impl ActiveBans {
             jail: jail.into(),
             held: NetMap::default(),
             rare: NetMap::default(),
-            by_expiry: BTreeSet::new(),
+            by_expiry: ExpiryIndex::default(),
             v4_lens: PrefixLens::default(),
             v6_lens: PrefixLens::default(),
         }
@@ -80,7 +80,7 @@ impl ActiveBans {
         let net = normalize_net(ban.net);
         let old = self.take(net);
         if let Some(until) = ban.until {
-            self.by_expiry.insert((until, net));
+            self.by_expiry.insert(until, net);
         }
         let permanent = ban.until.is_none();
         if permanent || ban.origin != BanOrigin::Jail {
@@ -138,11 +138,13 @@ impl ActiveBans {
     /// earliest first.
     pub fn pop_expired(&mut self, now: Timestamp) -> Vec<Ban> {
         let mut out = Vec::new();
-        while let Some(&(until, net)) = self.by_expiry.first() {
+        while let Some((until, net)) = self.by_expiry.first() {
             if until > now {
                 break;
             }
-            // The index only holds live entries, so the ban is there.
+            // The index only holds live entries, so the ban is there; the
+            // entry goes first all the same, so this loop always ends.
+            self.by_expiry.remove(until, net);
             if let Some(ban) = self.take(net) {
                 out.push(ban);
             }
@@ -152,7 +154,7 @@ impl ActiveBans {
 
     /// The earliest expiry, for the daemon's timer.
     pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.by_expiry.first().map(|(until, _)| *until)
+        self.by_expiry.first().map(|(until, _)| until)
     }
 
     /// Every ban, in no particular order.
@@ -182,7 +184,7 @@ impl ActiveBans {
         let rare = self.rare.remove(net);
         let permanent = rare.as_ref().is_some_and(|r| r.permanent);
         if !permanent {
-            self.by_expiry.remove(&(held.until, net));
+            self.by_expiry.remove(held.until, net);
         }
         self.lens_mut(net).remove(net.prefix_len());
         let origin = rare.map_or(BanOrigin::Jail, |r| r.origin);
@@ -222,6 +224,50 @@ impl ActiveBans {
             IpNet::V4(_) => &mut self.v4_lens,
             IpNet::V6(_) => &mut self.v6_lens,
         }
+    }
+}
+
+/// `(until, net)` pairs in order, compact for single IPv4 addresses (16
+/// bytes a pair instead of 32), like [`NetMap`].
+#[derive(Debug, Clone, Default)]
+struct ExpiryIndex {
+    v4_hosts: BTreeSet<(Timestamp, u32)>,
+    others: BTreeSet<(Timestamp, IpNet)>,
+}
+
+impl ExpiryIndex {
+    fn insert(&mut self, until: Timestamp, net: IpNet) {
+        match slot(net) {
+            Slot::V4Host(a) => self.v4_hosts.insert((until, a)),
+            Slot::Other(n) => self.others.insert((until, n)),
+        };
+    }
+
+    fn remove(&mut self, until: Timestamp, net: IpNet) {
+        match slot(net) {
+            Slot::V4Host(a) => self.v4_hosts.remove(&(until, a)),
+            Slot::Other(n) => self.others.remove(&(until, n)),
+        };
+    }
+
+    /// The earliest pair.
+    fn first(&self) -> Option<(Timestamp, IpNet)> {
+        let host = self.v4_hosts.first().map(|&(until, a)| (until, v4_host(a)));
+        let other = self.others.first().copied();
+        match (host, other) {
+            (Some(h), Some(o)) => Some(if o.0 < h.0 { o } else { h }),
+            (h, o) => h.or(o),
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.v4_hosts.len() + self.others.len()
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -31,20 +31,20 @@ impl<V> Default for NetMap<V> {
     }
 }
 
-/// Where a network's entry lives.
-enum Slot {
+/// Where a network's entry lives: the compact form of a key.
+pub(super) enum Slot {
     V4Host(u32),
     Other(IpNet),
 }
 
-fn slot(net: IpNet) -> Slot {
+pub(super) fn slot(net: IpNet) -> Slot {
     match net {
         IpNet::V4(v4) if v4.prefix_len() == 32 => Slot::V4Host(u32::from(v4.addr())),
         other => Slot::Other(other),
     }
 }
 
-fn v4_host(bits: u32) -> IpNet {
+pub(super) fn v4_host(bits: u32) -> IpNet {
     IpNet::V4(Ipv4Net::from(Ipv4Addr::from(bits)))
 }
 

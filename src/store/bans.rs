@@ -7,13 +7,25 @@
 //! swept), in the same transaction. Readers ([`Store::history`],
 //! [`Store::history_of`]) see both tables merged, the larger count and the
 //! later time winning, as raising a stored entry would have left them.
+//!
+//! **The journal.** Networks under attack are random, so a commit storing
+//! a few hundred bans in `bans` rewrites a page of the table for nearly
+//! every one of them, and the daemon commits a burst of bans every few
+//! milliseconds under a flood. So [`Store::put_bans`] appends the bans to
+//! `ban_journal` instead, keyed by a sequence number: a durable commit
+//! rewrites only the journal's last pages. The journal moves into `bans`
+//! in key order (each page rewritten once for many bans) when it reaches
+//! [`JOURNAL_FOLD_AT`] bans, in the commit that stores the last of them,
+//! and before anything reads or removes bans or history, so readers see
+//! exactly what storing each ban in `bans` would have left there. A ban is
+//! as durable in the journal as in `bans`: a crash loses neither.
 
 use ipnet::IpNet;
-use redb::{Durability, ReadableDatabase, ReadableTable, Table};
+use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
-use super::codec::{ban_count_at, decode_ban, decode_net, encode_ban, expiry_millis, hex, net_key};
+use super::codec::{KeyBytes, ban_count_at, decode_ban, decode_net, encode_ban, expiry_millis, hex, net_key};
 use super::error::ResultExt;
-use super::schema::{BANS, HISTORY};
+use super::schema::{BAN_JOURNAL, BANS, HISTORY};
 use super::{Store, StoreError};
 use crate::core::{Ban, Timestamp};
 
@@ -25,6 +37,12 @@ pub struct HistoryEntry {
     pub last: Timestamp,
 }
 
+/// Journal length at which storing bans also moves the journal into `bans`,
+/// in the same commit. It bounds the journal (and the work of the first
+/// reader after a flood), while one move of many bans rewrites each page of
+/// `bans` once instead of once per commit.
+pub(super) const JOURNAL_FOLD_AT: u64 = 16_384;
+
 impl Store {
     /// Stores `ban` (replacing any ban of the same jail on the same network;
     /// other jails' bans on it stay), which raises the network's history to
@@ -34,32 +52,90 @@ impl Store {
         self.put_bans(std::slice::from_ref(ban))
     }
 
-    /// Stores several bans in one durable commit (one `fsync`); for restoring
-    /// or importing many at once. See [`Store::put_ban`].
+    /// Stores several bans in one durable commit (one `fsync`): the daemon
+    /// stores what a burst of lines decided this way. See [`Store::put_ban`].
     pub fn put_bans(&self, bans: &[Ban]) -> Result<(), StoreError> {
         const DOING: &str = "store a ban in";
         let txn = self.write(Durability::Immediate, DOING)?;
-        {
-            let mut table = txn.open_table(BANS).doing(&self.path, DOING)?;
-            let mut history = txn.open_table(HISTORY).doing(&self.path, DOING)?;
-            for ban in bans {
+        let journalled = {
+            let mut journal = txn.open_table(BAN_JOURNAL).doing(&self.path, DOING)?;
+            let next = journal.last().doing(&self.path, DOING)?.map_or(0, |(seq, _)| seq.value() + 1);
+            for (seq, ban) in (next..).zip(bans) {
                 let net = net_key(&ban.net);
                 let record = encode_ban(ban);
-                let old = table
-                    .insert((net.as_slice(), ban.jail.as_str()), (expiry_millis(ban), record.as_slice()))
-                    .doing(&self.path, DOING)?;
-                // The replaced ban leaves the table: its history stays (a
-                // replayed older ban must not make a recidivist look new).
-                let old = match old {
-                    Some(old) => Some(self.count_at(net.as_slice(), &ban.jail, old.value().1)?),
-                    None => None,
-                };
-                if let Some((count, at)) = old.filter(|&(count, at)| count > ban.count || at > ban.at) {
-                    raise_history(&mut history, net.as_slice(), count, at).doing(&self.path, DOING)?;
-                }
+                let value = (net.as_slice(), ban.jail.as_str(), expiry_millis(ban), record.as_slice());
+                journal.insert(seq, value).doing(&self.path, DOING)?;
             }
+            journal.len().doing(&self.path, DOING)?
+        };
+        if journalled >= JOURNAL_FOLD_AT {
+            self.fold_journal_in(&txn)?;
         }
         self.commit_durable(txn, DOING)
+    }
+
+    /// Moves the journalled bans into `bans`, in a durable commit, if there
+    /// are any: readers of `bans` call this first.
+    fn fold_journal(&self) -> Result<(), StoreError> {
+        const DOING: &str = "move journalled bans in";
+        {
+            let txn = self.db.begin_read().doing(&self.path, DOING)?;
+            let journal = txn.open_table(BAN_JOURNAL).doing(&self.path, DOING)?;
+            if journal.is_empty().doing(&self.path, DOING)? {
+                return Ok(());
+            }
+        }
+        let txn = self.write(Durability::Immediate, DOING)?;
+        self.fold_journal_in(&txn)?;
+        self.commit_durable(txn, DOING)
+    }
+
+    /// Moves the journalled bans into `bans` within `txn`, as storing each
+    /// there would have: a ban replaces the same jail's ban on its network,
+    /// and the replaced ban's count and time go to the history.
+    pub(super) fn fold_journal_in(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        const DOING: &str = "move journalled bans in";
+        let mut entries: Vec<(KeyBytes, String, i64, Vec<u8>)> = Vec::new();
+        {
+            let journal = txn.open_table(BAN_JOURNAL).doing(&self.path, DOING)?;
+            for entry in journal.iter().doing(&self.path, DOING)? {
+                let (_, value) = entry.doing(&self.path, DOING)?;
+                let (net, jail, expiry, record) = value.value();
+                let net = KeyBytes::from_slice(net).ok_or_else(|| self.bad_key("ban_journal", net))?;
+                entries.push((net, jail.to_string(), expiry, record.to_vec()));
+            }
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // Emptied whole: dropping the table frees its pages at once; it is
+        // made again so that readers never meet a missing table.
+        txn.delete_table(BAN_JOURNAL).doing(&self.path, DOING)?;
+        txn.open_table(BAN_JOURNAL).doing(&self.path, DOING)?;
+        // In key order, each page of `bans` is rewritten once. The sort is
+        // stable: one jail's bans of one network keep the order they were
+        // stored in, so the last one stays, as if each had been stored then.
+        entries.sort_by(|a, b| (a.0.as_slice(), a.1.as_str()).cmp(&(b.0.as_slice(), b.1.as_str())));
+        let mut table = txn.open_table(BANS).doing(&self.path, DOING)?;
+        let mut history = txn.open_table(HISTORY).doing(&self.path, DOING)?;
+        for (net, jail, expiry, record) in &entries {
+            let net = net.as_slice();
+            let old =
+                table.insert((net, jail.as_str()), (*expiry, record.as_slice())).doing(&self.path, DOING)?;
+            // The replaced ban leaves the table: its history stays (a
+            // replayed older ban must not make a recidivist look new).
+            let old = match old {
+                Some(old) => Some(self.count_at(net, jail, old.value().1)?),
+                None => None,
+            };
+            let (count, at) = self.count_at(net, jail, record)?;
+            if let Some((old_count, old_at)) =
+                old.filter(|&(old_count, old_at)| old_count > count || old_at > at)
+            {
+                raise_history(&mut history, net, old_count, old_at).doing(&self.path, DOING)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes `jail`'s ban on `net` in a durable commit and returns it, or
@@ -78,6 +154,7 @@ impl Store {
     pub fn remove_bans(&self, bans: &[(String, IpNet)]) -> Result<Vec<Ban>, StoreError> {
         const DOING: &str = "remove a ban from";
         let txn = self.write(Durability::Immediate, DOING)?;
+        self.fold_journal_in(&txn)?;
         let mut removed = Vec::new();
         {
             let mut table = txn.open_table(BANS).doing(&self.path, DOING)?;
@@ -100,6 +177,7 @@ impl Store {
     /// `jail`'s stored ban on `net` (host bits ignored), expired or not.
     pub fn ban(&self, jail: &str, net: impl Into<IpNet>) -> Result<Option<Ban>, StoreError> {
         const DOING: &str = "read a ban from";
+        self.fold_journal()?;
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(BANS).doing(&self.path, DOING)?;
         let net = net_key(&net.into());
@@ -112,6 +190,7 @@ impl Store {
     /// contains it is not listed.
     pub fn bans_on(&self, net: impl Into<IpNet>) -> Result<Vec<Ban>, StoreError> {
         const DOING: &str = "read the bans in";
+        self.fold_journal()?;
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(BANS).doing(&self.path, DOING)?;
         let net = net_key(&net.into());
@@ -145,6 +224,7 @@ impl Store {
     /// The bans whose stored expiry passes `keep`; only those are decoded.
     fn bans_where(&self, keep: impl Fn(i64) -> bool) -> Result<Vec<Ban>, StoreError> {
         const DOING: &str = "read the bans in";
+        self.fold_journal()?;
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(BANS).doing(&self.path, DOING)?;
         let mut bans = Vec::new();
@@ -186,6 +266,7 @@ impl Store {
     /// bans, merged.
     pub fn history_of(&self, net: impl Into<IpNet>) -> Result<Option<HistoryEntry>, StoreError> {
         const DOING: &str = "read ban history from";
+        self.fold_journal()?;
         let net = net.into();
         let key = net_key(&net);
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
@@ -212,6 +293,7 @@ impl Store {
     /// and the current bans, merged per network.
     pub fn history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
         const DOING: &str = "read ban history from";
+        self.fold_journal()?;
         let txn = self.db.begin_read().doing(&self.path, DOING)?;
         let table = txn.open_table(HISTORY).doing(&self.path, DOING)?;
         let bans = txn.open_table(BANS).doing(&self.path, DOING)?;

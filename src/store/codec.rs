@@ -45,6 +45,13 @@ impl KeyBytes {
     pub(crate) fn as_slice(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+
+    /// A stored key taken back, if it is not longer than any key is.
+    pub(crate) fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let mut buf = [0u8; 18];
+        buf.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(KeyBytes { buf, len: bytes.len() })
+    }
 }
 
 /// The key of a network: host bits cleared, so `198.51.100.7/24` and

@@ -5,7 +5,9 @@
 //!
 //! - **active bans**, keyed by (banned network, jail), value the whole
 //!   [`Ban`] (origin included) in a compact record, so a restart
-//!   re-installs every ban. Each
+//!   re-installs every ban. Stored bans are appended to a journal first
+//!   and moved into this table many at a time (see `bans.rs`); every
+//!   reader sees them either way. Each
 //!   jail's ban on a network is its own record: when `sshd` and `recidive`
 //!   both ban an address, the shorter `sshd` ban expiring (and being
 //!   removed) leaves the `recidive` ban in place;

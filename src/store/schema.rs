@@ -25,6 +25,11 @@
 //!    version-3 file needs no change ([`check_or_init`] only stamps it); a
 //!    version-3 warden would misread the new records, so it refuses a
 //!    version-4 file as newer.
+//! 5. the ban journal (`ban_journal`, see `bans.rs`): a stored ban is
+//!    appended there first and moved into `bans` later, many at once. Older
+//!    files need only the new table, created below; a version-4 warden
+//!    would not see the bans still in the journal, so it refuses a
+//!    version-5 file as newer.
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
@@ -33,7 +38,7 @@ use super::codec::{decode_ban_json, decode_net, hex};
 use super::error::ResultExt;
 
 /// The layout version this warden writes and understands.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// `"schema_version"` → [`SCHEMA_VERSION`] of the file.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -50,6 +55,15 @@ pub(crate) const BANS: TableDefinition<BanKey, BanValue> = TableDefinition::new(
 pub(crate) type BanKey = (&'static [u8], &'static str);
 /// (expiry in ms, ban record): the value of [`BANS`].
 pub(crate) type BanValue = (i64, &'static [u8]);
+
+/// Sequence number → (network key, jail, expiry in ms, ban record): bans
+/// stored but not yet moved into [`BANS`], in the order they were stored.
+/// Appending at the end of a table rewrites only its last pages, where an
+/// insert into [`BANS`] at a random network rewrites a page of its own, so
+/// a durable commit of many bans stays small (see `bans.rs`).
+pub(crate) const BAN_JOURNAL: TableDefinition<u64, JournalValue> = TableDefinition::new("ban_journal");
+/// (network key, jail, expiry in ms, ban record): the value of [`BAN_JOURNAL`].
+pub(crate) type JournalValue = (&'static [u8], &'static str, i64, &'static [u8]);
 
 /// The version-1 layout of [`BANS`]: network key → (expiry, JSON ban).
 pub(crate) const BANS_V1: TableDefinition<&[u8], BanValue> = TableDefinition::new("bans");
@@ -90,6 +104,7 @@ pub(crate) fn check_or_init(txn: &WriteTransaction, path: &std::path::Path) -> R
     let ours = [
         "meta",
         "bans",
+        "ban_journal",
         "ban_history",
         "failures",
         "cursors",
@@ -136,13 +151,13 @@ pub(crate) fn check_or_init(txn: &WriteTransaction, path: &std::path::Path) -> R
         Some(SCHEMA_VERSION) => {}
         Some(1) => {
             migrate_bans_from_v1(txn, path)?;
-            // Versions 3 and 4 only add tables, created below, and read
-            // what version 2 wrote.
+            // Versions 3 and 5 only add tables, created below, and 4
+            // reads what version 2 wrote.
             meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).doing(path, DOING)?;
         }
-        Some(2 | 3) => {
-            // Version 3 only adds tables, created below; version 4 reads
-            // what version 3 wrote.
+        Some(2..=4) => {
+            // Versions 3 and 5 only add tables, created below; version 4
+            // reads what version 3 wrote.
             meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).doing(path, DOING)?;
         }
         Some(found) => {
@@ -156,6 +171,7 @@ pub(crate) fn check_or_init(txn: &WriteTransaction, path: &std::path::Path) -> R
     drop(meta);
 
     txn.open_table(BANS).doing(path, DOING)?;
+    txn.open_table(BAN_JOURNAL).doing(path, DOING)?;
     txn.open_table(HISTORY).doing(path, DOING)?;
     txn.open_table(FAILURES).doing(path, DOING)?;
     txn.open_table(CURSORS).doing(path, DOING)?;

@@ -48,6 +48,7 @@ impl Store {
         // here (its record kept too) and returned after the pass.
         let mut failed: Option<StoreError> = None;
         let txn = self.write(Durability::Immediate, DOING)?;
+        self.fold_journal_in(&txn)?;
         {
             let mut bans = txn.open_table(BANS).doing(&self.path, DOING)?;
             bans.retain(|(net, jail), (expiry, json)| {

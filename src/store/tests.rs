@@ -654,6 +654,66 @@ fn sweep_removes_one_jails_expired_ban_and_keeps_anothers_on_the_same_network() 
     assert_eq!(store.history_of(ip("203.0.113.9")).unwrap().map(|h| h.count), Some(2));
 }
 
+/// How many bans wait in the journal, and how many are in `bans` proper.
+fn journal_and_table_lengths(store: &Store) -> (u64, u64) {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    let txn = store.db.begin_read().unwrap();
+    let journal = txn.open_table(schema::BAN_JOURNAL).unwrap().len().unwrap();
+    (journal, txn.open_table(schema::BANS).unwrap().len().unwrap())
+}
+
+#[test]
+fn journalled_bans_survive_a_restart_and_readers_see_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ban("192.0.2.1", "sshd", 100, Some(600));
+    let second = ban("2001:db8::/64", "nginx", 100, None);
+    {
+        let store = Store::open_in(dir.path()).unwrap();
+        store.put_bans(std::slice::from_ref(&first)).unwrap();
+        store.put_ban(&second).unwrap();
+        assert_eq!(journal_and_table_lengths(&store), (2, 0), "stored in the journal only");
+    }
+    let store = Store::open_in(dir.path()).unwrap();
+    assert_eq!(store.ban("sshd", net("192.0.2.1")).unwrap(), Some(first.clone()));
+    assert_eq!(journal_and_table_lengths(&store), (0, 2), "a reader moves the journal first");
+    assert_eq!(store.active_bans(Timestamp::from_secs(200)).unwrap(), [first, second]);
+}
+
+#[test]
+fn the_journal_moves_into_the_table_when_it_reaches_its_bound() {
+    let (_dir, store) = temp_store();
+    let bound = bans::JOURNAL_FOLD_AT as u32;
+    let many: Vec<Ban> = (0..bound)
+        .map(|i| ban(&std::net::Ipv4Addr::from(0xC000_0000 + i).to_string(), "sshd", 100, Some(600)))
+        .collect();
+    let (most, last) = many.split_at(many.len() - 1);
+    store.put_bans(most).unwrap();
+    assert_eq!(journal_and_table_lengths(&store), (u64::from(bound) - 1, 0));
+    store.put_bans(last).unwrap();
+    assert_eq!(journal_and_table_lengths(&store), (0, u64::from(bound)), "moved in the same commit");
+    store.put_ban(&ban("198.51.100.1", "sshd", 100, Some(600))).unwrap();
+    assert_eq!(journal_and_table_lengths(&store), (1, u64::from(bound)));
+    assert_eq!(store.bans().unwrap().len(), bound as usize + 1);
+}
+
+#[test]
+fn journalled_bans_replace_in_the_order_stored_and_keep_the_history_they_replace() {
+    let (_dir, store) = temp_store();
+    let recidivist = Ban { count: 4, ..ban("203.0.113.7", "sshd", 5_000, Some(600)) };
+    let replayed = Ban { count: 1, ..ban("203.0.113.7", "sshd", 1_000, Some(600)) };
+    let newest = Ban { count: 2, ..ban("203.0.113.7", "sshd", 2_000, Some(60)) };
+    store.put_ban(&recidivist).unwrap();
+    // Two bans of one jail on one network in one commit: the later one stays.
+    store.put_bans(&[replayed, newest.clone()]).unwrap();
+    assert_eq!(store.bans().unwrap(), std::slice::from_ref(&newest));
+    let history = store.history_of(ip("203.0.113.7")).unwrap().unwrap();
+    assert_eq!((history.count, history.last), (4, Timestamp::from_secs(5_000)), "never lowered");
+    // Removing a ban still in the journal removes it.
+    store.put_ban(&ban("198.51.100.9", "nginx", 100, Some(600))).unwrap();
+    assert_eq!(store.remove_ban("nginx", net("198.51.100.9")).unwrap().map(|b| b.jail), Some("nginx".into()));
+    assert_eq!(store.bans().unwrap(), [newest]);
+}
+
 /// The version-1 layout of the bans table: network key → (expiry, JSON ban),
 /// spelled out here rather than borrowed from `schema`, so the test keeps
 /// describing what version 1 wrote.
