@@ -153,17 +153,22 @@ static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 struct HeaderCache {
     /// The slot of the content group's start.
     content_slot: usize,
-    /// Byte classes: bytes in one class are treated alike by every table of
-    /// the program (choices, classes, runs).
-    classes: [u8; 256],
+    /// Byte classes for the bytes before the content: bytes in one class
+    /// are treated alike by every step of the program (a byte of a literal
+    /// is a class of its own).
+    head_classes: [u8; 256],
+    /// Byte classes for the content's first byte: alike for every choice,
+    /// and for every run that can stop there.
+    start_classes: [u8; 256],
 }
 
 /// A stream's last prefregex match, for [`HeaderCache`].
 #[derive(Debug, Clone, Default)]
 struct HeaderMemo {
     uid: u64,
-    /// The line's bytes before the content.
+    /// The line's bytes before the content, and their classes.
     head: Vec<u8>,
+    head_classes: Vec<u8>,
     /// The class of the content's first byte.
     class: u8,
     /// The line's length, and the slots as the match left them (a slot
@@ -618,43 +623,56 @@ impl Program {
 
     /// Makes the program, a prefregex whose content group `content_group`
     /// is `.+` or `.*` up to the end, reuse its match from one line to the
-    /// next when the two lines start alike: the same bytes before the
-    /// content, and a first content byte of the same class. `false` (and
-    /// nothing changes) when the program has a run that searches ahead.
+    /// next when the two lines start alike: as many bytes before the
+    /// content, each of the same class (bytes every step of the program
+    /// treats alike: `sshd[1234]` and `sshd[5678]` start alike), and a first
+    /// content byte of the same class. `false` (and nothing changes) when
+    /// the program has a run that searches ahead.
     ///
     /// Why the match is then the same: a match that did not backtrack
     /// decided every step by the bytes up to the content's start (a step
     /// looks at most at the byte where its run stops or its choice is made,
-    /// and positions only grow along a match), and past that it only ran
-    /// the content to the end, which any non-empty rest of a line without a
-    /// newline allows. A run that may give bytes back searches the rest of
-    /// the line for what follows it, so a program with one is left alone.
+    /// and positions only grow along a match), so on bytes of the same
+    /// classes every step decides the same and the groups are where they
+    /// were; past the start it only ran the content to the end, which any
+    /// non-empty rest of a line without a newline allows. A run that may
+    /// give bytes back searches the rest of the line for what follows it,
+    /// so a program with one is left alone.
     pub fn cache_header(&mut self, content_group: usize) -> bool {
         if self.ops.iter().any(|op| matches!(op, Op::Run { .. })) || 2 * content_group >= self.slots {
             return false;
         }
-        // What can look at the content's first byte: a choice made there
-        // (any choice table, to be safe), or a run that stops there. Bytes
-        // all of these treat alike form a class.
         let content_slot = 2 * content_group;
-        let stops = self.run_stops.iter().filter(|(slot, _)| *slot == content_slot);
-        let stops = stops.map(|(_, set)| std::array::from_fn(|b| u16::from(set.contains(b as u8))));
-        let mut classes = [0u8; 256];
-        for table in self.choices.iter().copied().chain(stops) {
-            let mut seen: Vec<(u8, u16)> = Vec::new();
-            for (b, class) in classes.iter_mut().enumerate() {
-                let key = (*class, table[b]);
-                *class = match seen.iter().position(|k| *k == key) {
-                    Some(i) => i as u8,
-                    None => {
-                        seen.push(key);
-                        // At most 256 classes: one per byte.
-                        (seen.len() - 1) as u8
+        let membership = |set: &ByteSet| std::array::from_fn(|b| u16::from(set.contains(b as u8)));
+        // Before the content, every table and every literal byte counts.
+        let mut literal_bytes = ByteSet([0; 4]);
+        let mut add = |lit: &Literal| lit.bytes.iter().for_each(|&b| literal_bytes.insert(b));
+        for op in &self.ops {
+            match op {
+                Op::Lit(lit) => add(lit),
+                Op::Seq(steps, _) => steps.iter().for_each(|s| {
+                    if let Step::Lit(lit) = s {
+                        add(lit)
                     }
-                };
+                }),
+                _ => {}
             }
         }
-        self.header = Some(Box::new(HeaderCache { content_slot, classes }));
+        if let Some(lead) = &self.lead {
+            add(lead);
+        }
+        let singles = (0..=255u8).filter(|&b| literal_bytes.contains(b)).map(|one| {
+            let mut set = ByteSet([0; 4]);
+            set.insert(one);
+            membership(&set)
+        });
+        let tables = self.tables.iter().map(|t| t.0.map(u16::from));
+        let head_classes = refine(tables.chain(self.choices.iter().copied()).chain(singles));
+        // At the content's start, only a choice made there (any choice
+        // table, to be safe) or a run that stops there looks at the byte.
+        let stops = self.run_stops.iter().filter(|(slot, _)| *slot == content_slot);
+        let start_classes = refine(self.choices.iter().copied().chain(stops.map(|(_, set)| membership(set))));
+        self.header = Some(Box::new(HeaderCache { content_slot, head_classes, start_classes }));
         true
     }
 
@@ -663,8 +681,8 @@ impl Program {
         let memo = &scratch.header;
         let cut = memo.head.len();
         if memo.uid == self.uid
-            && hay.get(..cut) == Some(&memo.head[..])
-            && hay.get(cut).is_some_and(|&b| cache.classes[usize::from(b)] == memo.class)
+            && hay.get(cut).is_some_and(|&b| cache.start_classes[usize::from(b)] == memo.class)
+            && head_alike(cache, memo, &hay[..cut])
         {
             let (len, new_len) = (memo.len, hay.len());
             scratch.slots.clear();
@@ -699,7 +717,9 @@ impl Program {
         memo.uid = self.uid;
         memo.head.clear();
         memo.head.extend_from_slice(&hay[..cut]);
-        memo.class = cache.classes[usize::from(first)];
+        memo.head_classes.clear();
+        memo.head_classes.extend(hay[..cut].iter().map(|&b| cache.head_classes[usize::from(b)]));
+        memo.class = cache.start_classes[usize::from(first)];
         memo.len = hay.len();
         memo.slots.clear();
         memo.slots.extend_from_slice(slots);
@@ -1311,43 +1331,38 @@ fn start_sets(insts: &[Inst]) -> Vec<ByteSet> {
 }
 
 /// A literal every match of `hir` has after a `.*`-like run (at the top
-/// level of the pattern), of at least 8 bytes: the longest, if any.
+/// level of the pattern, groups opened), of at least 8 bytes: the longest,
+/// if any. Searching for it first spares running the part before it on a
+/// line that lacks it; after a `.*`, that part is where a pattern spends
+/// most (the run takes the rest of the line and gives it back), and such a
+/// pattern often shares its start with others.
 fn required_literal(hir: &Hir) -> Option<Vec<u8>> {
-    let HirKind::Concat(items) = hir.kind() else { return None };
-    let unbounded_dot = |h: &Hir| {
-        let h = match h.kind() {
-            HirKind::Capture(cap) => &cap.sub,
-            _ => h,
-        };
-        match h.kind() {
-            HirKind::Repetition(rep) => {
-                rep.max.is_none()
-                    && matches!(rep.sub.kind(), HirKind::Class(c) if ByteSet::from_class(c) == Some(ANY_BUT_NEWLINE))
-            }
-            _ => false,
+    // The pattern's parts in order, groups opened (each is required).
+    fn flatten<'h>(hir: &'h Hir, out: &mut Vec<&'h Hir>) {
+        match hir.kind() {
+            HirKind::Concat(items) => items.iter().for_each(|item| flatten(item, out)),
+            HirKind::Capture(cap) => flatten(&cap.sub, out),
+            _ => out.push(hir),
         }
-    };
+    }
+    let mut parts = Vec::new();
+    flatten(hir, &mut parts);
     let mut after_dot = false;
     let mut best: Option<&[u8]> = None;
-    for item in items {
-        if unbounded_dot(item) {
-            after_dot = true;
-            continue;
-        }
-        let lit = match item.kind() {
-            HirKind::Literal(lit) => Some(&lit.0[..]),
-            HirKind::Capture(cap) => match cap.sub.kind() {
-                HirKind::Literal(lit) => Some(&lit.0[..]),
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some(lit) = lit
-            && after_dot
-            && lit.len() >= 8
-            && best.is_none_or(|b| lit.len() > b.len())
-        {
-            best = Some(lit);
+    for part in parts {
+        match part.kind() {
+            HirKind::Literal(lit)
+                if after_dot && lit.0.len() >= 8 && best.is_none_or(|b| lit.0.len() > b.len()) =>
+            {
+                best = Some(&lit.0);
+            }
+            HirKind::Repetition(rep)
+                if rep.max.is_none()
+                    && matches!(rep.sub.kind(), HirKind::Class(c) if ByteSet::from_class(c) == Some(ANY_BUT_NEWLINE)) =>
+            {
+                after_dot = true;
+            }
+            _ => {}
         }
     }
     best.map(<[u8]>::to_vec)
@@ -1379,6 +1394,58 @@ fn first_bytes(insts: &[Inst]) -> Option<ByteSet> {
         }
     }
     Some(set)
+}
+
+/// Whether `head` (as long as the memo's) has, byte by byte, the classes
+/// of the memo's head. Compared eight bytes at a time: only the bytes that
+/// differ (usually a few digits of a pid) are looked up.
+fn head_alike(cache: &HeaderCache, memo: &HeaderMemo, head: &[u8]) -> bool {
+    let n = head.len();
+    let same_class = |k: usize| matches!((head.get(k), memo.head_classes.get(k)), (Some(&b), Some(&c)) if cache.head_classes[usize::from(b)] == c);
+    if n < 8 {
+        return head.iter().zip(&memo.head).enumerate().all(|(k, (a, b))| a == b || same_class(k));
+    }
+    let word =
+        |s: &[u8], at: usize| s.get(at..).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w));
+    let mut at = 0;
+    loop {
+        // The last word overlaps the one before it rather than run past.
+        let from = at.min(n - 8);
+        let (Some(a), Some(b)) = (word(head, from), word(&memo.head, from)) else { return false };
+        let mut diff = a ^ b;
+        while diff != 0 {
+            let byte = (diff.trailing_zeros() / 8) as usize;
+            if !same_class(from + byte) {
+                return false;
+            }
+            diff &= !(0xFF << (8 * byte));
+        }
+        if from + 8 >= n {
+            return true;
+        }
+        at += 8;
+    }
+}
+
+/// Byte classes: bytes every one of `tables` gives the same entry are in
+/// one class.
+fn refine(tables: impl Iterator<Item = [u16; 256]>) -> [u8; 256] {
+    let mut classes = [0u8; 256];
+    for table in tables {
+        let mut seen: Vec<(u8, u16)> = Vec::new();
+        for (b, class) in classes.iter_mut().enumerate() {
+            let key = (*class, table[b]);
+            *class = match seen.iter().position(|k| *k == key) {
+                Some(i) => i as u8,
+                None => {
+                    seen.push(key);
+                    // At most 256 classes: one per byte.
+                    (seen.len() - 1) as u8
+                }
+            };
+        }
+    }
+    classes
 }
 
 /// For each run, the slots a save can record where the run stops: saves
@@ -1642,6 +1709,11 @@ mod tests {
             "h sshd[1]: ",
             "h sshd[1]: x",
             "h sshd[2]: x",
+            "h sshd[22]: x",
+            "h sshd[23]: y",
+            "g sshd[23]: y",
+            "gg sshd[23]: y",
+            "hg sshd[23]: y",
             "h sshd-session[1]: x",
             "h CRON[3]: x",
             "h CRON[3]: y",
@@ -1697,7 +1769,9 @@ mod tests {
         assert_eq!(needle(r"^R (.*) x (y): Auth fail$"), Some(b": Auth fail".to_vec()));
         assert_eq!(needle(r"^R (.*) from x$"), None, "too short to be worth a search");
         assert_eq!(needle(r"^R : Auth fail (.*)$"), None, "only after a `.*`");
+        assert_eq!(needle(r"^R [a-z]+ : Auth fail$"), None, "only after a `.*`");
         assert_eq!(needle(r"^R (.*)(?:: Auth fail)?$"), None, "only required ones");
+        assert_eq!(needle(r"^R (x(.*)(: Auth fail))$"), Some(b": Auth fail".to_vec()), "groups opened");
     }
 
     #[test]

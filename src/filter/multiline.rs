@@ -26,7 +26,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::text::{ShortText, padded};
+use super::text::{ShortText, words};
 
 /// Default number of open connections remembered per stream.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -96,14 +96,16 @@ impl Conn {
         usize::from(self.first_user.is_some()) + self.more_users.len()
     }
 
-    /// Remembers `user` among the distinct users (bounded).
-    fn see_user(&mut self, user: &ShortText) {
+    /// Remembers `user` among the distinct users (bounded). Compared as
+    /// text: the usual line repeats a user already known, and copies
+    /// nothing.
+    fn see_user(&mut self, user: &str) {
         match &self.first_user {
-            None => self.first_user = Some(user.clone()),
-            Some(first) if first == user => {}
+            None => self.first_user = Some(ShortText::new(user)),
+            Some(first) if *first == *user => {}
             Some(_) => {
-                if !self.more_users.contains(user) && self.users_len() < MAX_USERS {
-                    self.more_users.push(user.clone());
+                if !self.more_users.iter().any(|u| *u == *user) && self.users_len() < MAX_USERS {
+                    self.more_users.push(ShortText::new(user));
                 }
             }
         }
@@ -113,7 +115,9 @@ impl Conn {
 /// The connection's value after a line: the line's if it has one, else the
 /// one kept.
 fn adopt(kept: &mut Option<ShortText>, line: Option<&str>) -> Option<ShortText> {
-    if let Some(v) = line {
+    if let Some(v) = line
+        && kept.as_ref().is_none_or(|k| *k != *v)
+    {
         *kept = Some(ShortText::new(v));
     }
     kept.clone()
@@ -126,18 +130,23 @@ fn adopt(kept: &mut Option<ShortText>, line: Option<&str>) -> Option<ShortText> 
 /// and hashing the representation is comparing and hashing the id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ConnKey {
-    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    /// The id's bytes as zero-padded words (built, hashed and compared a
+    /// word at a time).
+    Inline {
+        len: u8,
+        words: [u64; INLINE_KEY / 8],
+    },
     Heap(Box<[u8]>),
 }
 
 /// Longest connection id kept inline.
-const INLINE_KEY: usize = 30;
+const INLINE_KEY: usize = 32;
 
 impl ConnKey {
     fn new(id: &str) -> ConnKey {
         let b = id.as_bytes();
         match u8::try_from(b.len()) {
-            Ok(len) if b.len() <= INLINE_KEY => ConnKey::Inline { len, bytes: padded(b) },
+            Ok(len) if b.len() <= INLINE_KEY => ConnKey::Inline { len, words: words(b) },
             _ => ConnKey::Heap(b.into()),
         }
     }
@@ -253,8 +262,7 @@ impl ConnCache {
 /// connection is now to be forgotten.
 fn update(conn: &mut Conn, fields: &Fields, time: Option<Timestamp>) -> (Merged, bool) {
     let mut nofail = fields.nofail || fields.gained;
-    let line_user = fields.user.map(ShortText::new);
-    if let Some(u) = &line_user {
+    if let Some(u) = fields.user {
         conn.see_user(u);
     }
     let users_len = conn.users_len();
@@ -262,10 +270,7 @@ fn update(conn: &mut Conn, fields: &Fields, time: Option<Timestamp>) -> (Merged,
         conn.addr = fields.addr;
     }
     // The line's values win; the connection lends the ones it lacks.
-    if line_user.is_some() {
-        conn.user = line_user;
-    }
-    let user = conn.user.clone();
+    let user = adopt(&mut conn.user, fields.user);
     let alt_user = adopt(&mut conn.alt_user, fields.alt_user);
     let id = adopt(&mut conn.id, fields.id);
     if time.is_some() {

@@ -82,6 +82,62 @@ pub(crate) fn padded<const N: usize>(src: &[u8]) -> [u8; N] {
     out
 }
 
+/// `src` (at most `8 * W` bytes) as little-endian words, zero-padded,
+/// read in whole words: a key built this way and then hashed or compared
+/// word by word is read back as it was written (a wider read of data just
+/// written in narrower pieces stalls the processor).
+pub(crate) fn words<const W: usize>(src: &[u8]) -> [u64; W] {
+    let mut out = [0u64; W];
+    let n = src.len().min(8 * W);
+    let word = |at: usize| src.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes);
+    for (i, w) in out.iter_mut().enumerate().take(n / 8) {
+        *w = word(8 * i);
+    }
+    let rem = n % 8;
+    if let Some(last) = out.get_mut(n / 8)
+        && rem > 0
+    {
+        *last = if n >= 8 { word(n - 8) >> (8 * (8 - rem)) } else { small_word(&src[..n]) };
+    }
+    out
+}
+
+/// Up to 7 bytes as a little-endian word, from two overlapping reads.
+fn small_word(b: &[u8]) -> u64 {
+    let n = b.len();
+    let read = |at: usize, size: usize| {
+        b.get(at..at + size).map_or(0, |p| p.iter().rev().fold(0u64, |w, &x| (w << 8) | u64::from(x)))
+    };
+    match n {
+        0 => 0,
+        1 => u64::from(b[0]),
+        2 | 3 => read(0, 2) | (read(n - 2, 2) << (8 * (n - 2))),
+        _ => read(0, 4) | (read(n - 4, 4) << (8 * (n - 4))),
+    }
+}
+
+/// Whether two short byte strings are equal, compared word by word (no
+/// `memcmp` call for a few bytes).
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return small_word(a) == small_word(b);
+    }
+    let word =
+        |s: &[u8], at: usize| s.get(at..at + 8).and_then(|w| w.try_into().ok()).map(u64::from_le_bytes);
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
 impl From<&str> for ShortText {
     fn from(text: &str) -> Self {
         ShortText::new(text)
@@ -116,7 +172,7 @@ impl Eq for ShortText {}
 
 impl PartialEq<str> for ShortText {
     fn eq(&self, other: &str) -> bool {
-        self.as_bytes() == other.as_bytes()
+        same_bytes(self.as_bytes(), other.as_bytes())
     }
 }
 
@@ -157,6 +213,19 @@ mod tests {
             let got: [u8; 12] = padded(&src);
             assert_eq!(&got[..n], &src[..], "{n}");
             assert!(got[n..].iter().all(|&b| b == 0), "{n}");
+        }
+        for n in 0..=32 {
+            let src: Vec<u8> = (1..=n as u8).collect();
+            let mut want = [0u8; 32];
+            want[..n].copy_from_slice(&src);
+            let want: Vec<u64> = want.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+            assert_eq!(words::<4>(&src).to_vec(), want, "{n}");
+            let mut other = src.clone();
+            assert!(same_bytes(&src, &other));
+            if let Some(last) = other.last_mut() {
+                *last = 0;
+                assert!(!same_bytes(&src, &other), "{n}");
+            }
         }
     }
 }
