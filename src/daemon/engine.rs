@@ -8,9 +8,20 @@
 //!
 //! **Order of effects.** A ban is committed to the store durably, then
 //! handed to the firewall. Failure windows and source cursors are committed
-//! together in cheap batches (every [`COMMIT_EVERY`]); after a crash both
-//! roll back together, so a line is neither counted twice nor lost. Bans
-//! always reach the store before the cursor past their lines does.
+//! together in cheap batches; after a crash both roll back together, so a
+//! line is neither counted twice nor lost. Bans always reach the store
+//! before the cursor past their lines does.
+//!
+//! **Commit pacing.** A batch rewrites every failure window changed since
+//! the last one, so under a flood from many addresses a commit costs about
+//! as much however often it runs. Batches are committed every
+//! [`COMMIT_EVERY`], or, when the last commit took longer than a
+//! [`COMMIT_SHARE`]th of that, [`COMMIT_SHARE`] times its duration after
+//! it ends (at most [`MAX_COMMIT_EVERY`]): committing then takes a bounded
+//! share of the engine's time instead of most of it. Since cursors are
+//! committed with the windows, a crash makes the sources read again at most
+//! the lines of that interval (plus the store's non-durable batches; see
+//! [`crate::store`]), and counts none of them twice.
 //!
 //! **Group commit.** A durable commit costs an `fsync` or two (about 10 ms
 //! on a virtual disk), more than a line arriving every few milliseconds
@@ -38,8 +49,16 @@ use super::containers::Containers;
 use super::firewall::{FirewallCmd, FirewallHandle};
 use super::setup;
 
-/// How often failure windows and cursors are committed while lines flow.
+/// How often failure windows and cursors are committed while lines flow,
+/// at most (see "Commit pacing" above).
 pub const COMMIT_EVERY: Duration = Duration::from_millis(250);
+/// The time between two commits is at least this many times the last
+/// commit's duration: committing takes at most about 1/(1 + this) of the
+/// engine's time.
+pub const COMMIT_SHARE: u32 = 4;
+/// The longest time between two commits while lines flow, however long
+/// the last one took.
+pub const MAX_COMMIT_EVERY: Duration = Duration::from_secs(2);
 /// Longest the engine sleeps with nothing to do; expiry is checked then.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// Decisions kept for the cluster while its queue is full; beyond this the
@@ -141,7 +160,10 @@ pub struct Engine {
     dirty: HashSet<(Arc<str>, IpAddr), foldhash::fast::RandomState>,
     cursors: HashMap<Arc<str>, Vec<u8>>,
     forgotten_cursors: Vec<String>,
+    /// When the last commit ended.
     last_commit: Instant,
+    /// The time from the last commit to the next (see "Commit pacing").
+    commit_every: Duration,
     /// The firewall's rules no longer match the jails (a container brought
     /// a label jail or new published ports): rebuilt on the next tick.
     pub(super) ruleset_dirty: bool,
@@ -261,6 +283,7 @@ impl Engine {
             cursors: HashMap::new(),
             forgotten_cursors: Vec::new(),
             last_commit: Instant::now(),
+            commit_every: COMMIT_EVERY,
             ruleset_dirty: false,
             started: Instant::now(),
             dry_run,
@@ -332,7 +355,7 @@ impl Engine {
         if let Some(cursor) = batch.cursor {
             self.cursors.insert(cursor.key, cursor.value);
         }
-        if self.last_commit.elapsed() >= COMMIT_EVERY {
+        if self.last_commit.elapsed() >= self.commit_every {
             self.commit();
         }
     }
@@ -460,7 +483,7 @@ impl Engine {
             next = next.min(Instant::now() + wait);
         }
         if self.has_pending() {
-            next = next.min(self.last_commit + COMMIT_EVERY);
+            next = next.min(self.last_commit + self.commit_every);
         }
         if !self.cluster_backlog.is_empty() {
             next = next.min(Instant::now() + Duration::from_millis(100));
@@ -476,8 +499,10 @@ impl Engine {
     pub fn commit(&mut self) {
         // A cursor must never be stored past lines whose bans are not.
         self.flush_bans();
-        self.last_commit = Instant::now();
+        let started = Instant::now();
+        self.last_commit = started;
         if !self.has_pending() {
+            self.commit_every = COMMIT_EVERY;
             return;
         }
         let mut batch = store::Batch::default();
@@ -497,6 +522,8 @@ impl Engine {
                 "cannot commit failures and cursors (lines may be read again after a restart): {e}"
             );
         }
+        self.last_commit = Instant::now();
+        self.commit_every = commit_interval(self.last_commit - started);
     }
 
     /// Switches to a new, already validated config (a reload): jails are
@@ -579,6 +606,11 @@ impl Engine {
     }
 }
 
+/// The time to wait after a commit that took `took` (see "Commit pacing").
+fn commit_interval(took: Duration) -> Duration {
+    took.saturating_mul(COMMIT_SHARE).clamp(COMMIT_EVERY, MAX_COMMIT_EVERY)
+}
+
 /// Whether two lines come from the same source. Paths compare as bytes:
 /// `Path`'s own equality walks components, which costs on every line.
 fn same_source(a: &SourceRef, b: &SourceRef) -> bool {
@@ -620,6 +652,18 @@ fn seed() -> u64 {
 mod tests {
     use super::*;
     use crate::core::BanOrigin;
+
+    #[test]
+    fn commit_interval_is_a_multiple_of_the_last_commit_within_bounds() {
+        assert_eq!(commit_interval(Duration::ZERO), COMMIT_EVERY);
+        assert_eq!(
+            commit_interval(Duration::from_millis(10)),
+            COMMIT_EVERY,
+            "a cheap commit keeps the floor"
+        );
+        assert_eq!(commit_interval(Duration::from_millis(100)), Duration::from_millis(100) * COMMIT_SHARE);
+        assert_eq!(commit_interval(Duration::from_secs(5)), MAX_COMMIT_EVERY);
+    }
 
     #[test]
     fn ban_text_spells_durations_and_follows_changes() {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use redb::{Durability, ReadableDatabase, ReadableTable};
 
-use super::codec::{addr_key, decode_addr, decode_times, encode_times};
+use super::codec::{KeyBytes, addr_key, decode_addr, decode_times, encode_times};
 use super::error::ResultExt;
 use super::schema::{CURSORS, FAILURES};
 use super::{MAX_PENDING_BATCHES, Store, StoreError};
@@ -52,9 +52,16 @@ impl Store {
         let txn = self.write(durability, DOING)?;
         {
             let mut failures = txn.open_table(FAILURES).doing(&self.path, DOING)?;
-            for record in &batch.failures {
-                let key = addr_key(record.addr);
-                let key = (record.jail.as_str(), key.as_slice());
+            // In key order, each page of the table is read and rewritten once
+            // per batch; in the order addresses came, a batch touching most
+            // of a table larger than the page cache reads, evicts and writes
+            // a page per record. The sort is stable: of two records for one
+            // key, the later one is written last and wins, as it would have.
+            let mut records: Vec<(&str, KeyBytes, &FailureRecord)> =
+                batch.failures.iter().map(|r| (r.jail.as_str(), addr_key(r.addr), r)).collect();
+            records.sort_by(|a, b| (a.0, a.1.as_slice()).cmp(&(b.0, b.1.as_slice())));
+            for (jail, key, record) in &records {
+                let key = (*jail, key.as_slice());
                 if record.times.is_empty() {
                     failures.remove(key).doing(&self.path, DOING)?;
                 } else {
