@@ -91,6 +91,10 @@ pub struct JailRuntime {
     pub total_failed: u64,
     pub total_banned: u64,
     states: HashMap<Arc<str>, MatchState>,
+    /// Addresses whose failure windows changed since the last commit.
+    /// Per jail, so a line costs no jail-name clone or compare; foldhash:
+    /// fast and randomly seeded (addresses come from log lines).
+    dirty: HashSet<IpAddr, foldhash::fast::RandomState>,
     /// What the "banned" line repeats for most of this jail's bans.
     ban_text: BanText,
 }
@@ -106,6 +110,7 @@ impl JailRuntime {
             total_failed: 0,
             total_banned: 0,
             states: HashMap::new(),
+            dirty: HashSet::default(),
             ban_text: BanText::default(),
         }
     }
@@ -155,9 +160,6 @@ pub struct Engine {
     pub(super) rng: SplitMix64,
     pub(super) firewall: FirewallHandle,
     pub(super) containers: Containers,
-    /// Failure windows changed since the last commit.
-    /// foldhash: fast and randomly seeded (addresses come from log lines).
-    dirty: HashSet<(Arc<str>, IpAddr), foldhash::fast::RandomState>,
     cursors: HashMap<Arc<str>, Vec<u8>>,
     forgotten_cursors: Vec<String>,
     /// When the last commit ended.
@@ -279,7 +281,6 @@ impl Engine {
             rng: SplitMix64::new(seed()),
             firewall,
             containers,
-            dirty: HashSet::default(),
             cursors: HashMap::new(),
             forgotten_cursors: Vec::new(),
             last_commit: Instant::now(),
@@ -369,7 +370,7 @@ impl Engine {
 
     /// Runs one line through one jail.
     fn process(&mut self, jail_name: &Arc<str>, line: &LogLine, now: Timestamp, bans: &mut Vec<Ban>) {
-        let Engine { jails, history, rng, dirty, warned, last_source, .. } = self;
+        let Engine { jails, history, rng, warned, last_source, .. } = self;
         let Some(rt) = jails.get_mut(jail_name) else {
             if warned.insert(jail_name.to_string()) {
                 tracing::warn!(jail = %jail_name, source = ?line.source, "lines for an unknown jail are ignored; configure the jail or fix the label");
@@ -407,12 +408,12 @@ impl Engine {
             Decision::Ban(ban) => {
                 rt.total_banned += 1;
                 log_ban(&ban, &line.source, rt.config.bantime, &mut rt.ban_text);
-                dirty.insert((jail_name.clone(), hit.addr));
+                rt.dirty.insert(hit.addr);
                 bans.push(ban);
             }
             Decision::Counted { failures } => {
                 tracing::debug!(jail = %jail_name, ip = %hit.addr, failures, "failure counted");
-                dirty.insert((jail_name.clone(), hit.addr));
+                rt.dirty.insert(hit.addr);
             }
             Decision::Ignored | Decision::Stale | Decision::AlreadyBanned { .. } => {}
         }
@@ -492,7 +493,9 @@ impl Engine {
     }
 
     fn has_pending(&self) -> bool {
-        !self.dirty.is_empty() || !self.cursors.is_empty() || !self.forgotten_cursors.is_empty()
+        self.jails.values().any(|rt| !rt.dirty.is_empty())
+            || !self.cursors.is_empty()
+            || !self.forgotten_cursors.is_empty()
     }
 
     /// Commits failure windows and cursors in one cheap transaction.
@@ -506,14 +509,16 @@ impl Engine {
             return;
         }
         let mut batch = store::Batch::default();
-        for (jail, ip) in self.dirty.drain() {
-            let Some(rt) = self.jails.get(&jail) else { continue };
-            let (key, times) = rt.jail.window(ip);
-            batch.failures.push(FailureRecord {
-                jail: jail.to_string(),
-                addr: key.network(),
-                times: times.to_vec(),
-            });
+        for (name, rt) in self.jails.iter_mut() {
+            let JailRuntime { jail, dirty, .. } = rt;
+            for ip in dirty.drain() {
+                let (key, times) = jail.window(ip);
+                batch.failures.push(FailureRecord {
+                    jail: name.to_string(),
+                    addr: key.network(),
+                    times: times.to_vec(),
+                });
+            }
         }
         batch.cursors = self.cursors.drain().map(|(k, v)| (k.to_string(), v)).collect();
         batch.removed_cursors = std::mem::take(&mut self.forgotten_cursors);
