@@ -157,8 +157,17 @@ pub fn load(
         Compiled::new(&rust, &[]).map_err(|e| fail(format!("{label}: {source:?} does not compile: {e}")))
     };
 
-    let prefix = opts.prefregex.as_deref().map(|p| compile("prefregex", None, p, false)).transpose()?;
+    let mut prefix = opts.prefregex.as_deref().map(|p| compile("prefregex", None, p, false)).transpose()?;
     let prefix_groups = prefix.as_ref().map(Groups::of);
+    // As for native filters: a prefregex whose content runs to the end of
+    // the line reuses its match for the next line that starts alike
+    // (`Program::cache_header`; only on lines without a newline).
+    if let (Some(c), Some(content)) = (&mut prefix, prefix_groups.as_ref().and_then(Groups::content))
+        && (c.regex.ends_with("(?P<content>.+)$") || c.regex.ends_with("(?P<content>.*)$"))
+        && let Some(fast) = &mut c.fast
+    {
+        fast.cache_header(content);
+    }
     let mut fails = Vec::new();
     for (i, source) in opts.failregex.iter().enumerate() {
         let c = compile("failregex", Some(i), source, maxlines > 1)?;
