@@ -194,13 +194,17 @@ pub fn load(
         .map_err(|e| fail(format!("{}: {e}", place("datepattern"))))?;
 
     let fail_gates: Vec<Option<String>> = fails.iter().map(|c| gate_source(&c.regex, c)).collect();
+    let all_gate = if options.check_all { engine::AllGate::new(&fail_gates) } else { None };
+    // In check-all mode that gate picks the failregexes to run: the list's
+    // own first-match gate would go unused, so it is not built.
+    let fail_gates = if all_gate.is_some() { vec![None; fails.len()] } else { fail_gates };
     let semantics = Semantics {
         maxlines,
         dates,
         prefix: prefix_groups,
         fails: fails.iter().map(Groups::of).collect(),
         check_all: options.check_all,
-        all_gate: if options.check_all { engine::AllGate::new(&fail_gates) } else { None },
+        all_gate,
         plain: fails.iter().map(plain_form).collect(),
         split: fails
             .iter()
