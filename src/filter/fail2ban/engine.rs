@@ -96,6 +96,11 @@ impl Groups {
 
     /// Whether a failure id can come from this pattern (fail2ban's check
     /// that a failregex has `fid`, `ip4`, `ip6`, `dns` or `mlfid`).
+    /// The `<F-CONTENT>` group's number.
+    pub fn content(&self) -> Option<usize> {
+        self.content
+    }
+
     pub fn has_failure_id(&self) -> bool {
         self.fid.is_some()
             || self.ip4.is_some()
@@ -421,16 +426,31 @@ impl Plain {
     }
 }
 
-/// Every failregex's gate entry in one regex that reports all the entries
-/// that match (a `RegexSet`), so check-all mode runs captures only for
-/// patterns that can match, not for every pattern after the first match.
+/// Which failregexes can match a line, all at once, so check-all mode runs
+/// captures only for patterns that can match, not for every pattern after
+/// the first match.
+///
+/// A pattern whose matches must start with one of a few literals (most
+/// fail2ban failregexes: `^Failed `, `^[iI]nvalid user `) is ruled out by
+/// comparing the line's first bytes with them; the others' gate entries
+/// share one regex that reports all the entries that match (a `RegexSet`).
 #[derive(Debug)]
 pub(crate) struct AllGate {
-    set: regex_automata::meta::Regex,
+    set: Option<regex_automata::meta::Regex>,
     /// Set pattern -> failregex index.
     pattern_of: Vec<usize>,
-    /// Per failregex: whether the set holds it (else it is always tried).
-    gated: Vec<bool>,
+    /// Per failregex: how it is gated.
+    how: Vec<Gated>,
+}
+
+#[derive(Debug)]
+enum Gated {
+    /// Always tried.
+    Not,
+    /// By the set.
+    Set,
+    /// Its matches start with one of these.
+    Prefixes(Vec<Box<[u8]>>),
 }
 
 impl AllGate {
@@ -439,40 +459,91 @@ impl AllGate {
         use regex_automata::{MatchKind, meta, util::syntax};
         let mut entries = Vec::new();
         let mut pattern_of = Vec::new();
+        let mut how = Vec::new();
         for (i, s) in sources.iter().enumerate() {
-            if let Some(s) = s {
-                entries.push(s.as_str());
-                pattern_of.push(i);
+            let Some(s) = s else {
+                how.push(Gated::Not);
+                continue;
+            };
+            if let Some(prefixes) = start_literals(s) {
+                how.push(Gated::Prefixes(prefixes));
+                continue;
             }
+            entries.push(s.as_str());
+            pattern_of.push(i);
+            how.push(Gated::Set);
         }
-        if entries.is_empty() {
+        if how.iter().all(|h| matches!(h, Gated::Not)) {
             return None;
         }
-        let set = meta::Regex::builder()
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .configure(meta::Config::new().match_kind(MatchKind::All).utf8_empty(false))
-            .build_many(&entries)
-            .ok()?;
-        Some(AllGate { set, pattern_of, gated: sources.iter().map(Option::is_some).collect() })
+        let set = if entries.is_empty() {
+            None
+        } else {
+            Some(
+                meta::Regex::builder()
+                    .syntax(syntax::Config::new().unicode(false).utf8(false))
+                    .configure(meta::Config::new().match_kind(MatchKind::All).utf8_empty(false))
+                    .build_many(&entries)
+                    .ok()?,
+            )
+        };
+        Some(AllGate { set, pattern_of, how })
     }
 
     /// Marks in `worth` the failregexes that can match `hay`.
     fn mark(&self, hay: &str, worth: &mut [bool]) {
-        let mut found = regex_automata::PatternSet::new(self.set.pattern_len());
+        let bytes = hay.as_bytes();
+        for (w, how) in worth.iter_mut().zip(&self.how) {
+            *w = match how {
+                Gated::Not => true,
+                Gated::Set => false,
+                Gated::Prefixes(list) => list.iter().any(|p| bytes.starts_with(p)),
+            };
+        }
+        let Some(set) = &self.set else { return };
+        let mut found = regex_automata::PatternSet::new(set.pattern_len());
         // Every gate entry is anchored (an unanchored pattern's entry starts
         // with a lazy `.*?`), so an anchored search finds the same entries
         // and stops as soon as none can match any more.
-        let input = regex_automata::Input::new(hay.as_bytes()).anchored(regex_automata::Anchored::Yes);
-        self.set.which_overlapping_matches(&input, &mut found);
-        for (w, gated) in worth.iter_mut().zip(&self.gated) {
-            *w = !gated;
-        }
+        let input = regex_automata::Input::new(bytes).anchored(regex_automata::Anchored::Yes);
+        set.which_overlapping_matches(&input, &mut found);
         for p in found.iter() {
             if let Some(&i) = self.pattern_of.get(p.as_usize()) {
                 worth[i] = true;
             }
         }
     }
+}
+
+/// Most literals a pattern's start may be ruled out by.
+const MAX_START_LITERALS: usize = 16;
+
+/// Literals one of which every match of the anchored gate entry `source`
+/// starts with (a necessary condition, not a sufficient one); `None` when
+/// there is no such short list (the pattern may start with anything, or
+/// is not anchored at the start of the text).
+fn start_literals(source: &str) -> Option<Vec<Box<[u8]>>> {
+    use regex_syntax::hir::{Look, literal};
+    let hir = regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(source).ok()?;
+    // Only `^` (start of text) pins the match to the line's first byte.
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let mut seq = literal::Extractor::new().kind(literal::ExtractKind::Prefix).extract(&hir);
+    // Alternatives further on multiply the literals: shorter ones say
+    // nearly as much in fewer compares.
+    for len in [32, 16, 8] {
+        if seq.len().is_none_or(|n| n <= MAX_START_LITERALS) {
+            break;
+        }
+        seq.keep_first_bytes(len);
+        seq.dedup();
+    }
+    let literals = seq.literals()?;
+    if literals.is_empty() || literals.len() > MAX_START_LITERALS || literals.iter().any(|l| l.is_empty()) {
+        return None;
+    }
+    Some(literals.iter().map(|l| Box::from(l.as_bytes())).collect())
 }
 
 /// Per-stream state of an imported filter.
@@ -571,6 +642,9 @@ pub(crate) fn process(
     line: &str,
     source_time: Option<Timestamp>,
 ) -> Fail2banLine {
+    // Patterns run on the line (or text cut from it), or, with `maxlines`
+    // > 1, on buffered lines joined by newlines.
+    state.scratch.newline_free = sem.maxlines <= 1 && memchr::memchr(b'\n', line.as_bytes()).is_none();
     if sem.maxlines <= 1 {
         return process_line(filter, sem, state, line, source_time);
     }
@@ -895,6 +969,28 @@ mod tests {
         assert_eq!(c.len(), MLFID_CAPACITY);
         assert!(c.order.len() <= 2 * MLFID_CAPACITY);
         assert_eq!(c.merge("0", fail(None, None), 0).0.id, None, "the oldest went first");
+    }
+
+    #[test]
+    fn start_literals_rule_out_lines_by_their_first_bytes() {
+        let lits = |s: &str| {
+            start_literals(s)
+                .map(|v| v.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect::<Vec<_>>())
+        };
+        let found = lits(r"^[aA]uth(?:entication)? (?P<user>\S+)").unwrap();
+        assert!(found.iter().all(|l| l.starts_with("Auth") || l.starts_with("auth")), "{found:?}");
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert_eq!(lits(r"(?s-u:.)*?(?:Failed)"), None, "not anchored");
+        assert_eq!(lits(r"^\S+ from"), None, "may start with anything");
+        assert_eq!(lits(r"^(?:x)?y"), Some(vec!["xy".to_string(), "y".to_string()]));
+        // The gate agrees with the set it replaces on what can match.
+        let sources = vec![Some(r"^Failed (?P<x>\S+)".to_string()), Some(r"^\S+ closed".to_string()), None];
+        let gate = AllGate::new(&sources).unwrap();
+        let mut worth = vec![false; 3];
+        gate.mark("Failed password", &mut worth);
+        assert_eq!(worth, [true, false, true]);
+        gate.mark("Connection closed", &mut worth);
+        assert_eq!(worth, [false, true, true]);
     }
 
     #[test]

@@ -157,8 +157,17 @@ pub fn load(
         Compiled::new(&rust, &[]).map_err(|e| fail(format!("{label}: {source:?} does not compile: {e}")))
     };
 
-    let prefix = opts.prefregex.as_deref().map(|p| compile("prefregex", None, p, false)).transpose()?;
+    let mut prefix = opts.prefregex.as_deref().map(|p| compile("prefregex", None, p, false)).transpose()?;
     let prefix_groups = prefix.as_ref().map(Groups::of);
+    // As for native filters: a prefregex whose content runs to the end of
+    // the line reuses its match for the next line that starts alike
+    // (`Program::cache_header`; only on lines without a newline).
+    if let (Some(c), Some(content)) = (&mut prefix, prefix_groups.as_ref().and_then(Groups::content))
+        && (c.regex.ends_with("(?P<content>.+)$") || c.regex.ends_with("(?P<content>.*)$"))
+        && let Some(fast) = &mut c.fast
+    {
+        fast.cache_header(content);
+    }
     let mut fails = Vec::new();
     for (i, source) in opts.failregex.iter().enumerate() {
         let c = compile("failregex", Some(i), source, maxlines > 1)?;
@@ -185,13 +194,17 @@ pub fn load(
         .map_err(|e| fail(format!("{}: {e}", place("datepattern"))))?;
 
     let fail_gates: Vec<Option<String>> = fails.iter().map(|c| gate_source(&c.regex, c)).collect();
+    let all_gate = if options.check_all { engine::AllGate::new(&fail_gates) } else { None };
+    // In check-all mode that gate picks the failregexes to run: the list's
+    // own first-match gate would go unused, so it is not built.
+    let fail_gates = if all_gate.is_some() { vec![None; fails.len()] } else { fail_gates };
     let semantics = Semantics {
         maxlines,
         dates,
         prefix: prefix_groups,
         fails: fails.iter().map(Groups::of).collect(),
         check_all: options.check_all,
-        all_gate: if options.check_all { engine::AllGate::new(&fail_gates) } else { None },
+        all_gate,
         plain: fails.iter().map(plain_form).collect(),
         split: fails
             .iter()
