@@ -62,7 +62,8 @@ def cmdline(pid):
             args = f.read().split(b"\0")
     except OSError:
         return ""
-    return " ".join(a.decode(errors="replace") for a in args if a)[:80]
+    # One line, whitespace collapsed: it goes into a Markdown table cell.
+    return " ".join(" ".join(a.decode(errors="replace") for a in args).split())[:80]
 
 
 def open_files(pid):
@@ -107,6 +108,10 @@ class ProcessSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+    def most_seen(self, n):
+        """The `n` child command lines seen in the most samples, with their counts."""
+        return dict(sorted(self.seen.items(), key=lambda kv: kv[1], reverse=True)[:n])
 
     def _run(self):
         while not self._stop.is_set():

@@ -205,9 +205,14 @@ def _notes(key, entry):
         if extra:
             notes.append(f"capped; all bans would take ~{statistics.median(extra):,.0f} s at this rate")
     if key == "ban_enforcement":
-        seen = sorted({c for r in ok for c in r.get("child_processes_seen", [])})
+        # Summed over runs: the commands seen in the most samples come first.
+        seen = {}
+        for r in ok:
+            for command, samples in r.get("child_processes_seen", {}).items():
+                seen[command] = seen.get(command, 0) + samples
         if seen:
-            notes.append("child processes seen: " + ", ".join(f"`{c}`" for c in seen[:3]))
+            top = sorted(seen, key=seen.get, reverse=True)[:3]
+            notes.append("child processes seen: " + ", ".join(f"`{c}`" for c in top))
     if key == "idle":
         notes.append(f"{ok[0]['mode']}, {max(r['processes'] for r in ok)} process(es)")
     if entry.get("errors"):

@@ -339,7 +339,7 @@ class BanEnforcement:
         result = {"wall_s": wall, "bans_per_s": enforced / wall, "peak_processes": sampler.peak,
                   "cpu_s": cpu1 - cpu0, "enforced": enforced, "expected": expected, "startup_s": startup,
                   "timed_out": not done,
-                  "child_processes_seen": sorted(sampler.seen, key=sampler.seen.get, reverse=True)[:5]}
+                  "child_processes_seen": sampler.most_seen(5)}
         if not done and enforced:
             result["extrapolated_wall_s"] = wall * expected / enforced
         return result
