@@ -1560,7 +1560,8 @@ pub(crate) struct Scratch {
     stack: Vec<Frame>,
     /// The caller's promise that the inputs it runs programs on hold no
     /// `\n` (so `.` runs to the end without searching). `Filter::process`
-    /// sets it for each line; it is false by default.
+    /// (native filters) and the fail2ban engine set it for each line; it is
+    /// false by default.
     pub newline_free: bool,
     /// Whether the last [`Program::exec`] backtracked.
     backtracked: bool,

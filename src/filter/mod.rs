@@ -276,9 +276,6 @@ impl Filter {
                 (memchr::memchr(0x1b, rest).is_some(), memchr::memchr(b'\n', rest).is_some())
             }
         };
-        // Whatever runs on this line runs on it or on text derived from it
-        // (stripped, rendered), which has no newline if the line has none.
-        state.scratch.newline_free = !newline;
         let cleaned;
         let line = if escape {
             cleaned = strip_ansi(line);
@@ -286,9 +283,14 @@ impl Filter {
         } else {
             line
         };
+        // An imported filter's engine says for itself whether its patterns
+        // see newlines (`maxlines` joins lines with them).
         if let Some(f2b) = self.fail2ban.as_deref() {
             return fail2ban::outcome(fail2ban::process(self, f2b, state, line, source_time), None);
         }
+        // Whatever runs on this line runs on it or on text derived from it
+        // (stripped, rendered), which has no newline if the line has none.
+        state.scratch.newline_free = !newline;
         let reference = source_time.unwrap_or(state.reference);
         let date = date::find_date_cached(
             line.as_bytes(),

@@ -94,13 +94,13 @@ impl Groups {
         }
     }
 
-    /// Whether a failure id can come from this pattern (fail2ban's check
-    /// that a failregex has `fid`, `ip4`, `ip6`, `dns` or `mlfid`).
     /// The `<F-CONTENT>` group's number.
     pub fn content(&self) -> Option<usize> {
         self.content
     }
 
+    /// Whether a failure id can come from this pattern (fail2ban's check
+    /// that a failregex has `fid`, `ip4`, `ip6`, `dns` or `mlfid`).
     pub fn has_failure_id(&self) -> bool {
         self.fid.is_some()
             || self.ip4.is_some()
