@@ -181,22 +181,14 @@ impl ActiveBans {
     /// Removes the ban on `net` (normalised) from every table.
     fn take(&mut self, net: IpNet) -> Option<Ban> {
         let held = self.held.remove(net)?;
-        let rare = self.rare.remove(net);
-        let permanent = rare.as_ref().is_some_and(|r| r.permanent);
-        if !permanent {
-            self.by_expiry.remove(held.until, net);
+        // Made whole while its rare part is still there to read.
+        let ban = self.ban(net, &held);
+        self.rare.remove(net);
+        if let Some(until) = ban.until {
+            self.by_expiry.remove(until, net);
         }
         self.lens_mut(net).remove(net.prefix_len());
-        let origin = rare.map_or(BanOrigin::Jail, |r| r.origin);
-        Some(Ban {
-            net,
-            jail: self.jail.to_string(),
-            origin,
-            at: held.at,
-            until: (!permanent).then_some(held.until),
-            count: held.count,
-            failures: held.failures,
-        })
+        Some(ban)
     }
 
     /// The ban on `net` made whole.

@@ -21,11 +21,14 @@
 //! as durable in the journal as in `bans`: a crash loses neither.
 
 use ipnet::IpNet;
-use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
+use redb::{
+    AccessGuard, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageError, Table,
+    WriteTransaction,
+};
 
 use super::codec::{KeyBytes, ban_count_at, decode_ban, decode_net, encode_ban, expiry_millis, hex, net_key};
 use super::error::ResultExt;
-use super::schema::{BAN_JOURNAL, BANS, HISTORY};
+use super::schema::{BAN_JOURNAL, BANS, BanKey, BanValue, HISTORY};
 use super::{Store, StoreError};
 use crate::core::{Ban, Timestamp};
 
@@ -195,14 +198,9 @@ impl Store {
         let table = txn.open_table(BANS).doing(&self.path, DOING)?;
         let net = net_key(&net.into());
         let mut bans = Vec::new();
-        // Keys sort by network first, so its bans are one contiguous run.
-        let start: (&[u8], &str) = (net.as_slice(), "");
-        for entry in table.range(start..).doing(&self.path, DOING)? {
+        for entry in bans_on_key(&table, net.as_slice()).doing(&self.path, DOING)? {
             let (key, value) = entry.doing(&self.path, DOING)?;
             let (key_net, jail) = key.value();
-            if key_net != net.as_slice() {
-                break;
-            }
             bans.push(self.decode_ban(key_net, jail, value.value().1)?);
         }
         Ok(bans)
@@ -276,14 +274,9 @@ impl Store {
             (count, Timestamp(last))
         });
         let bans = txn.open_table(BANS).doing(&self.path, DOING)?;
-        // Keys sort by network first, so its bans are one contiguous run.
-        let start: (&[u8], &str) = (key.as_slice(), "");
-        for entry in bans.range(start..).doing(&self.path, DOING)? {
+        for entry in bans_on_key(&bans, key.as_slice()).doing(&self.path, DOING)? {
             let (k, value) = entry.doing(&self.path, DOING)?;
             let (k_net, jail) = k.value();
-            if k_net != key.as_slice() {
-                break;
-            }
             found = Some(merge(found, self.count_at(k_net, jail, value.value().1)?));
         }
         Ok(found.map(|(count, last)| HistoryEntry { net: net.trunc(), count, last }))
@@ -355,6 +348,22 @@ impl Store {
         }
     }
 }
+
+/// The bans stored on the network whose key is `net`, in jail order. Keys
+/// sort by network first, so they are one contiguous run from `(net, "")`.
+pub(super) fn bans_on_key<'t>(
+    table: &'t impl ReadableTable<BanKey, BanValue>,
+    net: &'t [u8],
+) -> Result<impl Iterator<Item = Result<BanEntry<'t>, StorageError>> + 't, StorageError> {
+    let start: (&[u8], &str) = (net, "");
+    // An error is passed on, not taken for the end of the run.
+    Ok(table
+        .range(start..)?
+        .take_while(move |entry| entry.as_ref().map_or(true, |(key, _)| key.value().0 == net)))
+}
+
+/// One row of the bans table, as read.
+type BanEntry<'t> = (AccessGuard<'t, BanKey>, AccessGuard<'t, BanValue>);
 
 /// Two sequences sorted by network key, as one: both tables of the history
 /// sort by it. An error is passed on as soon as it is met.

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use redb::{Durability, ReadableTable, Table};
+use redb::{Durability, Table};
 
 use super::FailureRecord;
-use super::bans::raise_history;
+use super::bans::{bans_on_key, raise_history};
 use super::codec::{addr_key, encode_times, net_key};
 use super::error::ResultExt;
 use super::schema::{BANS, BanKey, BanValue, FAILURES, HISTORY};
@@ -133,11 +133,5 @@ impl Store {
 
 /// Whether any jail has a ban on the network whose key is `net`.
 fn is_banned(bans: &Table<BanKey, BanValue>, net: &[u8]) -> Result<bool, redb::StorageError> {
-    // Keys sort by network first: the first key from (net, "") on is one of
-    // net's bans if it has any.
-    let start: (&[u8], &str) = (net, "");
-    match bans.range(start..)?.next() {
-        Some(entry) => Ok(entry?.0.value().0 == net),
-        None => Ok(false),
-    }
+    Ok(bans_on_key(bans, net)?.next().transpose()?.is_some())
 }
