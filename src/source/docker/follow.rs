@@ -183,6 +183,17 @@ enum Sent {
     ReceiverGone,
 }
 
+impl Sent {
+    /// How the follow task ends when the event could not be sent.
+    fn stopped(self) -> Option<FollowEnd> {
+        match self {
+            Sent::Yes => None,
+            Sent::Cancelled => Some(FollowEnd::Cancelled),
+            Sent::ReceiverGone => Some(FollowEnd::ReceiverGone),
+        }
+    }
+}
+
 impl Follower {
     async fn run(&mut self, client: &Client, start: &FollowStart) -> FollowEnd {
         match &start.logs {
@@ -201,11 +212,8 @@ impl Follower {
             Ok(stream) => stream,
             Err(e) => return FollowEnd::Failed(e),
         };
-        let info = self.routing.borrow().info.clone();
-        match self.send(SourceEvent::ContainerUp(info)).await {
-            Sent::Yes => {}
-            Sent::Cancelled => return FollowEnd::Cancelled,
-            Sent::ReceiverGone => return FollowEnd::ReceiverGone,
+        if let Some(end) = self.announce().await.stopped() {
+            return end;
         }
         debug!(since = ?self.replay.since(), "following");
         let mut decoder = LogDecoder::new(start.tty, start.line_max);
@@ -241,11 +249,7 @@ impl Follower {
                 // A clean end: a line still open is complete as it is.
                 decoder.finish(&mut |d| self.decoded(d));
             }
-            return match self.send_lines(decoder.oldest_open_line()).await {
-                Sent::Yes => end,
-                Sent::Cancelled => FollowEnd::Cancelled,
-                Sent::ReceiverGone => FollowEnd::ReceiverGone,
-            };
+            return self.send_lines(decoder.oldest_open_line()).await.stopped().unwrap_or(end);
         }
     }
 
@@ -271,11 +275,8 @@ impl Follower {
             Ok(files) => files,
             Err(e) => return failed(e),
         };
-        let info = self.routing.borrow().info.clone();
-        match self.send(SourceEvent::ContainerUp(info)).await {
-            Sent::Yes => {}
-            Sent::Cancelled => return FollowEnd::Cancelled,
-            Sent::ReceiverGone => return FollowEnd::ReceiverGone,
+        if let Some(end) = self.announce().await.stopped() {
+            return end;
         }
         debug!(since = ?since, path = %path.display(), "following the json-file log");
         let mut decoder = JsonFileDecoder::new(start.line_max);
@@ -331,11 +332,7 @@ impl Follower {
                 // open is complete as it is.
                 decoder.finish(&mut |d| self.decoded(d));
             }
-            return match self.send_lines(decoder.oldest_open_line()).await {
-                Sent::Yes => end,
-                Sent::Cancelled => FollowEnd::Cancelled,
-                Sent::ReceiverGone => FollowEnd::ReceiverGone,
-            };
+            return self.send_lines(decoder.oldest_open_line()).await.stopped().unwrap_or(end);
         }
     }
 
@@ -456,6 +453,12 @@ impl Follower {
             self.resume = position;
         }
         sent
+    }
+
+    /// Tells the daemon the container is followed, before its first lines.
+    async fn announce(&mut self) -> Sent {
+        let info = self.routing.borrow().info.clone();
+        self.send(SourceEvent::ContainerUp(info)).await
     }
 
     /// Sends an event unless cancelled first (the event is then dropped).
