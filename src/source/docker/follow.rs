@@ -183,6 +183,17 @@ enum Sent {
     ReceiverGone,
 }
 
+impl Sent {
+    /// How the follow task ends when the event could not be sent.
+    fn stopped(self) -> Option<FollowEnd> {
+        match self {
+            Sent::Yes => None,
+            Sent::Cancelled => Some(FollowEnd::Cancelled),
+            Sent::ReceiverGone => Some(FollowEnd::ReceiverGone),
+        }
+    }
+}
+
 impl Follower {
     async fn run(&mut self, client: &Client, start: &FollowStart) -> FollowEnd {
         match &start.logs {
@@ -201,11 +212,8 @@ impl Follower {
             Ok(stream) => stream,
             Err(e) => return FollowEnd::Failed(e),
         };
-        let info = self.routing.borrow().info.clone();
-        match self.send(SourceEvent::ContainerUp(info)).await {
-            Sent::Yes => {}
-            Sent::Cancelled => return FollowEnd::Cancelled,
-            Sent::ReceiverGone => return FollowEnd::ReceiverGone,
+        if let Some(end) = self.announce().await.stopped() {
+            return end;
         }
         debug!(since = ?self.replay.since(), "following");
         let mut decoder = LogDecoder::new(start.tty, start.line_max);
@@ -222,7 +230,7 @@ impl Follower {
                 () = cancel.cancelled() => Some(FollowEnd::Cancelled),
                 permit = tx.reserve(), if can_send => match permit {
                     Ok(permit) => {
-                        self.send_with(permit, &decoder);
+                        self.send_with(permit, decoder.oldest_open_line());
                         None
                     }
                     Err(_) => Some(FollowEnd::ReceiverGone),
@@ -241,11 +249,7 @@ impl Follower {
                 // A clean end: a line still open is complete as it is.
                 decoder.finish(&mut |d| self.decoded(d));
             }
-            return match self.send_lines(&decoder).await {
-                Sent::Yes => end,
-                Sent::Cancelled => FollowEnd::Cancelled,
-                Sent::ReceiverGone => FollowEnd::ReceiverGone,
-            };
+            return self.send_lines(decoder.oldest_open_line()).await.stopped().unwrap_or(end);
         }
     }
 
@@ -271,11 +275,8 @@ impl Follower {
             Ok(files) => files,
             Err(e) => return failed(e),
         };
-        let info = self.routing.borrow().info.clone();
-        match self.send(SourceEvent::ContainerUp(info)).await {
-            Sent::Yes => {}
-            Sent::Cancelled => return FollowEnd::Cancelled,
-            Sent::ReceiverGone => return FollowEnd::ReceiverGone,
+        if let Some(end) = self.announce().await.stopped() {
+            return end;
         }
         debug!(since = ?since, path = %path.display(), "following the json-file log");
         let mut decoder = JsonFileDecoder::new(start.line_max);
@@ -292,7 +293,7 @@ impl Follower {
                 () = cancel.cancelled() => Some(FollowEnd::Cancelled),
                 permit = tx.reserve(), if can_send => match permit {
                     Ok(permit) => {
-                        self.send_json_with(permit, &decoder);
+                        self.send_with(permit, decoder.oldest_open_line());
                         None
                     }
                     Err(_) => Some(FollowEnd::ReceiverGone),
@@ -329,15 +330,9 @@ impl Follower {
             if matches!(end, FollowEnd::Ended) {
                 // The container is gone and its log read: a line still
                 // open is complete as it is.
-                let routing = self.routing.borrow().clone();
-                decoder.finish(&mut |d| self.decoded_with(&routing, d));
+                decoder.finish(&mut |d| self.decoded(d));
             }
-            let (batch, position) = self.batch(decoder.oldest_open_line());
-            return match self.send_batch(batch, position).await {
-                Sent::Yes => end,
-                Sent::Cancelled => FollowEnd::Cancelled,
-                Sent::ReceiverGone => FollowEnd::ReceiverGone,
-            };
+            return self.send_lines(decoder.oldest_open_line()).await.stopped().unwrap_or(end);
         }
     }
 
@@ -436,38 +431,34 @@ impl Follower {
         (Batch { lines: std::mem::take(&mut self.lines), cursor }, position)
     }
 
-    fn send_with(&mut self, permit: mpsc::Permit<'_, SourceEvent>, decoder: &LogDecoder) {
-        let (batch, position) = self.batch(decoder.oldest_open_line());
-        self.sent(permit, batch, position);
-    }
-
-    fn send_json_with(&mut self, permit: mpsc::Permit<'_, SourceEvent>, decoder: &JsonFileDecoder) {
-        let (batch, position) = self.batch(decoder.oldest_open_line());
-        self.sent(permit, batch, position);
-    }
-
-    fn sent(&mut self, permit: mpsc::Permit<'_, SourceEvent>, batch: Batch, position: Option<Position>) {
+    /// Sends the decoded lines with the room reserved; `open` as for
+    /// [`Follower::batch`].
+    fn send_with(&mut self, permit: mpsc::Permit<'_, SourceEvent>, open: Option<Nanos>) {
+        let (batch, position) = self.batch(open);
         permit.send(SourceEvent::Lines(batch));
         if position.is_some() {
             self.resume = position;
         }
     }
 
-    /// Sends the decoded lines, waiting for room.
-    async fn send_lines(&mut self, decoder: &LogDecoder) -> Sent {
-        let (batch, position) = self.batch(decoder.oldest_open_line());
-        self.send_batch(batch, position).await
-    }
-
-    async fn send_batch(&mut self, batch: Batch, position: Option<Position>) -> Sent {
-        if batch.lines.is_empty() {
+    /// Sends the decoded lines, waiting for room; `open` as for
+    /// [`Follower::batch`].
+    async fn send_lines(&mut self, open: Option<Nanos>) -> Sent {
+        if self.lines.is_empty() {
             return Sent::Yes;
         }
+        let (batch, position) = self.batch(open);
         let sent = self.send(SourceEvent::Lines(batch)).await;
         if sent == Sent::Yes && position.is_some() {
             self.resume = position;
         }
         sent
+    }
+
+    /// Tells the daemon the container is followed, before its first lines.
+    async fn announce(&mut self) -> Sent {
+        let info = self.routing.borrow().info.clone();
+        self.send(SourceEvent::ContainerUp(info)).await
     }
 
     /// Sends an event unless cancelled first (the event is then dropped).
