@@ -65,6 +65,11 @@ pub fn client(settings: &ClusterSettings) -> Result<Client, ConnectError> {
         redis = redis.set_password(password.trim());
     }
     info = info.set_redis_settings(redis);
+    // Small requests answered at once: with Nagle's algorithm on (the
+    // client's default), a command written in several pieces waits for the
+    // server's delayed ACK, about 40 ms, before its last piece leaves.
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    info = info.set_tcp_settings(tcp);
     let tls = &settings.tls;
     if tls.ca.is_none() && tls.cert.is_none() {
         return Client::open(info).map_err(|e| fail(e.to_string()));
