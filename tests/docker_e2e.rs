@@ -369,6 +369,14 @@ fn in_kernel_set(jail: &str, ip: &str) -> bool {
     Command::new("ipset").args(["test", &set, ip]).output().is_ok_and(|o| o.status.success())
 }
 
+/// Waits until a ban warden reported is in the kernel: warden lists a ban
+/// once it is stored, and its firewall task enforces it just after.
+fn wait_in_kernel_set(jail: &str, ip: &str) {
+    wait_until(&format!("{ip} is in {jail}'s kernel set"), DEADLINE, || {
+        if in_kernel_set(jail, ip) { Ok(()) } else { Err("not yet") }
+    });
+}
+
 /// A jail line for the config: `name: {filter: …, sources: [{docker: {}}], extra}`.
 fn docker_jail(name: &str, filter: &str, extra: &str) -> String {
     format!("  {name}: {{filter: {filter}, sources: [{{docker: {{}}}}], {extra}}}\n")
@@ -547,6 +555,10 @@ fn a_jail_defined_by_labels_alone_works_with_a_config_that_has_no_docker_jail() 
     );
     assert_eq!(warden.wait_ban(&defined, "10.206.0.0/24").failures, 2);
     assert!(warden.attached(&front.name));
+    // The firewall knew the new jail before its first ban reached it.
+    warden.wait_logged("would add 10.206.0.0/24");
+    let log = warden.log();
+    assert!(!log.contains("no jail named"), "a ban reached the firewall before its jail:\n{log}");
 }
 
 /// `busybox httpd -vv` logs `[::ffff:<client>]:<port>: response:404` for
@@ -718,7 +730,7 @@ fn a_ban_survives_a_dockerd_restart_and_warden_reattaches_and_keeps_banning() {
     let failures = |ip: &str| times(2, sshd_failure(ip));
     container.log(&failures(before).iter().map(String::as_str).collect::<Vec<_>>());
     warden.wait_ban(&jail, before);
-    assert!(in_kernel_set(&jail, before), "the ban is in the kernel set");
+    wait_in_kernel_set(&jail, before);
 
     // Restart dockerd, checking all along that warden runs and the ban
     // stays, in warden's list and in the kernel.
@@ -758,7 +770,7 @@ fn a_ban_survives_a_dockerd_restart_and_warden_reattaches_and_keeps_banning() {
     warden.wait_attached(&container.name);
     container.log(&failures(after).iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(warden.wait_ban(&jail, after).failures, 2);
-    assert!(in_kernel_set(&jail, after), "the new ban is in the kernel set");
+    wait_in_kernel_set(&jail, after);
     assert!(in_kernel_set(&jail, before), "the old ban is still in the kernel set");
     let log = warden.log();
     assert!(log.contains("reconnecting"), "warden saw dockerd go:\n{log}");
@@ -872,7 +884,7 @@ fn a_ban_drops_the_attacker_on_the_docker_user_path_and_spares_the_bystander() {
         assert_eq!(get(&attacker, HOST_A, "/admin.php").unwrap(), 404);
     }
     assert_eq!(warden.wait_ban(&jail, &ATTACKER.to_string()).failures, 3);
-    assert!(in_kernel_set(&jail, &ATTACKER.to_string()), "the ban is in the kernel set");
+    wait_in_kernel_set(&jail, &ATTACKER.to_string());
     assert!(warden.ban_of(&jail, &BYSTANDER.to_string()).is_none());
 
     match get(&attacker, HOST_A, "/") {

@@ -441,6 +441,9 @@ impl Engine {
         if let Err(e) = self.store.put_bans(&bans) {
             tracing::error!(bans = bans.len(), "cannot persist bans (they are enforced anyway): {e}");
         }
+        // A jail a container's labels just defined (or a port it published)
+        // must reach the firewall before the first ban it decides.
+        self.replace_firewall_if_dirty();
         self.firewall.send(FirewallCmd::Ban { bans, done });
     }
 
@@ -464,10 +467,7 @@ impl Engine {
             // covers bans whose timeout was clamped or changed by hand.
             self.firewall.send(FirewallCmd::Unban { entries: expired, done: None });
         }
-        if self.ruleset_dirty {
-            self.ruleset_dirty = false;
-            self.replace_firewall();
-        }
+        self.replace_firewall_if_dirty();
         if !self.cluster_backlog.is_empty() {
             self.replicate([]);
         }
@@ -595,6 +595,14 @@ impl Engine {
     pub fn active_bans(&self) -> Vec<Ban> {
         let now = self.now();
         self.jails.values().flat_map(|rt| rt.jail.bans().filter(|b| b.is_active(now))).collect()
+    }
+
+    /// Rebuilds the enforcer if jails or published ports changed since.
+    fn replace_firewall_if_dirty(&mut self) {
+        if self.ruleset_dirty {
+            self.ruleset_dirty = false;
+            self.replace_firewall();
+        }
     }
 
     /// Rebuilds the enforcer for the current jails and swaps it in; bans are
