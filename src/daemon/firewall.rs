@@ -162,8 +162,9 @@ impl Task {
                 Ok(cmd) => cmd,
                 Err(_) => {
                     // The inbox is empty: a good moment for the coalesced
-                    // conntrack walk.
-                    if self.enforcer.has_pending_conntrack() {
+                    // conntrack walk, if due (walks are paced: each costs
+                    // milliseconds of kernel time whatever it finds).
+                    if self.enforcer.conntrack_due().is_some_and(|due| due <= Instant::now()) {
                         self.enforcer.flush_conntrack();
                     }
                     match rx.recv_timeout(self.next_deadline().saturating_duration_since(Instant::now())) {
@@ -180,6 +181,9 @@ impl Task {
 
     fn next_deadline(&self) -> Instant {
         let mut next = self.next_check.min(self.next_refresh);
+        if let Some(due) = self.enforcer.conntrack_due() {
+            next = next.min(due);
+        }
         if self.waiting.is_some() {
             next = next.min(self.next_start);
         }

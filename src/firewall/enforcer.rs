@@ -28,7 +28,9 @@
 //! the last walk is older than `conntrack_interval` (an isolated ban's
 //! entries are gone when `ban` returns), otherwise by a later ban, by
 //! [`Enforcer::ban_batch`], or by [`Enforcer::flush_conntrack`], which the
-//! firewall task calls whenever its inbox is empty. The ban itself is in
+//! firewall task calls once the walk is due ([`Enforcer::conntrack_due`])
+//! and its inbox is empty. A steady trickle of bans thus costs at most one
+//! walk per interval, however many bans it holds. The ban itself is in
 //! the set before any of this, and its rules already stop the flows, so
 //! the delay only affects how long stale flow state lingers.
 //!
@@ -566,6 +568,16 @@ impl Enforcer {
     /// is empty.
     pub fn has_pending_conntrack(&self) -> bool {
         !self.pending_conntrack.is_empty()
+    }
+
+    /// When the queued conntrack walk is due: `conntrack_interval` after the
+    /// last walk (at once if there was none); `None` with nothing queued.
+    pub fn conntrack_due(&self) -> Option<Instant> {
+        if self.pending_conntrack.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        Some(self.last_conntrack_walk.map_or(now, |t| (t + self.config.conntrack_interval).max(now)))
     }
 
     /// Deletes (in a dry run, lists) the conntrack entries of every queued
