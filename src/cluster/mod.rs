@@ -7,8 +7,10 @@
 //!
 //! Two tokio tasks do the work:
 //! - the [publisher](publish) takes this host's decisions from a bounded
-//!   channel ([`ClusterHandle::offer`]), makes them durable in the
-//!   [`outbox`] and publishes them until Redis acknowledges them;
+//!   channel ([`ClusterHandle::offer`]), numbered and (normally) already
+//!   durable in the [`outbox`], stored in the same commit as the ban they
+//!   replicate ([`ClusterHandle::stage_with`]), and publishes them until
+//!   Redis acknowledges them;
 //! - the [follower](follow) reads every other host's stream and the control
 //!   stream, and hands [`Effect`]s to the firewall through the function the
 //!   daemon gives it.
@@ -40,12 +42,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use follow::ApplyFn;
 pub use merge::{Effect, RemoteBan};
-pub use outbox::Replicate;
+pub use outbox::{Replicate, Staged};
 pub use state::Status;
 
 use crate::config::{ClusterSettings, redact_url};
 use crate::core::Timestamp;
-use crate::store::{Store, StoreError};
+use crate::store::{Queue, Store, StoreError};
 use limits::Limits;
 use merge::Merge;
 use model::{StreamId, keys};
@@ -130,7 +132,7 @@ impl Cluster {
                 limits.restore_quarantine(origin, quarantined);
             }
         }
-        let outbox = Outbox::new(store.clone(), &settings.host_id, Outbox::saved_next_seq(&saved.meta));
+        let outbox = Outbox::new(&settings.host_id, Outbox::saved_next_seq(&saved.meta));
         let shared = Arc::new(Shared::new(settings.host_id.clone(), redact_url(&settings.redis), merge));
         let quarantined = limits.quarantined(now);
         shared.health(|h| {
@@ -192,11 +194,12 @@ impl Cluster {
             shared: shared.clone(),
             store: store.clone(),
             conn: writer,
-            outbox,
+            outbox: outbox.clone(),
             own_addrs,
             ctl_retention: memory(&settings) + Duration::from_secs(24 * 3600),
             fresh: Vec::new(),
             backlog: true,
+            acked: 0,
         };
         let follower = follow::Follower {
             shared: shared.clone(),
@@ -219,7 +222,7 @@ impl Cluster {
             publisher: tokio::spawn(publisher.run(rx, shutdown.clone())),
             follower: tokio::spawn(follower.run(shutdown)),
         };
-        Ok((ClusterHandle { decisions: tx, shared }, tasks))
+        Ok((ClusterHandle { decisions: tx, outbox, shared }, tasks))
     }
 }
 
@@ -253,20 +256,41 @@ fn memory(settings: &ClusterSettings) -> Duration {
 /// The daemon's end of the cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterHandle {
-    decisions: mpsc::Sender<Vec<Replicate>>,
+    decisions: mpsc::Sender<Staged>,
+    outbox: Outbox,
     shared: Arc<Shared>,
 }
 
 impl ClusterHandle {
-    /// Hands decisions to the publisher without waiting; gives them back
-    /// when its queue is full (the caller keeps them and offers them again).
-    pub fn offer(&self, decisions: Vec<Replicate>) -> Result<(), Vec<Replicate>> {
-        if decisions.is_empty() {
+    /// Numbers `decisions` and runs `change` with their outbox entries, for
+    /// it to store them in the same commit as the change they replicate
+    /// (see [`Outbox::stage_with`]). The staged entries then go to
+    /// [`ClusterHandle::offer`], durable or not.
+    pub fn stage_with<T>(
+        &self,
+        decisions: &[Replicate],
+        now: Timestamp,
+        change: impl FnOnce(Queue<'_>) -> Result<T, StoreError>,
+    ) -> (Staged, Result<T, StoreError>) {
+        self.outbox.stage_with(decisions, now, |entries, next_seq| change(Queue { entries, next_seq }))
+    }
+
+    /// Hands staged entries to the publisher without waiting; gives them
+    /// back when its queue is full (the caller keeps them, in order, and
+    /// offers them again).
+    pub fn offer(&self, staged: Staged) -> Result<(), Staged> {
+        if staged.entries.is_empty() {
             return Ok(());
         }
-        self.decisions.try_send(decisions).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d) => d,
+        self.decisions.try_send(staged).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
         })
+    }
+
+    /// Tells the publisher that durable entries were dropped before it saw
+    /// them: it reads them back from the outbox table.
+    pub fn dropped_durable(&self) {
+        self.shared.outbox_skipped.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn host_id(&self) -> &str {

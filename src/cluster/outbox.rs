@@ -3,16 +3,23 @@
 //! Redis has acknowledged them (see [`super::publish`]). Delivery is at least
 //! once; readers apply each `(origin, seq)` once.
 //!
-//! State owned: the next sequence number (persisted with every push, so it
-//! only grows, across restarts too).
+//! Entries are numbered here and stored by whoever makes the decision
+//! durable: the daemon stores a ban's entry in the ban's own commit, the
+//! publisher stores what anti-entropy republishes. Numbering and storing
+//! happen under one lock ([`Outbox::stage_with`]), so the outbox table
+//! never holds a number before a smaller one that is still to come: reading
+//! it in key order is publishing in decision order.
+//!
+//! State owned: the next sequence number (persisted with every stored
+//! entry, so it only grows, across restarts too).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 
 use super::model::{ANY_JAIL, ENTRY_VERSION, Entry, Op};
 use crate::core::{Ban, BanOrigin, Timestamp};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 /// The meta value holding the next sequence number (big-endian u64).
 pub const NEXT_SEQ: &str = "next_seq";
@@ -30,19 +37,30 @@ pub enum Replicate {
     Tombstone { net: IpNet },
 }
 
-/// See the module documentation.
-#[derive(Debug)]
+/// Numbered entries on their way to the publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    /// (sequence number, encoded entry), in increasing numbers.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// The sequence number after these entries.
+    pub next_seq: u64,
+    /// Already in the outbox table; otherwise the publisher stores them
+    /// before sending them.
+    pub durable: bool,
+}
+
+/// See the module documentation. Clones share the sequence.
+#[derive(Debug, Clone)]
 pub struct Outbox {
-    store: Arc<Store>,
-    host_id: String,
-    next_seq: u64,
+    host_id: Arc<str>,
+    next_seq: Arc<Mutex<u64>>,
 }
 
 impl Outbox {
-    /// The outbox of `host_id` in `store`, continuing from `next_seq` (read
-    /// from the saved meta values; 1 for a new state file).
-    pub fn new(store: Arc<Store>, host_id: &str, next_seq: u64) -> Outbox {
-        Outbox { store, host_id: host_id.to_string(), next_seq: next_seq.max(1) }
+    /// The outbox of `host_id`, continuing from `next_seq` (read from the
+    /// saved meta values; 1 for a new state file).
+    pub fn new(host_id: &str, next_seq: u64) -> Outbox {
+        Outbox { host_id: Arc::from(host_id), next_seq: Arc::new(Mutex::new(next_seq.max(1))) }
     }
 
     /// Reads the next sequence number from saved meta values.
@@ -53,41 +71,33 @@ impl Outbox {
             .map_or(1, u64::from_be_bytes)
     }
 
-    /// Turns `decisions` into entries and stores them durably, in one
-    /// commit. Blocks for the `fsync`.
-    pub fn push(&mut self, decisions: &[Replicate], now: Timestamp) -> Result<(), StoreError> {
-        if decisions.is_empty() {
-            return Ok(());
-        }
-        let (entries, next_seq) = self.prepare(decisions, now);
-        self.store.outbox_push(&entries, next_seq)?;
-        self.pushed(next_seq);
-        Ok(())
-    }
-
-    /// The encoded entries for `decisions` and the sequence number after
-    /// them, for a caller that stores them itself (off an async thread) with
-    /// [`Store::outbox_push`] and then calls [`Outbox::pushed`].
-    pub fn prepare(&self, decisions: &[Replicate], now: Timestamp) -> (Vec<(u64, Vec<u8>)>, u64) {
-        let mut seq = self.next_seq;
-        let entries = decisions
-            .iter()
-            .map(|decision| {
-                let entry = entry_for(&self.host_id, seq, decision, now);
-                seq += 1;
-                (entry.seq, entry.encode().into_bytes())
-            })
+    /// Numbers `decisions` and hands the entries and the next number to
+    /// `store`, which puts them in the outbox table (in a commit of its
+    /// choosing); no other number is given out meanwhile. The numbers are
+    /// used up either way: a gap is harmless, a number given twice is not.
+    /// Blocks for as long as `store` does.
+    pub fn stage_with<T>(
+        &self,
+        decisions: &[Replicate],
+        now: Timestamp,
+        store: impl FnOnce(&[(u64, Vec<u8>)], u64) -> Result<T, StoreError>,
+    ) -> (Staged, Result<T, StoreError>) {
+        // A poisoned lock only means a panic elsewhere while numbering; the
+        // number inside is still the next one free.
+        let mut next_seq = self.next_seq.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first = *next_seq;
+        let entries: Vec<(u64, Vec<u8>)> = (first..)
+            .zip(decisions)
+            .map(|(seq, decision)| (seq, entry_for(&self.host_id, seq, decision, now).encode().into_bytes()))
             .collect();
-        (entries, seq)
-    }
-
-    /// Records that entries up to `next_seq` (exclusive) are stored.
-    pub fn pushed(&mut self, next_seq: u64) {
-        self.next_seq = self.next_seq.max(next_seq);
+        let next = first + entries.len() as u64;
+        *next_seq = next;
+        let stored = store(&entries, next);
+        (Staged { entries, next_seq: next, durable: stored.is_ok() }, stored)
     }
 
     pub fn next_seq(&self) -> u64 {
-        self.next_seq
+        *self.next_seq.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -119,6 +129,7 @@ pub fn is_tombstone(entry: &Entry) -> bool {
 mod tests {
     use super::*;
     use crate::core::parse_ip_or_net;
+    use crate::store::Store;
 
     #[test]
     fn decisions_become_numbered_durable_entries_and_numbers_survive_a_restart() {
@@ -133,18 +144,18 @@ mod tests {
             count: 1,
             failures: 5,
         };
-        let mut outbox = Outbox::new(store.clone(), "mx1", 1);
+        let outbox = Outbox::new("mx1", 1);
         let net = ban.net;
-        outbox
-            .push(
-                &[
-                    Replicate::Ban(ban.clone()),
-                    Replicate::Unban { net, jail: "sshd".into() },
-                    Replicate::Tombstone { net },
-                ],
-                Timestamp(5_000),
-            )
-            .unwrap();
+        let decisions = [
+            Replicate::Ban(ban.clone()),
+            Replicate::Unban { net, jail: "sshd".into() },
+            Replicate::Tombstone { net },
+        ];
+        let (staged, stored) =
+            outbox.stage_with(&decisions, Timestamp(5_000), |e, next| store.outbox_push(e, next));
+        stored.unwrap();
+        assert!(staged.durable);
+        assert_eq!(staged.next_seq, 4);
         let queued: Vec<Entry> =
             store.outbox(10).unwrap().iter().map(|(_, bytes)| Entry::decode(bytes).unwrap()).collect();
         assert_eq!(queued.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
@@ -159,10 +170,22 @@ mod tests {
         assert!(is_tombstone(&queued[2]) && !is_tombstone(&queued[1]));
 
         let meta = store.cluster_state(Timestamp(0)).unwrap().meta;
-        let mut reopened = Outbox::new(store.clone(), "mx1", Outbox::saved_next_seq(&meta));
+        let reopened = Outbox::new("mx1", Outbox::saved_next_seq(&meta));
         assert_eq!(reopened.next_seq(), 4);
-        reopened.push(&[Replicate::Tombstone { net }], Timestamp(6_000)).unwrap();
-        assert_eq!(store.outbox(10).unwrap().last().unwrap().0, 4);
+        // A failed store uses its numbers up all the same.
+        let (failed, stored) =
+            reopened.stage_with(&[Replicate::Tombstone { net }], Timestamp(6_000), |_, _| {
+                Err::<(), _>(StoreError::Corrupt { path: "x".into(), detail: "test".into() })
+            });
+        assert!(stored.is_err() && !failed.durable);
+        assert_eq!(failed.entries[0].0, 4);
+        let (again, stored) =
+            reopened.stage_with(&[Replicate::Tombstone { net }], Timestamp(6_000), |e, next| {
+                store.outbox_push(e, next)
+            });
+        stored.unwrap();
+        assert_eq!(again.entries[0].0, 5);
+        assert_eq!(store.outbox(10).unwrap().last().unwrap().0, 5);
         assert_eq!(Outbox::saved_next_seq(&[]), 1);
     }
 }

@@ -1,6 +1,7 @@
-//! The publisher task: takes this host's decisions from the engine, queues
-//! them in the [`Outbox`], and publishes the outbox to Redis until Redis has
-//! acknowledged every entry.
+//! The publisher task: takes this host's numbered decisions from the
+//! engine (normally already durable in the [`Outbox`] table, stored with
+//! the ban they replicate), and publishes the outbox to Redis until Redis
+//! has acknowledged every entry.
 //!
 //! Each batch is one MULTI: per entry an `XADD` to this host's stream
 //! (trimmed by age with `MINID ~`), and the matching `HSET`/`HDEL` on its
@@ -21,8 +22,10 @@
 //! Redis being down changes nothing for the engine: decisions keep landing
 //! in the outbox, and publishing resumes with capped backoff.
 //!
-//! State owned: the outbox (sequence numbers), the write connection, the
-//! epoch last seen and the maintenance timers.
+//! State owned: the write connection, the entries known to be in the
+//! outbox table, the last sequence number acknowledged, the epoch last seen
+//! and the maintenance timers. The sequence itself is shared with the
+//! daemon ([`Outbox`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -35,7 +38,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{ENTRY_FIELD, Entry, Op, keys};
-use super::outbox::{Outbox, Replicate, is_tombstone};
+use super::outbox::{Outbox, Replicate, Staged, is_tombstone};
 use super::state::Shared;
 use crate::core::{BanOrigin, Clock, SystemClock, parse_ip_or_net};
 use crate::store::Store;
@@ -58,6 +61,7 @@ pub struct Publisher {
     pub(super) shared: Arc<Shared>,
     pub(super) store: Arc<Store>,
     pub(super) conn: ConnectionManager,
+    /// The sequence, shared with the daemon: anti-entropy numbers here.
     pub(super) outbox: Outbox,
     /// This host's addresses, registered for peers to protect.
     pub(super) own_addrs: Vec<IpAddr>,
@@ -67,8 +71,12 @@ pub struct Publisher {
     /// older (see `backlog`).
     pub(super) fresh: Vec<(u64, Vec<u8>)>,
     /// The outbox may hold entries `fresh` lacks: read it back. True at
-    /// start and after a failed publish.
+    /// start, after a failed publish, and after entries were stored here
+    /// (the table's key order is then the order to publish in).
     pub(super) backlog: bool,
+    /// The last sequence number Redis acknowledged: an entry staged by the
+    /// daemon may reach `fresh` after the table was read with it in.
+    pub(super) acked: u64,
 }
 
 /// When each chore is next due.
@@ -82,7 +90,7 @@ struct Timers {
 }
 
 impl Publisher {
-    pub async fn run(mut self, mut decisions: mpsc::Receiver<Vec<Replicate>>, shutdown: CancellationToken) {
+    pub async fn run(mut self, mut decisions: mpsc::Receiver<Staged>, shutdown: CancellationToken) {
         let now = Instant::now();
         let mut timers = Timers {
             register: now,
@@ -92,20 +100,19 @@ impl Publisher {
             backoff: Duration::from_secs(1),
         };
         let mut epoch: Option<String> = None;
-        let mut pending_intake: Vec<Replicate> = Vec::new();
+        let mut pending_intake: Vec<Staged> = Vec::new();
         loop {
-            // 1. Everything the engine sent goes to the outbox first.
-            while let Ok(batch) = decisions.try_recv() {
-                pending_intake.extend(batch);
+            // 1. Everything the engine sent is in the outbox first.
+            while let Ok(staged) = decisions.try_recv() {
+                pending_intake.push(staged);
+            }
+            if self.shared.outbox_skipped.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                self.backlog = true;
             }
             if !pending_intake.is_empty() {
-                match self.queue(std::mem::take(&mut pending_intake)).await {
-                    Ok(()) => {}
-                    Err(unqueued) => {
-                        // The state file failed: keep them in memory and retry.
-                        pending_intake = unqueued;
-                    }
-                }
+                // The state file failed: what is left stays in memory, in
+                // order, and is tried again.
+                pending_intake = self.intake(std::mem::take(&mut pending_intake)).await;
             }
             // 2. Then Redis, unless backing off.
             if Instant::now() >= timers.retry_at {
@@ -144,48 +151,69 @@ impl Publisher {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                batch = decisions.recv() => match batch {
-                    Some(batch) => pending_intake.extend(batch),
+                staged = decisions.recv() => match staged {
+                    Some(staged) => pending_intake.push(staged),
                     None => break,
                 },
                 _ = tokio::time::sleep_until(wake.max(timers.retry_at)) => {}
             }
         }
-        // Decisions received but not queued are also in the store's bans;
+        // Entries received but not stored are also in the store's bans;
         // anti-entropy publishes those after the next start.
         if !pending_intake.is_empty() {
-            let _ = self.queue(pending_intake).await;
+            let _ = self.intake(pending_intake).await;
         }
     }
 
-    /// Puts decisions in the outbox (durably); gives them back on failure.
-    async fn queue(&mut self, decisions: Vec<Replicate>) -> Result<(), Vec<Replicate>> {
-        let (entries, next_seq) = self.outbox.prepare(&decisions, SystemClock.now());
-        let store = self.store.clone();
-        // The fsync runs on a blocking thread; the entries come back with it.
-        let pushed =
-            tokio::task::spawn_blocking(move || store.outbox_push(&entries, next_seq).map(|()| entries))
-                .await;
-        match pushed {
-            Ok(Ok(entries)) => {
-                self.outbox.pushed(next_seq);
+    /// Takes staged entries in order: durable ones are published from
+    /// memory, others are stored first. Returns those not stored (the state
+    /// file failed), in order.
+    async fn intake(&mut self, staged: Vec<Staged>) -> Vec<Staged> {
+        let mut staged = staged.into_iter();
+        while let Some(next) = staged.next() {
+            if next.durable {
                 if !self.backlog {
-                    self.fresh.extend(entries);
+                    self.fresh.extend(next.entries);
                 }
-                Ok(())
+                continue;
             }
-            Ok(Err(e)) => {
-                tracing::error!(
-                    "cannot queue {} cluster entries in the state file (retrying): {e}",
-                    decisions.len()
-                );
-                Err(decisions)
-            }
-            Err(e) => {
-                tracing::error!("queueing cluster entries failed (retrying): {e}");
-                Err(decisions)
+            let store = self.store.clone();
+            let entries = next.entries.clone();
+            let next_seq = next.next_seq;
+            // The fsync runs on a blocking thread.
+            let stored = tokio::task::spawn_blocking(move || store.outbox_push(&entries, next_seq)).await;
+            match stored.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+                // Published from the table, after any smaller number.
+                Ok(()) => self.backlog = true,
+                Err(error) => {
+                    tracing::error!(
+                        entries = next.entries.len(),
+                        "cannot queue cluster entries in the state file (retrying): {error}"
+                    );
+                    return std::iter::once(next).chain(staged).collect();
+                }
             }
         }
+        Vec::new()
+    }
+
+    /// Numbers decisions of this task's own and stores them in the outbox
+    /// (durably); they are then published from the table.
+    async fn queue(&mut self, decisions: Vec<Replicate>) -> Result<(), String> {
+        let store = self.store.clone();
+        let outbox = self.outbox.clone();
+        // The fsync runs on a blocking thread.
+        let stored = tokio::task::spawn_blocking(move || {
+            outbox
+                .stage_with(&decisions, SystemClock.now(), |entries, next_seq| {
+                    store.outbox_push(entries, next_seq)
+                })
+                .1
+        })
+        .await;
+        stored.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string()))?;
+        self.backlog = true;
+        Ok(())
     }
 
     /// One round with Redis: chores that are due, then the outbox.
@@ -247,6 +275,8 @@ impl Publisher {
     async fn publish_outbox(&mut self) -> redis::RedisResult<()> {
         // Entries queued since the outbox was last found empty are published
         // from memory; only older ones (a restart, a failure) are read back.
+        let acked = self.acked;
+        self.fresh.retain(|(seq, _)| *seq > acked);
         while !self.backlog && !self.fresh.is_empty() {
             let fresh = std::mem::take(&mut self.fresh);
             match self.publish_prefix(&fresh).await {
@@ -293,7 +323,10 @@ impl Publisher {
         let Some(&(last_seq, _)) = batch.last() else { return Ok(0) };
         let pipe = self.batch_pipe(batch);
         match pipe.query_async::<()>(&mut self.conn).await {
-            Ok(()) => tracing::debug!(entries = batch.len(), last_seq, "published"),
+            Ok(()) => {
+                self.acked = self.acked.max(last_seq);
+                tracing::debug!(entries = batch.len(), last_seq, "published");
+            }
             Err(e) if batch.len() == 1 && tombstone(&batch[0]) && is_denied(&e) => tracing::error!(
                 "a cluster-wide unban was not published: this host's Redis user may not write {} ({e}); \
                  run `warden unban --cluster` on a host whose user may",
@@ -433,8 +466,8 @@ impl Publisher {
             withdrawn = decisions.len() - republished,
             "anti-entropy: this host's bans hash did not match its active bans"
         );
-        if let Err(unqueued) = self.queue(decisions).await {
-            tracing::warn!(entries = unqueued.len(), "anti-entropy will try again");
+        if let Err(e) = self.queue(decisions).await {
+            tracing::warn!("anti-entropy cannot queue its entries ({e}); it will try again");
         }
         Ok(())
     }

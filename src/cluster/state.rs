@@ -6,6 +6,7 @@
 //! while it applies one batch, readers while they copy what they show.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 
 use super::limits::Quarantined;
@@ -63,11 +64,21 @@ pub struct Shared {
     pub redis: String,
     merge: Mutex<Merge>,
     health: Mutex<Health>,
+    /// The daemon dropped staged entries that were already in the outbox
+    /// table (its queue to the publisher was full): the publisher reads
+    /// the table back.
+    pub outbox_skipped: AtomicBool,
 }
 
 impl Shared {
     pub fn new(host_id: String, redis: String, merge: Merge) -> Shared {
-        Shared { host_id, redis, merge: Mutex::new(merge), health: Mutex::new(Health::default()) }
+        Shared {
+            host_id,
+            redis,
+            merge: Mutex::new(merge),
+            health: Mutex::new(Health::default()),
+            outbox_skipped: AtomicBool::new(false),
+        }
     }
 
     /// The merge, for the follower to change.

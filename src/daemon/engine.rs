@@ -35,7 +35,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{ClusterHandle, Replicate};
+use crate::cluster::{ClusterHandle, Replicate, Staged};
 use crate::config::{Config, JailConfig};
 use crate::core::{Ban, BanTime, Clock, Failure, LogLine, SourceRef, SystemClock, Timestamp};
 use crate::filter::{Filter, MatchState, Outcome, Registry};
@@ -43,7 +43,7 @@ use crate::firewall::enforcer::Enforcer;
 use crate::firewall::rules::JailRules;
 use crate::jail::{BanHistory, Decision, Jail, SplitMix64};
 use crate::source::{Batch, PublishedPort, SourceEvent};
-use crate::store::{self, FailureRecord, Store};
+use crate::store::{self, FailureRecord, Queue, Store, StoreError};
 
 use super::containers::Containers;
 use super::firewall::{FirewallCmd, FirewallHandle};
@@ -182,7 +182,7 @@ pub struct Engine {
     /// The cluster, when the config has a `cluster:` section.
     pub(super) cluster: Option<ClusterHandle>,
     /// Decisions the cluster's queue had no room for yet.
-    cluster_backlog: Vec<Replicate>,
+    cluster_backlog: Vec<Staged>,
 }
 
 /// What the daemon needs to start an engine: its state restored from the
@@ -297,27 +297,58 @@ impl Engine {
         }
     }
 
-    /// Hands decisions to the cluster (if any) without waiting; what its
-    /// queue has no room for waits here and is offered again on the next
-    /// tick.
-    pub(super) fn replicate(&mut self, decisions: impl IntoIterator<Item = Replicate>) {
+    /// Runs `change` on the store with the outbox entries that replicate
+    /// `decisions` in the same commit (one `fsync` for both), then hands
+    /// the entries to the cluster. Without a cluster, or with no decisions,
+    /// it is `change` alone.
+    pub(super) fn commit_replicated<T>(
+        &mut self,
+        decisions: Vec<Replicate>,
+        change: impl FnOnce(&Store, Queue<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let store = &*self.store;
+        let Some(cluster) = self.cluster.as_ref().filter(|_| !decisions.is_empty()) else {
+            return change(store, Queue::default());
+        };
+        let (staged, result) =
+            cluster.stage_with(&decisions, SystemClock.now(), |queue| change(store, queue));
+        self.cluster_backlog.push(staged);
+        self.offer_to_cluster();
+        result
+    }
+
+    /// Offers staged entries to the cluster, in order, without waiting;
+    /// what its queue has no room for waits here and is offered again on
+    /// the next tick.
+    pub(super) fn offer_to_cluster(&mut self) {
         let Some(cluster) = &self.cluster else { return };
-        self.cluster_backlog.extend(decisions);
-        if self.cluster_backlog.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.cluster_backlog);
-        if let Err(mut back) = cluster.offer(batch) {
-            if back.len() > MAX_CLUSTER_BACKLOG {
-                let dropped = back.len() - MAX_CLUSTER_BACKLOG;
-                back.drain(..dropped);
-                tracing::warn!(
-                    dropped,
-                    "the cluster's queue is full: dropping the oldest decisions to replicate \
-                     (their bans are stored; anti-entropy publishes them later)"
-                );
+        let mut pending = std::mem::take(&mut self.cluster_backlog).into_iter();
+        while let Some(staged) = pending.next() {
+            if let Err(back) = cluster.offer(staged) {
+                self.cluster_backlog = std::iter::once(back).chain(pending).collect();
+                break;
             }
-            self.cluster_backlog = back;
+        }
+        let mut held: usize = self.cluster_backlog.iter().map(|s| s.entries.len()).sum();
+        let (mut dropped, mut lost) = (0, 0);
+        while held > MAX_CLUSTER_BACKLOG && !self.cluster_backlog.is_empty() {
+            let oldest = self.cluster_backlog.remove(0);
+            held -= oldest.entries.len();
+            dropped += oldest.entries.len();
+            if oldest.durable {
+                // Still in the outbox table: the publisher reads it back.
+                cluster.dropped_durable();
+            } else {
+                lost += oldest.entries.len();
+            }
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                lost,
+                "the cluster's queue is full: the oldest decisions wait in the outbox table; those not \
+                 stored there ({lost}) are published by anti-entropy later (their bans are stored)"
+            );
         }
     }
 
@@ -433,12 +464,14 @@ impl Engine {
             }
             return;
         }
-        // The cluster queues them durably on its own; handing them over
-        // first lets its fsync run alongside this one.
-        if self.cluster.is_some() {
-            self.replicate(bans.iter().cloned().map(Replicate::Ban));
-        }
-        if let Err(e) = self.store.put_bans(&bans) {
+        // Their cluster entries (if any) are stored in the same commit.
+        let decisions = if self.cluster.is_some() {
+            bans.iter().cloned().map(Replicate::Ban).collect()
+        } else {
+            Vec::new()
+        };
+        if let Err(e) = self.commit_replicated(decisions, |store, queue| store.put_bans_queued(&bans, queue))
+        {
             tracing::error!(bans = bans.len(), "cannot persist bans (they are enforced anyway): {e}");
         }
         // A jail a container's labels just defined (or a port it published)
@@ -469,7 +502,7 @@ impl Engine {
         }
         self.replace_firewall_if_dirty();
         if !self.cluster_backlog.is_empty() {
-            self.replicate([]);
+            self.offer_to_cluster();
         }
         self.commit();
     }
@@ -573,13 +606,14 @@ impl Engine {
             }
         }
         if !lifted.is_empty() {
-            if let Err(e) = self.store.remove_bans(&lifted) {
+            let decisions =
+                lifted.iter().map(|(jail, net)| Replicate::Unban { net: *net, jail: jail.clone() }).collect();
+            if let Err(e) =
+                self.commit_replicated(decisions, |store, queue| store.remove_bans_queued(&lifted, queue))
+            {
                 tracing::error!("cannot remove the bans of removed jails from the store: {e}");
             }
             self.firewall.send(FirewallCmd::Unban { entries: lifted.clone(), done: None });
-            self.replicate(
-                lifted.iter().map(|(jail, net)| Replicate::Unban { net: *net, jail: jail.clone() }),
-            );
         }
         if config.cluster != self.config.cluster {
             tracing::warn!("the cluster: section changed; it takes effect at the next restart");

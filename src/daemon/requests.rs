@@ -209,7 +209,15 @@ impl Engine {
             lifted.extend(rt.jail.unban(net));
         }
         let entries: Vec<(String, IpNet)> = lifted.iter().map(|b| (b.jail.clone(), b.net)).collect();
-        if let Err(e) = self.store.remove_bans(&entries) {
+        let mut decisions: Vec<Replicate> =
+            entries.iter().map(|(jail, net)| Replicate::Unban { net: *net, jail: jail.clone() }).collect();
+        if cluster {
+            decisions.push(Replicate::Tombstone { net });
+        }
+        // Their cluster entries (if any) are stored in the same commit.
+        if let Err(e) =
+            self.commit_replicated(decisions, |store, queue| store.remove_bans_queued(&entries, queue))
+        {
             return Answer::Now(Response::failed(format!(
                 "lifted in memory, but the store failed (the ban may return after a restart): {e}"
             )));
@@ -217,13 +225,9 @@ impl Engine {
         for ban in &lifted {
             tracing::info!(jail = %ban.jail, ip = %ban.net, origin = "manual", "unbanned");
         }
-        let mut decisions: Vec<Replicate> =
-            entries.iter().map(|(jail, net)| Replicate::Unban { net: *net, jail: jail.clone() }).collect();
         if cluster {
             tracing::info!(ip = %net, "cluster-wide unban published");
-            decisions.push(Replicate::Tombstone { net });
         }
-        self.replicate(decisions);
         let infos: Vec<BanInfo> = lifted.iter().map(|b| self.ban_info(b)).collect();
         // Other hosts' bans of it stay unless the unban is cluster-wide: say so.
         let mut remote: Vec<String> = match (&self.cluster, cluster) {

@@ -29,7 +29,7 @@ use redb::{
 use super::codec::{KeyBytes, ban_count_at, decode_ban, decode_net, encode_ban, expiry_millis, hex, net_key};
 use super::error::ResultExt;
 use super::schema::{BAN_JOURNAL, BANS, BanKey, BanValue, HISTORY};
-use super::{Store, StoreError};
+use super::{Queue, Store, StoreError};
 use crate::core::{Ban, Timestamp};
 
 /// How often a network has been banned, by any jail, and when last.
@@ -58,8 +58,15 @@ impl Store {
     /// Stores several bans in one durable commit (one `fsync`): the daemon
     /// stores what a burst of lines decided this way. See [`Store::put_ban`].
     pub fn put_bans(&self, bans: &[Ban]) -> Result<(), StoreError> {
+        self.put_bans_queued(bans, Queue::default())
+    }
+
+    /// [`Store::put_bans`], with the cluster's entries for these bans added
+    /// to its outbox in the same commit.
+    pub fn put_bans_queued(&self, bans: &[Ban], queue: Queue<'_>) -> Result<(), StoreError> {
         const DOING: &str = "store a ban in";
         let txn = self.write(Durability::Immediate, DOING)?;
+        self.queue_in(&txn, queue, DOING)?;
         let journalled = {
             let mut journal = txn.open_table(BAN_JOURNAL).doing(&self.path, DOING)?;
             let next = journal.last().doing(&self.path, DOING)?.map_or(0, |(seq, _)| seq.value() + 1);
@@ -155,8 +162,19 @@ impl Store {
     /// `fsync`), for expiring many at once, and returns those that were
     /// there, in the order asked. See [`Store::remove_ban`].
     pub fn remove_bans(&self, bans: &[(String, IpNet)]) -> Result<Vec<Ban>, StoreError> {
+        self.remove_bans_queued(bans, Queue::default())
+    }
+
+    /// [`Store::remove_bans`], with the cluster's entries for these unbans
+    /// added to its outbox in the same commit.
+    pub fn remove_bans_queued(
+        &self,
+        bans: &[(String, IpNet)],
+        queue: Queue<'_>,
+    ) -> Result<Vec<Ban>, StoreError> {
         const DOING: &str = "remove a ban from";
         let txn = self.write(Durability::Immediate, DOING)?;
+        self.queue_in(&txn, queue, DOING)?;
         self.fold_journal_in(&txn)?;
         let mut removed = Vec::new();
         {

@@ -77,6 +77,16 @@ pub struct ClusterSaved {
     pub meta: Vec<(String, Vec<u8>)>,
 }
 
+/// Outbox entries stored in the same commit as another change (a ban, an
+/// unban), so replicating a decision costs no `fsync` of its own: the
+/// entries ((sequence number, encoded entry)) and the sequence number after
+/// them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Queue<'a> {
+    pub entries: &'a [(u64, Vec<u8>)],
+    pub next_seq: u64,
+}
+
 impl Store {
     /// Appends `entries` ((sequence number, encoded entry)) to the outbox and
     /// records `next_seq` as the `next_seq` meta value, in one durable commit:
@@ -84,15 +94,34 @@ impl Store {
     pub fn outbox_push(&self, entries: &[(u64, Vec<u8>)], next_seq: u64) -> Result<(), StoreError> {
         const DOING: &str = "queue cluster entries in";
         let txn = self.write(Durability::Immediate, DOING)?;
-        {
-            let mut outbox = txn.open_table(CLUSTER_OUTBOX).doing(&self.path, DOING)?;
-            for (seq, data) in entries {
-                outbox.insert(*seq, data.as_slice()).doing(&self.path, DOING)?;
-            }
-            let mut meta = txn.open_table(CLUSTER_META).doing(&self.path, DOING)?;
-            meta.insert("next_seq", next_seq.to_be_bytes().as_slice()).doing(&self.path, DOING)?;
-        }
+        self.queue_in(&txn, Queue { entries, next_seq }, DOING)?;
         self.commit_durable(txn, DOING)
+    }
+
+    /// Adds `queue` to the outbox within `txn`. The `next_seq` meta value
+    /// only grows: commits made by different tasks may land in any order.
+    pub(super) fn queue_in(
+        &self,
+        txn: &WriteTransaction,
+        queue: Queue<'_>,
+        doing: &'static str,
+    ) -> Result<(), StoreError> {
+        if queue.entries.is_empty() {
+            return Ok(());
+        }
+        let mut outbox = txn.open_table(CLUSTER_OUTBOX).doing(&self.path, doing)?;
+        for (seq, data) in queue.entries {
+            outbox.insert(*seq, data.as_slice()).doing(&self.path, doing)?;
+        }
+        let mut meta = txn.open_table(CLUSTER_META).doing(&self.path, doing)?;
+        let stored = meta
+            .get("next_seq")
+            .doing(&self.path, doing)?
+            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let next_seq = queue.next_seq.max(stored);
+        meta.insert("next_seq", next_seq.to_be_bytes().as_slice()).doing(&self.path, doing)?;
+        Ok(())
     }
 
     /// Up to `limit` outbox entries, oldest first.
@@ -326,6 +355,39 @@ mod tests {
         assert_eq!(meta, [("next_seq".to_string(), 4u64.to_be_bytes().to_vec())]);
         store.outbox_ack(3).unwrap();
         assert!(store.outbox(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_ban_and_its_outbox_entries_share_one_commit_and_the_next_number_only_grows() {
+        use crate::core::{Ban, BanOrigin};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let ban = Ban {
+            net: net("192.0.2.7"),
+            jail: "sshd".into(),
+            origin: BanOrigin::Jail,
+            at: Timestamp::from_secs(10),
+            until: Some(Timestamp::from_secs(70)),
+            count: 1,
+            failures: 3,
+        };
+        let entries = [(5, b"ban".to_vec())];
+        store.put_bans_queued(std::slice::from_ref(&ban), Queue { entries: &entries, next_seq: 6 }).unwrap();
+        assert_eq!(store.outbox(10).unwrap(), entries);
+        assert_eq!(store.ban("sshd", net("192.0.2.7")).unwrap(), Some(ban.clone()));
+        // A commit numbered earlier but landing later leaves the number as is.
+        store.outbox_push(&[(4, b"older".to_vec())], 5).unwrap();
+        let unban = [(6, b"unban".to_vec())];
+        let removed = store
+            .remove_bans_queued(&[("sshd".to_string(), ban.net)], Queue { entries: &unban, next_seq: 7 })
+            .unwrap();
+        assert_eq!(removed, [ban]);
+        assert_eq!(store.outbox(10).unwrap().iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [4, 5, 6]);
+        let meta = store.cluster_state(Timestamp(0)).unwrap().meta;
+        assert_eq!(meta, [("next_seq".to_string(), 7u64.to_be_bytes().to_vec())]);
+        store.outbox_push(&[(3, b"oldest".to_vec())], 4).unwrap();
+        let meta = store.cluster_state(Timestamp(0)).unwrap().meta;
+        assert_eq!(meta, [("next_seq".to_string(), 7u64.to_be_bytes().to_vec())]);
     }
 
     #[test]
