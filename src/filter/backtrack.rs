@@ -880,6 +880,18 @@ impl Program {
     #[inline(always)]
     fn extent(&self, table: usize, hay: &[u8], pos: usize, limit: usize) -> usize {
         let table = &self.tables[table].0;
+        // A run of at most four bytes (`[0-9]{1,3}` in an address) needs no
+        // more lookups than that: bit `limit - pos` caps the count as bit 8
+        // does below.
+        if limit.saturating_sub(pos) <= 4
+            && let Some(chunk) = hay.get(pos..).and_then(<[u8]>::first_chunk::<4>)
+        {
+            let mut stop = 1u32 << (limit - pos);
+            for (i, &b) in chunk.iter().enumerate() {
+                stop |= u32::from(!table[usize::from(b)]) << i;
+            }
+            return pos + stop.trailing_zeros() as usize;
+        }
         let mut p = pos;
         while let Some(chunk) = hay.get(p..).and_then(<[u8]>::first_chunk::<8>) {
             // Bit i: byte i is not in the set; bit 8 caps the count.
@@ -1739,6 +1751,41 @@ mod tests {
         assert!(scratch.header.hits > 10, "the cache answered {} lines", scratch.header.hits);
         // A program with a run that searches ahead keeps no cache.
         assert!(!Program::new(r"^(.*) x (?P<c>.+)$").unwrap().cache_header(2));
+    }
+
+    #[test]
+    fn short_bounded_runs_agree_at_every_length_and_line_end() {
+        // Runs of at most four bytes take their own path in `extent`.
+        let patterns = [
+            r"^([0-9]{1,3})(.*)$",
+            r"^([0-9]{0,4})([0-9]*)(.*)$",
+            r"^a([0-9]{2,4})\.([0-9]{1,3})$",
+            r"^([0-9]{1,3}\.){3}([0-9]{1,3})(.*)$",
+            r"^(x?)([0-9]{1})(.*)$",
+        ];
+        let hays = [
+            "",
+            "1",
+            "12",
+            "123",
+            "1234",
+            "12345",
+            "12a",
+            "1a23",
+            "a12.3",
+            "a1234.567",
+            "a12345.6",
+            "1.2.3.4",
+            "10.20.30.40x",
+            "255.255.255.2555",
+            "x9",
+            "x99",
+        ];
+        for p in patterns {
+            for h in hays {
+                same(p, h);
+            }
+        }
     }
 
     #[test]
