@@ -36,6 +36,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
+/// Parses `pattern` in the byte-oriented ASCII syntax the fast matcher runs
+/// (the syntax of `compile::ascii_syntax`: Unicode and UTF-8 modes off, the
+/// other options at their defaults); `None` when it does not parse (the
+/// caller reports regex-automata's message for it).
+pub(crate) fn parse_ascii(pattern: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(pattern).ok()
+}
+
 /// A set of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ByteSet(pub(crate) [u64; 4]);
@@ -543,15 +551,18 @@ impl Program {
     /// Compiles `pattern` (ASCII byte syntax); `None` if it uses something
     /// this matcher leaves to regex-automata.
     pub fn new(pattern: &str) -> Option<Program> {
-        let hir =
-            regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(pattern).ok()?;
+        Program::from_hir(&parse_ascii(pattern)?)
+    }
+
+    /// [`Program::new`] for a pattern already parsed with [`parse_ascii`].
+    pub fn from_hir(hir: &Hir) -> Option<Program> {
         // Only patterns anchored at the start: the gate runs them from 0.
         if !hir.properties().look_set_prefix().contains(Look::Start) {
             return None;
         }
         // Group 0 (the whole match) is not needed: no Save for it.
         let mut c = Compiler { insts: Vec::new(), max_slot: 2 };
-        c.compile(&hir)?;
+        c.compile(hir)?;
         c.push(Inst::Match)?;
         // Runs always start at 0, where a leading `^` holds: skip it.
         let targets_zero =
@@ -588,7 +599,7 @@ impl Program {
             program.starts = start_sets(&insts).into_boxed_slice();
         }
         program.required =
-            required_literal(&hir).map(|lit| Box::new(memchr::memmem::Finder::new(&lit).into_owned()));
+            required_literal(hir).map(|lit| Box::new(memchr::memmem::Finder::new(&lit).into_owned()));
         Some(program)
     }
 
