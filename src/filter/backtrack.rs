@@ -36,6 +36,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
+
+use super::text::le_word;
 /// Parses `pattern` in the byte-oriented ASCII syntax the fast matcher runs
 /// (the syntax of `compile::ascii_syntax`: Unicode and UTF-8 modes off, the
 /// other options at their defaults); `None` when it does not parse (the
@@ -358,17 +360,14 @@ impl Literal {
         let Some(text) = hay.get(pos..pos + len) else { return false };
         // Word by word (no `memcmp` call for these short compares): the
         // middle words of a long literal, then the last eight bytes.
-        let word = |b: &[u8], at: usize| {
-            b.get(at..).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w))
-        };
         let mut at = 8;
         while at + 8 < len {
-            if word(text, at) != word(&self.bytes, at) {
+            if le_word(text, at) != le_word(&self.bytes, at) {
                 return false;
             }
             at += 8;
         }
-        word(text, len - 8) == Some(self.tail)
+        le_word(text, len - 8) == Some(self.tail)
     }
 }
 
@@ -809,22 +808,12 @@ impl Program {
                     }
                 }
                 Op::Split { first, second, choice, at_end } => {
-                    budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                    let to = match hay.get(pos) {
-                        Some(&b) => self.choices[*choice][usize::from(b)],
-                        None => *at_end,
-                    };
-                    match to {
-                        FAIL => false,
-                        BOTH => {
-                            stack.push(Frame::Alt { pc: *second, pos });
-                            pc = *first;
+                    match self.choose(*choice, *at_end, *first, *second, hay, pos, stack, &mut budget)? {
+                        Some(to) => {
+                            pc = to;
                             true
                         }
-                        _ => {
-                            pc = usize::from(to) - 1;
-                            true
-                        }
+                        None => false,
                     }
                 }
                 Op::Jmp(to) => {
@@ -881,6 +870,38 @@ impl Program {
                 }
             }
         }
+    }
+
+    /// Makes the choice of an `Op::Split` (or a `Step::Branch`) at `pos`,
+    /// charging one step: where execution goes (`first` when both branches
+    /// can start here, with `second` pushed to backtrack into), or `None`
+    /// when neither can.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn choose(
+        &self,
+        choice: usize,
+        at_end: u16,
+        first: usize,
+        second: usize,
+        hay: &[u8],
+        pos: usize,
+        stack: &mut Vec<Frame>,
+        budget: &mut usize,
+    ) -> Result<Option<usize>, OutOfSteps> {
+        *budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
+        let to = match hay.get(pos) {
+            Some(&b) => self.choices[choice][usize::from(b)],
+            None => at_end,
+        };
+        Ok(match to {
+            FAIL => None,
+            BOTH => {
+                stack.push(Frame::Alt { pc: second, pos });
+                Some(first)
+            }
+            _ => Some(usize::from(to) - 1),
+        })
     }
 
     /// Where a run of table bytes from `pos` ends (at most at `limit`).
@@ -980,19 +1001,10 @@ impl Program {
                     }
                 }
                 Step::Branch { choice, at_end, first, second, next } => {
-                    // As `Op::Split`.
-                    *budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                    let to = match hay.get(pos) {
-                        Some(&b) => self.choices[*choice][usize::from(b)],
-                        None => *at_end,
-                    };
-                    let goes = match to {
-                        FAIL => return Ok(SeqEnd::Fail),
-                        BOTH => {
-                            stack.push(Frame::Alt { pc: *second, pos });
-                            *first
-                        }
-                        _ => usize::from(to) - 1,
+                    let Some(goes) =
+                        self.choose(*choice, *at_end, *first, *second, hay, pos, stack, budget)?
+                    else {
+                        return Ok(SeqEnd::Fail);
                     };
                     if goes != *next {
                         return Ok(SeqEnd::At { pos, pc: goes });
@@ -1428,13 +1440,11 @@ fn head_alike(cache: &HeaderCache, memo: &HeaderMemo, head: &[u8]) -> bool {
     if n < 8 {
         return head.iter().zip(&memo.head).enumerate().all(|(k, (a, b))| a == b || same_class(k));
     }
-    let word =
-        |s: &[u8], at: usize| s.get(at..).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w));
     let mut at = 0;
     loop {
         // The last word overlaps the one before it rather than run past.
         let from = at.min(n - 8);
-        let (Some(a), Some(b)) = (word(head, from), word(&memo.head, from)) else { return false };
+        let (Some(a), Some(b)) = (le_word(head, from), le_word(&memo.head, from)) else { return false };
         let mut diff = a ^ b;
         while diff != 0 {
             let byte = (diff.trailing_zeros() / 8) as usize;
