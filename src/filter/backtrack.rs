@@ -36,6 +36,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
+
+use super::text::le_word;
+/// Parses `pattern` in the byte-oriented ASCII syntax the fast matcher runs
+/// (the syntax of `compile::ascii_syntax`: Unicode and UTF-8 modes off, the
+/// other options at their defaults); `None` when it does not parse (the
+/// caller reports regex-automata's message for it).
+pub(crate) fn parse_ascii(pattern: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(pattern).ok()
+}
+
 /// A set of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ByteSet(pub(crate) [u64; 4]);
@@ -350,17 +360,14 @@ impl Literal {
         let Some(text) = hay.get(pos..pos + len) else { return false };
         // Word by word (no `memcmp` call for these short compares): the
         // middle words of a long literal, then the last eight bytes.
-        let word = |b: &[u8], at: usize| {
-            b.get(at..).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w))
-        };
         let mut at = 8;
         while at + 8 < len {
-            if word(text, at) != word(&self.bytes, at) {
+            if le_word(text, at) != le_word(&self.bytes, at) {
                 return false;
             }
             at += 8;
         }
-        word(text, len - 8) == Some(self.tail)
+        le_word(text, len - 8) == Some(self.tail)
     }
 }
 
@@ -543,15 +550,18 @@ impl Program {
     /// Compiles `pattern` (ASCII byte syntax); `None` if it uses something
     /// this matcher leaves to regex-automata.
     pub fn new(pattern: &str) -> Option<Program> {
-        let hir =
-            regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(pattern).ok()?;
+        Program::from_hir(&parse_ascii(pattern)?)
+    }
+
+    /// [`Program::new`] for a pattern already parsed with [`parse_ascii`].
+    pub fn from_hir(hir: &Hir) -> Option<Program> {
         // Only patterns anchored at the start: the gate runs them from 0.
         if !hir.properties().look_set_prefix().contains(Look::Start) {
             return None;
         }
         // Group 0 (the whole match) is not needed: no Save for it.
         let mut c = Compiler { insts: Vec::new(), max_slot: 2 };
-        c.compile(&hir)?;
+        c.compile(hir)?;
         c.push(Inst::Match)?;
         // Runs always start at 0, where a leading `^` holds: skip it.
         let targets_zero =
@@ -588,7 +598,7 @@ impl Program {
             program.starts = start_sets(&insts).into_boxed_slice();
         }
         program.required =
-            required_literal(&hir).map(|lit| Box::new(memchr::memmem::Finder::new(&lit).into_owned()));
+            required_literal(hir).map(|lit| Box::new(memchr::memmem::Finder::new(&lit).into_owned()));
         Some(program)
     }
 
@@ -798,22 +808,12 @@ impl Program {
                     }
                 }
                 Op::Split { first, second, choice, at_end } => {
-                    budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                    let to = match hay.get(pos) {
-                        Some(&b) => self.choices[*choice][usize::from(b)],
-                        None => *at_end,
-                    };
-                    match to {
-                        FAIL => false,
-                        BOTH => {
-                            stack.push(Frame::Alt { pc: *second, pos });
-                            pc = *first;
+                    match self.choose(*choice, *at_end, *first, *second, hay, pos, stack, &mut budget)? {
+                        Some(to) => {
+                            pc = to;
                             true
                         }
-                        _ => {
-                            pc = usize::from(to) - 1;
-                            true
-                        }
+                        None => false,
                     }
                 }
                 Op::Jmp(to) => {
@@ -872,6 +872,38 @@ impl Program {
         }
     }
 
+    /// Makes the choice of an `Op::Split` (or a `Step::Branch`) at `pos`,
+    /// charging one step: where execution goes (`first` when both branches
+    /// can start here, with `second` pushed to backtrack into), or `None`
+    /// when neither can.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn choose(
+        &self,
+        choice: usize,
+        at_end: u16,
+        first: usize,
+        second: usize,
+        hay: &[u8],
+        pos: usize,
+        stack: &mut Vec<Frame>,
+        budget: &mut usize,
+    ) -> Result<Option<usize>, OutOfSteps> {
+        *budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
+        let to = match hay.get(pos) {
+            Some(&b) => self.choices[choice][usize::from(b)],
+            None => at_end,
+        };
+        Ok(match to {
+            FAIL => None,
+            BOTH => {
+                stack.push(Frame::Alt { pc: second, pos });
+                Some(first)
+            }
+            _ => Some(usize::from(to) - 1),
+        })
+    }
+
     /// Where a run of table bytes from `pos` ends (at most at `limit`).
     ///
     /// Eight bytes at a time: the membership of each is looked up, then the
@@ -880,6 +912,18 @@ impl Program {
     #[inline(always)]
     fn extent(&self, table: usize, hay: &[u8], pos: usize, limit: usize) -> usize {
         let table = &self.tables[table].0;
+        // A run of at most four bytes (`[0-9]{1,3}` in an address) needs no
+        // more lookups than that: bit `limit - pos` caps the count as bit 8
+        // does below.
+        if limit.saturating_sub(pos) <= 4
+            && let Some(chunk) = hay.get(pos..).and_then(<[u8]>::first_chunk::<4>)
+        {
+            let mut stop = 1u32 << (limit - pos);
+            for (i, &b) in chunk.iter().enumerate() {
+                stop |= u32::from(!table[usize::from(b)]) << i;
+            }
+            return pos + stop.trailing_zeros() as usize;
+        }
         let mut p = pos;
         while let Some(chunk) = hay.get(p..).and_then(<[u8]>::first_chunk::<8>) {
             // Bit i: byte i is not in the set; bit 8 caps the count.
@@ -957,19 +1001,10 @@ impl Program {
                     }
                 }
                 Step::Branch { choice, at_end, first, second, next } => {
-                    // As `Op::Split`.
-                    *budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
-                    let to = match hay.get(pos) {
-                        Some(&b) => self.choices[*choice][usize::from(b)],
-                        None => *at_end,
-                    };
-                    let goes = match to {
-                        FAIL => return Ok(SeqEnd::Fail),
-                        BOTH => {
-                            stack.push(Frame::Alt { pc: *second, pos });
-                            *first
-                        }
-                        _ => usize::from(to) - 1,
+                    let Some(goes) =
+                        self.choose(*choice, *at_end, *first, *second, hay, pos, stack, budget)?
+                    else {
+                        return Ok(SeqEnd::Fail);
                     };
                     if goes != *next {
                         return Ok(SeqEnd::At { pos, pc: goes });
@@ -1405,13 +1440,11 @@ fn head_alike(cache: &HeaderCache, memo: &HeaderMemo, head: &[u8]) -> bool {
     if n < 8 {
         return head.iter().zip(&memo.head).enumerate().all(|(k, (a, b))| a == b || same_class(k));
     }
-    let word =
-        |s: &[u8], at: usize| s.get(at..).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w));
     let mut at = 0;
     loop {
         // The last word overlaps the one before it rather than run past.
         let from = at.min(n - 8);
-        let (Some(a), Some(b)) = (word(head, from), word(&memo.head, from)) else { return false };
+        let (Some(a), Some(b)) = (le_word(head, from), le_word(&memo.head, from)) else { return false };
         let mut diff = a ^ b;
         while diff != 0 {
             let byte = (diff.trailing_zeros() / 8) as usize;
@@ -1739,6 +1772,41 @@ mod tests {
         assert!(scratch.header.hits > 10, "the cache answered {} lines", scratch.header.hits);
         // A program with a run that searches ahead keeps no cache.
         assert!(!Program::new(r"^(.*) x (?P<c>.+)$").unwrap().cache_header(2));
+    }
+
+    #[test]
+    fn short_bounded_runs_agree_at_every_length_and_line_end() {
+        // Runs of at most four bytes take their own path in `extent`.
+        let patterns = [
+            r"^([0-9]{1,3})(.*)$",
+            r"^([0-9]{0,4})([0-9]*)(.*)$",
+            r"^a([0-9]{2,4})\.([0-9]{1,3})$",
+            r"^([0-9]{1,3}\.){3}([0-9]{1,3})(.*)$",
+            r"^(x?)([0-9]{1})(.*)$",
+        ];
+        let hays = [
+            "",
+            "1",
+            "12",
+            "123",
+            "1234",
+            "12345",
+            "12a",
+            "1a23",
+            "a12.3",
+            "a1234.567",
+            "a12345.6",
+            "1.2.3.4",
+            "10.20.30.40x",
+            "255.255.255.2555",
+            "x9",
+            "x99",
+        ];
+        for p in patterns {
+            for h in hays {
+                same(p, h);
+            }
+        }
     }
 
     #[test]

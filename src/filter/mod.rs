@@ -284,9 +284,11 @@ impl Filter {
             line
         };
         // An imported filter's engine says for itself whether its patterns
-        // see newlines (`maxlines` joins lines with them).
+        // see newlines (`maxlines` joins lines with them). Text cleaned of
+        // escapes has no newline when the line had none.
         if let Some(f2b) = self.fail2ban.as_deref() {
-            return fail2ban::outcome(fail2ban::process(self, f2b, state, line, source_time), None);
+            let out = fail2ban::process(self, f2b, state, line, source_time, Some(newline));
+            return fail2ban::outcome(out, None);
         }
         // Whatever runs on this line runs on it or on text derived from it
         // (stripped, rendered), which has no newline if the line has none.

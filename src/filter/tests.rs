@@ -274,6 +274,24 @@ fn filter_is_send_and_sync() {
 
 /// The fast matcher must agree with regex-automata on every shipped sshd
 /// pattern (both modes), on lines built from sshd-like fragments.
+
+#[test]
+fn a_line_past_the_fast_budget_is_answered_by_regex_automata() {
+    use super::template::Role;
+    // The first branch backtracks exponentially on this line, so the fast
+    // matcher gives up and the fallback engine (built for fallback only)
+    // must find the second branch's group.
+    let regex = r"^(?:(?:a|aa)*b|(?P<w0>a+)c)$";
+    let c = compile::Compiled::new(regex, &[("w0".to_string(), Role::User)]).unwrap();
+    let fast = c.fast.as_ref().expect("the fast matcher runs this pattern");
+    let line = format!("{}c", "a".repeat(40));
+    let mut scratch = backtrack::Scratch::default();
+    assert_eq!(fast.run(line.as_bytes(), &mut scratch), backtrack::Run::GaveUp);
+    let raw = c.captures(&line, &mut scratch).expect("the pattern matches");
+    assert_eq!(raw.user, Some(&line[..40]));
+    assert!(c.captures(&"a".repeat(40), &mut scratch).is_none());
+}
+
 mod differential {
     use proptest::prelude::*;
     use regex_automata::Input;

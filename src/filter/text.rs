@@ -82,6 +82,14 @@ pub(crate) fn padded<const N: usize>(src: &[u8]) -> [u8; N] {
     out
 }
 
+/// The eight bytes of `s` from `at` as a little-endian word; `None` when
+/// fewer than eight remain. (Short texts and literals are compared and
+/// hashed a word at a time rather than through `memcmp`.)
+#[inline(always)]
+pub(crate) fn le_word(s: &[u8], at: usize) -> Option<u64> {
+    s.get(at..).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w))
+}
+
 /// `src` (at most `8 * W` bytes) as little-endian words, zero-padded,
 /// read in whole words: a key built this way and then hashed or compared
 /// word by word is read back as it was written (a wider read of data just
@@ -89,7 +97,7 @@ pub(crate) fn padded<const N: usize>(src: &[u8]) -> [u8; N] {
 pub(crate) fn words<const W: usize>(src: &[u8]) -> [u64; W] {
     let mut out = [0u64; W];
     let n = src.len().min(8 * W);
-    let word = |at: usize| src.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes);
+    let word = |at: usize| le_word(src, at).unwrap_or(0);
     for (i, w) in out.iter_mut().enumerate().take(n / 8) {
         *w = word(8 * i);
     }
@@ -126,16 +134,14 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if n < 8 {
         return small_word(a) == small_word(b);
     }
-    let word =
-        |s: &[u8], at: usize| s.get(at..at + 8).and_then(|w| w.try_into().ok()).map(u64::from_le_bytes);
     let mut at = 0;
     while at + 8 < n {
-        if word(a, at) != word(b, at) {
+        if le_word(a, at) != le_word(b, at) {
             return false;
         }
         at += 8;
     }
-    word(a, n - 8) == word(b, n - 8)
+    le_word(a, n - 8) == le_word(b, n - 8)
 }
 
 impl From<&str> for ShortText {

@@ -634,17 +634,21 @@ fn split_lines(buf: &str, count: usize, span: (usize, usize), skipped: &[&str], 
     Lines { matched, unmatched }
 }
 
-/// Runs one line through an imported filter.
+/// Runs one line through an imported filter. `newline` says whether the
+/// line (or the line it was cleaned from) holds a `\n`, when the caller has
+/// already looked; `None` to look here.
 pub(crate) fn process(
     filter: &Filter,
     sem: &Semantics,
     state: &mut MatchState,
     line: &str,
     source_time: Option<Timestamp>,
+    newline: Option<bool>,
 ) -> Fail2banLine {
     // Patterns run on the line (or text cut from it), or, with `maxlines`
     // > 1, on buffered lines joined by newlines.
-    state.scratch.newline_free = sem.maxlines <= 1 && memchr::memchr(b'\n', line.as_bytes()).is_none();
+    let newline = newline.unwrap_or_else(|| memchr::memchr(b'\n', line.as_bytes()).is_some());
+    state.scratch.newline_free = sem.maxlines <= 1 && !newline;
     if sem.maxlines <= 1 {
         return process_line(filter, sem, state, line, source_time);
     }

@@ -331,7 +331,7 @@ impl Filter {
         source_time: Option<Timestamp>,
     ) -> Option<Fail2banLine> {
         let semantics = self.fail2ban.as_deref()?;
-        Some(engine::process(self, semantics, state, super::clip(line), source_time))
+        Some(engine::process(self, semantics, state, super::clip(line), source_time, None))
     }
 }
 
