@@ -563,15 +563,10 @@ impl Enforcer {
         Ok(present)
     }
 
-    /// True if some bans' conntrack entries are still to be deleted: the
-    /// firewall task then calls [`Enforcer::flush_conntrack`] once its inbox
-    /// is empty.
-    pub fn has_pending_conntrack(&self) -> bool {
-        !self.pending_conntrack.is_empty()
-    }
-
     /// When the queued conntrack walk is due: `conntrack_interval` after the
-    /// last walk (at once if there was none); `None` with nothing queued.
+    /// last walk (at once if there was none); `None` when no ban's conntrack
+    /// entries are left to delete. The firewall task calls
+    /// [`Enforcer::flush_conntrack`] then, once its inbox is empty.
     pub fn conntrack_due(&self) -> Option<Instant> {
         if self.pending_conntrack.is_empty() {
             return None;
