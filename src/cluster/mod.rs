@@ -47,7 +47,7 @@ pub use state::Status;
 
 use crate::config::{ClusterSettings, redact_url};
 use crate::core::Timestamp;
-use crate::store::{Queue, Store, StoreError};
+use crate::store::{Store, StoreError};
 use limits::Limits;
 use merge::Merge;
 use model::{StreamId, keys};
@@ -270,9 +270,9 @@ impl ClusterHandle {
         &self,
         decisions: &[Replicate],
         now: Timestamp,
-        change: impl FnOnce(Queue<'_>) -> Result<T, StoreError>,
+        change: impl FnOnce(&[(u64, Vec<u8>)]) -> Result<T, StoreError>,
     ) -> (Staged, Result<T, StoreError>) {
-        self.outbox.stage_with(decisions, now, |entries, next_seq| change(Queue { entries, next_seq }))
+        self.outbox.stage_with(decisions, now, change)
     }
 
     /// Hands staged entries to the publisher without waiting; gives them

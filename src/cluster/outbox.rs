@@ -42,8 +42,6 @@ pub enum Replicate {
 pub struct Staged {
     /// (sequence number, encoded entry), in increasing numbers.
     pub entries: Vec<(u64, Vec<u8>)>,
-    /// The sequence number after these entries.
-    pub next_seq: u64,
     /// Already in the outbox table; otherwise the publisher stores them
     /// before sending them.
     pub durable: bool,
@@ -71,8 +69,8 @@ impl Outbox {
             .map_or(1, u64::from_be_bytes)
     }
 
-    /// Numbers `decisions` and hands the entries and the next number to
-    /// `store`, which puts them in the outbox table (in a commit of its
+    /// Numbers `decisions` and hands the entries to `store`, which puts
+    /// them in the outbox table (in a commit of its
     /// choosing); no other number is given out meanwhile. The numbers are
     /// used up either way: a gap is harmless, a number given twice is not.
     /// Blocks for as long as `store` does.
@@ -80,7 +78,7 @@ impl Outbox {
         &self,
         decisions: &[Replicate],
         now: Timestamp,
-        store: impl FnOnce(&[(u64, Vec<u8>)], u64) -> Result<T, StoreError>,
+        store: impl FnOnce(&[(u64, Vec<u8>)]) -> Result<T, StoreError>,
     ) -> (Staged, Result<T, StoreError>) {
         // A poisoned lock only means a panic elsewhere while numbering; the
         // number inside is still the next one free.
@@ -90,10 +88,9 @@ impl Outbox {
             .zip(decisions)
             .map(|(seq, decision)| (seq, entry_for(&self.host_id, seq, decision, now).encode().into_bytes()))
             .collect();
-        let next = first + entries.len() as u64;
-        *next_seq = next;
-        let stored = store(&entries, next);
-        (Staged { entries, next_seq: next, durable: stored.is_ok() }, stored)
+        *next_seq = first + entries.len() as u64;
+        let stored = store(&entries);
+        (Staged { entries, durable: stored.is_ok() }, stored)
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -151,11 +148,10 @@ mod tests {
             Replicate::Unban { net, jail: "sshd".into() },
             Replicate::Tombstone { net },
         ];
-        let (staged, stored) =
-            outbox.stage_with(&decisions, Timestamp(5_000), |e, next| store.outbox_push(e, next));
+        let (staged, stored) = outbox.stage_with(&decisions, Timestamp(5_000), |e| store.outbox_push(e));
         stored.unwrap();
         assert!(staged.durable);
-        assert_eq!(staged.next_seq, 4);
+        assert_eq!(outbox.next_seq(), 4);
         let queued: Vec<Entry> =
             store.outbox(10).unwrap().iter().map(|(_, bytes)| Entry::decode(bytes).unwrap()).collect();
         assert_eq!(queued.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
@@ -173,16 +169,13 @@ mod tests {
         let reopened = Outbox::new("mx1", Outbox::saved_next_seq(&meta));
         assert_eq!(reopened.next_seq(), 4);
         // A failed store uses its numbers up all the same.
-        let (failed, stored) =
-            reopened.stage_with(&[Replicate::Tombstone { net }], Timestamp(6_000), |_, _| {
-                Err::<(), _>(StoreError::Corrupt { path: "x".into(), detail: "test".into() })
-            });
+        let (failed, stored) = reopened.stage_with(&[Replicate::Tombstone { net }], Timestamp(6_000), |_| {
+            Err::<(), _>(StoreError::Corrupt { path: "x".into(), detail: "test".into() })
+        });
         assert!(stored.is_err() && !failed.durable);
         assert_eq!(failed.entries[0].0, 4);
         let (again, stored) =
-            reopened.stage_with(&[Replicate::Tombstone { net }], Timestamp(6_000), |e, next| {
-                store.outbox_push(e, next)
-            });
+            reopened.stage_with(&[Replicate::Tombstone { net }], Timestamp(6_000), |e| store.outbox_push(e));
         stored.unwrap();
         assert_eq!(again.entries[0].0, 5);
         assert_eq!(store.outbox(10).unwrap().last().unwrap().0, 5);

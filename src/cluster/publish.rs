@@ -41,7 +41,7 @@ use super::model::{ENTRY_FIELD, Entry, Op, keys};
 use super::outbox::{Outbox, Replicate, Staged, is_tombstone};
 use super::state::Shared;
 use crate::core::{BanOrigin, Clock, SystemClock, parse_ip_or_net};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// The field of a host's hash naming the epoch in which its bans hash was
 /// last made whole (anti-entropy done).
@@ -179,10 +179,7 @@ impl Publisher {
             }
             let store = self.store.clone();
             let entries = next.entries.clone();
-            let next_seq = next.next_seq;
-            // The fsync runs on a blocking thread.
-            let stored = tokio::task::spawn_blocking(move || store.outbox_push(&entries, next_seq)).await;
-            match stored.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+            match blocking(move || store.outbox_push(&entries)).await {
                 // Published from the table, after any smaller number.
                 Ok(()) => self.backlog = true,
                 Err(error) => {
@@ -202,16 +199,8 @@ impl Publisher {
     async fn queue(&mut self, decisions: Vec<Replicate>) -> Result<(), String> {
         let store = self.store.clone();
         let outbox = self.outbox.clone();
-        // The fsync runs on a blocking thread.
-        let stored = tokio::task::spawn_blocking(move || {
-            outbox
-                .stage_with(&decisions, SystemClock.now(), |entries, next_seq| {
-                    store.outbox_push(entries, next_seq)
-                })
-                .1
-        })
-        .await;
-        stored.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string()))?;
+        blocking(move || outbox.stage_with(&decisions, SystemClock.now(), |e| store.outbox_push(e)).1)
+            .await?;
         self.backlog = true;
         Ok(())
     }
@@ -475,6 +464,15 @@ impl Publisher {
     async fn outbox_len(&self) -> u64 {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.outbox_len()).await.ok().and_then(Result::ok).unwrap_or(0)
+    }
+}
+
+/// Runs a store call that may `fsync` on a blocking thread; its failure, or
+/// the thread's, as text for the log.
+async fn blocking(call: impl FnOnce() -> Result<(), StoreError> + Send + 'static) -> Result<(), String> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

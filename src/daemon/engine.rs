@@ -30,7 +30,7 @@
 //! event already queued: one commit covers them all, and a ban waits at
 //! most for the commit before it instead of for one commit per queued line.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ use crate::firewall::enforcer::Enforcer;
 use crate::firewall::rules::JailRules;
 use crate::jail::{BanHistory, Decision, Jail, SplitMix64};
 use crate::source::{Batch, PublishedPort, SourceEvent};
-use crate::store::{self, FailureRecord, Queue, Store, StoreError};
+use crate::store::{self, FailureRecord, Store, StoreError};
 
 use super::containers::Containers;
 use super::firewall::{FirewallCmd, FirewallHandle};
@@ -182,7 +182,7 @@ pub struct Engine {
     /// The cluster, when the config has a `cluster:` section.
     pub(super) cluster: Option<ClusterHandle>,
     /// Decisions the cluster's queue had no room for yet.
-    cluster_backlog: Vec<Staged>,
+    cluster_backlog: VecDeque<Staged>,
 }
 
 /// What the daemon needs to start an engine: its state restored from the
@@ -293,7 +293,7 @@ impl Engine {
             last_source: None,
             pending_bans: Vec::new(),
             cluster,
-            cluster_backlog: Vec::new(),
+            cluster_backlog: VecDeque::new(),
         }
     }
 
@@ -304,15 +304,15 @@ impl Engine {
     pub(super) fn commit_replicated<T>(
         &mut self,
         decisions: Vec<Replicate>,
-        change: impl FnOnce(&Store, Queue<'_>) -> Result<T, StoreError>,
+        change: impl FnOnce(&Store, &[(u64, Vec<u8>)]) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let store = &*self.store;
         let Some(cluster) = self.cluster.as_ref().filter(|_| !decisions.is_empty()) else {
-            return change(store, Queue::default());
+            return change(store, &[]);
         };
         let (staged, result) =
-            cluster.stage_with(&decisions, SystemClock.now(), |queue| change(store, queue));
-        self.cluster_backlog.push(staged);
+            cluster.stage_with(&decisions, SystemClock.now(), |outbox| change(store, outbox));
+        self.cluster_backlog.push_back(staged);
         self.offer_to_cluster();
         result
     }
@@ -322,17 +322,17 @@ impl Engine {
     /// the next tick.
     pub(super) fn offer_to_cluster(&mut self) {
         let Some(cluster) = &self.cluster else { return };
-        let mut pending = std::mem::take(&mut self.cluster_backlog).into_iter();
-        while let Some(staged) = pending.next() {
+        while let Some(staged) = self.cluster_backlog.pop_front() {
             if let Err(back) = cluster.offer(staged) {
-                self.cluster_backlog = std::iter::once(back).chain(pending).collect();
+                self.cluster_backlog.push_front(back);
                 break;
             }
         }
         let mut held: usize = self.cluster_backlog.iter().map(|s| s.entries.len()).sum();
         let (mut dropped, mut lost) = (0, 0);
-        while held > MAX_CLUSTER_BACKLOG && !self.cluster_backlog.is_empty() {
-            let oldest = self.cluster_backlog.remove(0);
+        while held > MAX_CLUSTER_BACKLOG
+            && let Some(oldest) = self.cluster_backlog.pop_front()
+        {
             held -= oldest.entries.len();
             dropped += oldest.entries.len();
             if oldest.durable {
@@ -470,7 +470,8 @@ impl Engine {
         } else {
             Vec::new()
         };
-        if let Err(e) = self.commit_replicated(decisions, |store, queue| store.put_bans_queued(&bans, queue))
+        if let Err(e) =
+            self.commit_replicated(decisions, |store, outbox| store.put_bans_queued(&bans, outbox))
         {
             tracing::error!(bans = bans.len(), "cannot persist bans (they are enforced anyway): {e}");
         }
@@ -609,7 +610,7 @@ impl Engine {
             let decisions =
                 lifted.iter().map(|(jail, net)| Replicate::Unban { net: *net, jail: jail.clone() }).collect();
             if let Err(e) =
-                self.commit_replicated(decisions, |store, queue| store.remove_bans_queued(&lifted, queue))
+                self.commit_replicated(decisions, |store, outbox| store.remove_bans_queued(&lifted, outbox))
             {
                 tracing::error!("cannot remove the bans of removed jails from the store: {e}");
             }

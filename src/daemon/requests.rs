@@ -216,7 +216,7 @@ impl Engine {
         }
         // Their cluster entries (if any) are stored in the same commit.
         if let Err(e) =
-            self.commit_replicated(decisions, |store, queue| store.remove_bans_queued(&entries, queue))
+            self.commit_replicated(decisions, |store, outbox| store.remove_bans_queued(&entries, outbox))
         {
             return Answer::Now(Response::failed(format!(
                 "lifted in memory, but the store failed (the ban may return after a restart): {e}"

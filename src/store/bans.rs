@@ -29,7 +29,7 @@ use redb::{
 use super::codec::{KeyBytes, ban_count_at, decode_ban, decode_net, encode_ban, expiry_millis, hex, net_key};
 use super::error::ResultExt;
 use super::schema::{BAN_JOURNAL, BANS, BanKey, BanValue, HISTORY};
-use super::{Queue, Store, StoreError};
+use super::{Store, StoreError};
 use crate::core::{Ban, Timestamp};
 
 /// How often a network has been banned, by any jail, and when last.
@@ -58,15 +58,15 @@ impl Store {
     /// Stores several bans in one durable commit (one `fsync`): the daemon
     /// stores what a burst of lines decided this way. See [`Store::put_ban`].
     pub fn put_bans(&self, bans: &[Ban]) -> Result<(), StoreError> {
-        self.put_bans_queued(bans, Queue::default())
+        self.put_bans_queued(bans, &[])
     }
 
     /// [`Store::put_bans`], with the cluster's entries for these bans added
-    /// to its outbox in the same commit.
-    pub fn put_bans_queued(&self, bans: &[Ban], queue: Queue<'_>) -> Result<(), StoreError> {
+    /// to its outbox in the same commit (see [`Store::outbox_push`]).
+    pub fn put_bans_queued(&self, bans: &[Ban], outbox: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
         const DOING: &str = "store a ban in";
         let txn = self.write(Durability::Immediate, DOING)?;
-        self.queue_in(&txn, queue, DOING)?;
+        self.queue_in(&txn, outbox, DOING)?;
         let journalled = {
             let mut journal = txn.open_table(BAN_JOURNAL).doing(&self.path, DOING)?;
             let next = journal.last().doing(&self.path, DOING)?.map_or(0, |(seq, _)| seq.value() + 1);
@@ -162,19 +162,19 @@ impl Store {
     /// `fsync`), for expiring many at once, and returns those that were
     /// there, in the order asked. See [`Store::remove_ban`].
     pub fn remove_bans(&self, bans: &[(String, IpNet)]) -> Result<Vec<Ban>, StoreError> {
-        self.remove_bans_queued(bans, Queue::default())
+        self.remove_bans_queued(bans, &[])
     }
 
     /// [`Store::remove_bans`], with the cluster's entries for these unbans
-    /// added to its outbox in the same commit.
+    /// added to its outbox in the same commit (see [`Store::outbox_push`]).
     pub fn remove_bans_queued(
         &self,
         bans: &[(String, IpNet)],
-        queue: Queue<'_>,
+        outbox: &[(u64, Vec<u8>)],
     ) -> Result<Vec<Ban>, StoreError> {
         const DOING: &str = "remove a ban from";
         let txn = self.write(Durability::Immediate, DOING)?;
-        self.queue_in(&txn, queue, DOING)?;
+        self.queue_in(&txn, outbox, DOING)?;
         self.fold_journal_in(&txn)?;
         let mut removed = Vec::new();
         {

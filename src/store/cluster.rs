@@ -77,40 +77,31 @@ pub struct ClusterSaved {
     pub meta: Vec<(String, Vec<u8>)>,
 }
 
-/// Outbox entries stored in the same commit as another change (a ban, an
-/// unban), so replicating a decision costs no `fsync` of its own: the
-/// entries ((sequence number, encoded entry)) and the sequence number after
-/// them.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Queue<'a> {
-    pub entries: &'a [(u64, Vec<u8>)],
-    pub next_seq: u64,
-}
-
 impl Store {
-    /// Appends `entries` ((sequence number, encoded entry)) to the outbox and
-    /// records `next_seq` as the `next_seq` meta value, in one durable commit:
-    /// once this returns, the entries will be published even after a crash.
-    pub fn outbox_push(&self, entries: &[(u64, Vec<u8>)], next_seq: u64) -> Result<(), StoreError> {
+    /// Appends `entries` ((sequence number, encoded entry), in increasing
+    /// numbers) to the outbox, in one durable commit: once this returns, the
+    /// entries will be published even after a crash.
+    pub fn outbox_push(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
         const DOING: &str = "queue cluster entries in";
         let txn = self.write(Durability::Immediate, DOING)?;
-        self.queue_in(&txn, Queue { entries, next_seq }, DOING)?;
+        self.queue_in(&txn, entries, DOING)?;
         self.commit_durable(txn, DOING)
     }
 
-    /// Adds `queue` to the outbox within `txn`. The `next_seq` meta value
-    /// only grows: commits made by different tasks may land in any order.
+    /// Adds `entries` (in increasing numbers) to the outbox within `txn`,
+    /// and raises the `next_seq` meta value past the last of them. That
+    /// value only grows: commits made by different tasks may land in any
+    /// order. Other changes share the commit this way (a ban, an unban), so
+    /// replicating a decision costs no `fsync` of its own.
     pub(super) fn queue_in(
         &self,
         txn: &WriteTransaction,
-        queue: Queue<'_>,
+        entries: &[(u64, Vec<u8>)],
         doing: &'static str,
     ) -> Result<(), StoreError> {
-        if queue.entries.is_empty() {
-            return Ok(());
-        }
+        let Some(&(last, _)) = entries.last() else { return Ok(()) };
         let mut outbox = txn.open_table(CLUSTER_OUTBOX).doing(&self.path, doing)?;
-        for (seq, data) in queue.entries {
+        for (seq, data) in entries {
             outbox.insert(*seq, data.as_slice()).doing(&self.path, doing)?;
         }
         let mut meta = txn.open_table(CLUSTER_META).doing(&self.path, doing)?;
@@ -119,7 +110,7 @@ impl Store {
             .doing(&self.path, doing)?
             .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
             .map_or(0, u64::from_be_bytes);
-        let next_seq = queue.next_seq.max(stored);
+        let next_seq = (last + 1).max(stored);
         meta.insert("next_seq", next_seq.to_be_bytes().as_slice()).doing(&self.path, doing)?;
         Ok(())
     }
@@ -343,8 +334,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open_in(dir.path()).unwrap();
-            store.outbox_push(&[(1, b"a".to_vec()), (2, b"b".to_vec())], 3).unwrap();
-            store.outbox_push(&[(3, b"c".to_vec())], 4).unwrap();
+            store.outbox_push(&[(1, b"a".to_vec()), (2, b"b".to_vec())]).unwrap();
+            store.outbox_push(&[(3, b"c".to_vec())]).unwrap();
             assert_eq!(store.outbox(2).unwrap(), [(1, b"a".to_vec()), (2, b"b".to_vec())]);
             store.outbox_ack(1).unwrap();
             assert_eq!(store.outbox_len().unwrap(), 2);
@@ -372,20 +363,18 @@ mod tests {
             failures: 3,
         };
         let entries = [(5, b"ban".to_vec())];
-        store.put_bans_queued(std::slice::from_ref(&ban), Queue { entries: &entries, next_seq: 6 }).unwrap();
+        store.put_bans_queued(std::slice::from_ref(&ban), &entries).unwrap();
         assert_eq!(store.outbox(10).unwrap(), entries);
         assert_eq!(store.ban("sshd", net("192.0.2.7")).unwrap(), Some(ban.clone()));
         // A commit numbered earlier but landing later leaves the number as is.
-        store.outbox_push(&[(4, b"older".to_vec())], 5).unwrap();
+        store.outbox_push(&[(4, b"older".to_vec())]).unwrap();
         let unban = [(6, b"unban".to_vec())];
-        let removed = store
-            .remove_bans_queued(&[("sshd".to_string(), ban.net)], Queue { entries: &unban, next_seq: 7 })
-            .unwrap();
+        let removed = store.remove_bans_queued(&[("sshd".to_string(), ban.net)], &unban).unwrap();
         assert_eq!(removed, [ban]);
         assert_eq!(store.outbox(10).unwrap().iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [4, 5, 6]);
         let meta = store.cluster_state(Timestamp(0)).unwrap().meta;
         assert_eq!(meta, [("next_seq".to_string(), 7u64.to_be_bytes().to_vec())]);
-        store.outbox_push(&[(3, b"oldest".to_vec())], 4).unwrap();
+        store.outbox_push(&[(3, b"oldest".to_vec())]).unwrap();
         let meta = store.cluster_state(Timestamp(0)).unwrap().meta;
         assert_eq!(meta, [("next_seq".to_string(), 7u64.to_be_bytes().to_vec())]);
     }
@@ -472,7 +461,7 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.bans().unwrap(), [ban]);
-        store.outbox_push(&[(1, b"x".to_vec())], 2).unwrap();
+        store.outbox_push(&[(1, b"x".to_vec())]).unwrap();
         assert_eq!(store.outbox(1).unwrap().len(), 1);
         drop(store);
         let db = redb::Database::create(&path).unwrap();

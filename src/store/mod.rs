@@ -84,7 +84,7 @@ use redb::{Database, Durability, WriteTransaction};
 
 pub use bans::HistoryEntry;
 pub use batch::{Batch, FailureRecord};
-pub use cluster::{ClusterChanges, ClusterSaved, Queue, RemoteRecord};
+pub use cluster::{ClusterChanges, ClusterSaved, RemoteRecord};
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
 pub use sweep::{Retention, SweepStats};
