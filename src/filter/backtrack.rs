@@ -606,6 +606,17 @@ impl Program {
     /// holds start/end pairs per group (`usize::MAX` when a group did not
     /// participate).
     pub fn run(&self, hay: &[u8], scratch: &mut Scratch) -> Run {
+        // A cached header answers first: the line then matches, so the
+        // checks below (each a necessary condition of a match) would pass.
+        let cached = match &self.header {
+            Some(cache) if scratch.newline_free => {
+                if self.header_hit(cache, hay, scratch) {
+                    return Run::Match;
+                }
+                Some(cache)
+            }
+            _ => None,
+        };
         if let Some(lead) = &self.lead
             && !lead.at(hay, 0)
         {
@@ -619,9 +630,7 @@ impl Program {
         {
             return Run::NoMatch;
         }
-        if let Some(cache) = &self.header
-            && scratch.newline_free
-        {
+        if let Some(cache) = cached {
             return self.run_cached(cache, hay, scratch);
         }
         match self.exec(hay, scratch) {
@@ -686,8 +695,9 @@ impl Program {
         true
     }
 
-    /// [`Program::run`] for a cached header (lines without a newline).
-    fn run_cached(&self, cache: &HeaderCache, hay: &[u8], scratch: &mut Scratch) -> Run {
+    /// Whether the stream's last header (a line without a newline) answers
+    /// for `hay`; if so, `scratch.slots` holds the match.
+    fn header_hit(&self, cache: &HeaderCache, hay: &[u8], scratch: &mut Scratch) -> bool {
         let memo = &scratch.header;
         let cut = memo.head.len();
         if memo.uid == self.uid
@@ -701,8 +711,14 @@ impl Program {
             {
                 scratch.header.hits += 1;
             }
-            return Run::Match;
+            return true;
         }
+        false
+    }
+
+    /// [`Program::run`] for a cached header that did not answer (lines
+    /// without a newline): runs, and remembers a match for the next line.
+    fn run_cached(&self, cache: &HeaderCache, hay: &[u8], scratch: &mut Scratch) -> Run {
         match self.exec(hay, scratch) {
             Ok(true) => {
                 if !scratch.backtracked {
