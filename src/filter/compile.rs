@@ -108,6 +108,10 @@ pub(crate) struct Compiled {
 }
 
 /// What a match captured, as slices of the haystack.
+///
+/// Filled in place ([`Compiled::captures_into`]): a line's prefregex and
+/// failregex write into one `Raw`, the failregex's groups over the
+/// prefregex's, so the large struct is not copied from call to call.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Raw<'h> {
     pub addr: Option<&'h str>,
@@ -121,23 +125,6 @@ pub(crate) struct Raw<'h> {
     pub forget: bool,
     pub gained: bool,
     pub once: bool,
-}
-
-impl Raw<'_> {
-    /// Fills what `self` lacks from `other` (the prefregex's captures).
-    pub fn or(mut self, other: &Self) -> Self {
-        self.addr = self.addr.or(other.addr);
-        self.prefix = self.prefix.or(other.prefix);
-        self.user = self.user.or(other.user);
-        self.alt_user = self.alt_user.or(other.alt_user);
-        self.id = self.id.or(other.id);
-        self.mlfid = self.mlfid.or(other.mlfid);
-        self.nofail |= other.nofail;
-        self.forget |= other.forget;
-        self.gained |= other.gained;
-        self.once |= other.once;
-        self
-    }
 }
 
 impl Compiled {
@@ -193,7 +180,18 @@ impl Compiled {
 
     /// Runs the pattern with captures; `None` when it does not match (or a
     /// fancy pattern hits its backtrack limit).
+    #[cfg(test)]
     pub fn captures<'h>(&self, hay: &'h str, scratch: &mut Scratch) -> Option<Raw<'h>> {
+        let mut raw = Raw::default();
+        self.captures_into(hay, scratch, &mut raw).then_some(raw)
+    }
+
+    /// Runs the pattern with captures and, when it matches, writes what its
+    /// groups captured into `out`: a role one of its groups captured
+    /// replaces `out`'s value, the others are left as they were, and its
+    /// flags are added. `false` (and `out` untouched) when it does not
+    /// match (or a fancy pattern hits its backtrack limit).
+    pub fn captures_into<'h>(&self, hay: &'h str, scratch: &mut Scratch, out: &mut Raw<'h>) -> bool {
         match &self.engine {
             Engine::Std(re) => {
                 let fast = match &self.fast {
@@ -201,7 +199,7 @@ impl Compiled {
                     None => Run::GaveUp,
                 };
                 if fast == Run::NoMatch {
-                    return None;
+                    return false;
                 }
                 if fast == Run::Match {
                     let slots = &scratch.slots;
@@ -210,18 +208,21 @@ impl Compiled {
                         Some(&[s, e]) => Some((s, e)),
                         _ => None,
                     };
-                    return Some(self.read(hay, span));
+                    self.read(hay, span, out);
+                    return true;
                 }
                 let mut caps = re.create_captures();
                 re.search_captures(&Input::new(hay.as_bytes()), &mut caps);
                 if !caps.is_match() {
-                    return None;
+                    return false;
                 }
-                Some(self.read(hay, |i| caps.get_group(i).map(|sp| (sp.start, sp.end))))
+                self.read(hay, |i| caps.get_group(i).map(|sp| (sp.start, sp.end)), out);
+                true
             }
             Engine::Fancy(re) => {
-                let caps = re.captures(hay).ok()??;
-                Some(self.read(hay, |i| caps.get(i).map(|m| (m.start(), m.end()))))
+                let Some(caps) = re.captures(hay).ok().flatten() else { return false };
+                self.read(hay, |i| caps.get(i).map(|m| (m.start(), m.end())), out);
+                true
             }
         }
     }
@@ -284,38 +285,41 @@ impl Compiled {
         }
     }
 
-    fn read<'h>(&self, hay: &'h str, span: impl Fn(usize) -> Option<(usize, usize)>) -> Raw<'h> {
-        let mut raw = Raw::default();
+    /// Writes the groups' captures into `out` (see [`Compiled::captures_into`]):
+    /// per role, the first of the pattern's groups that participated wins.
+    fn read<'h>(&self, hay: &'h str, span: impl Fn(usize) -> Option<(usize, usize)>, out: &mut Raw<'h>) {
+        // Roles already written by this pattern (bit per text role).
+        let mut written = 0u8;
         for &(role, index) in &self.roles {
             let Some((s, e)) = span(index) else { continue };
             // Byte-mode groups may in theory split a character: such a span is
             // treated as not captured rather than sliced.
             let Some(text) = hay.get(s..e) else { continue };
-            let text = Some(text);
-            let first = |slot: &mut Option<&'h str>| {
-                if slot.is_none() {
-                    *slot = text;
+            let mut first = |bit: u8, slot: &mut Option<&'h str>| {
+                if written & bit == 0 {
+                    written |= bit;
+                    *slot = Some(text);
                 }
             };
             match role {
-                Role::Addr => first(&mut raw.addr),
-                Role::Prefix => first(&mut raw.prefix),
-                Role::User => first(&mut raw.user),
-                Role::AltUser => first(&mut raw.alt_user),
-                Role::Id => first(&mut raw.id),
-                Role::Mlfid => first(&mut raw.mlfid),
+                Role::Addr => first(1, &mut out.addr),
+                Role::Prefix => first(2, &mut out.prefix),
+                Role::User => first(4, &mut out.user),
+                Role::AltUser => first(8, &mut out.alt_user),
+                Role::Id => first(16, &mut out.id),
+                Role::Mlfid => first(32, &mut out.mlfid),
                 Role::Content => {
-                    if raw.content.is_none() {
-                        raw.content = Some((s, e));
+                    if written & 64 == 0 {
+                        written |= 64;
+                        out.content = Some((s, e));
                     }
                 }
-                Role::NoFail => raw.nofail = true,
-                Role::MlfForget => raw.forget = true,
-                Role::MlfGained => raw.gained = true,
-                Role::MlfOnce => raw.once = true,
+                Role::NoFail => out.nofail = true,
+                Role::MlfForget => out.forget = true,
+                Role::MlfGained => out.gained = true,
+                Role::MlfOnce => out.once = true,
             }
         }
-        raw
     }
 }
 
@@ -470,20 +474,25 @@ impl PatternList {
         listed.into_iter().flatten().copied().chain(all.into_iter().flatten())
     }
 
-    /// The first pattern that matches, with its captures.
-    pub fn first_match<'h>(&self, hay: &'h str, scratch: &mut Scratch) -> Option<(usize, Raw<'h>)> {
+    /// The first pattern that matches: its index, with its captures written
+    /// into `out` (as [`Compiled::captures_into`] does).
+    pub fn first_match_into<'h>(
+        &self,
+        hay: &'h str,
+        scratch: &mut Scratch,
+        out: &mut Raw<'h>,
+    ) -> Option<usize> {
         if let Some(lists) = &self.dispatch {
             let byte = hay.as_bytes().first().map_or(256, |&b| usize::from(b));
             for &i in lists.get(byte).map_or(&[][..], |l| &l[..]) {
-                if let Some(raw) = self.patterns.get(i).and_then(|p| p.captures(hay, scratch)) {
-                    return Some((i, raw));
+                if self.patterns.get(i).is_some_and(|p| p.captures_into(hay, scratch, out)) {
+                    return Some(i);
                 }
             }
             return None;
         }
         let first = self.gate_first(hay);
-        self.candidates_after(hay, first)
-            .find_map(|i| self.patterns[i].captures(hay, scratch).map(|raw| (i, raw)))
+        self.candidates_after(hay, first).find(|&i| self.patterns[i].captures_into(hay, scratch, out))
     }
 
     /// The first pattern that matches, without captures where the gate suffices.
@@ -492,7 +501,7 @@ impl PatternList {
         self.candidates_after(hay, first).find(|&i| {
             // The gate's own hit on a std pattern is a match by construction.
             Some(i) == first && !self.patterns[i].is_fancy()
-                || self.patterns[i].captures(hay, scratch).is_some()
+                || self.patterns[i].captures_into(hay, scratch, &mut Raw::default())
         })
     }
 }

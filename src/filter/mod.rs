@@ -323,30 +323,32 @@ impl Filter {
         {
             return Outcome::Ignored { regex_index };
         }
-        let mut pre = Raw::default();
+        // The prefregex's captures, then the failregex's over them (its
+        // values win; the prefregex's fill in what it lacks).
+        let mut raw = Raw::default();
         let hay = match &self.prefix {
             None => body,
             Some(prefix) => {
-                let Some(raw) = prefix.captures(body, &mut state.scratch) else { return Outcome::Miss };
-                pre = raw;
+                if !prefix.captures_into(body, &mut state.scratch, &mut raw) {
+                    return Outcome::Miss;
+                }
                 match raw.content {
                     Some((s, e)) => &body[s..e],
                     None => body,
                 }
             }
         };
-        let Some((regex_index, raw)) = self.fail.first_match(hay, &mut state.scratch) else {
+        let Some(regex_index) = self.fail.first_match_into(hay, &mut state.scratch, &mut raw) else {
             return Outcome::Miss;
         };
         // ignoreregex also sees the prefregex's content, so it can be written
         // like the failregexes (fail2ban only tries the whole line, above).
         if !self.ignore.is_empty()
-            && let Some((s, e)) = raw.content.or(pre.content)
+            && let Some((s, e)) = raw.content
             && let Some(regex_index) = self.ignore.first_index(&body[s..e], &mut state.scratch)
         {
             return Outcome::Ignored { regex_index };
         }
-        let raw = raw.or(&pre);
         let time = source_time.or(date.map(|d| d.time));
         let fields = Fields {
             addr: raw.addr.and_then(addr::parse_addr),
