@@ -107,6 +107,7 @@ pub fn run(
         formats: &mut formats,
         print,
         out,
+        plain: false,
     };
     let mut reader = BufReader::with_capacity(256 * 1024, input);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
@@ -128,6 +129,9 @@ pub fn run(
             // One UTF-8 check for the lot; lines end at '\n', a character
             // boundary, so each is valid when all are.
             let valid = std::str::from_utf8(lines).ok();
+            // One search for escape bytes for the lot too: without one, the
+            // lines (split at '\n') are plain ([`Filter::process_plain`]).
+            tally.plain = memchr::memchr(0x1b, lines).is_none();
             let mut start = 0;
             for end in memchr::memchr_iter(b'\n', lines) {
                 let mut line_end = end;
@@ -146,6 +150,7 @@ pub fn run(
             reader.consume(whole);
             continue;
         }
+        tally.plain = false;
         buf.clear();
         if read_bounded_line(&mut reader, &mut buf, &mut tally.report.truncated)? == 0 {
             break;
@@ -217,6 +222,8 @@ struct Tally<'a> {
     formats: &'a mut Vec<(&'static str, u64)>,
     print: PrintOptions,
     out: &'a mut dyn Write,
+    /// The lines fed now hold no '\n' and no escape byte.
+    plain: bool,
 }
 
 impl Tally<'_> {
@@ -242,7 +249,12 @@ impl Tally<'_> {
             return self.fail2ban(found, line);
         }
         let (report, print, out) = (&mut *self.report, self.print, &mut *self.out);
-        match self.filter.process(self.state, line, None) {
+        let outcome = if self.plain {
+            self.filter.process_plain(self.state, line, None)
+        } else {
+            self.filter.process(self.state, line, None)
+        };
+        match outcome {
             Outcome::Miss => {
                 report.missed += 1;
                 if print.missed {

@@ -276,6 +276,33 @@ impl Filter {
                 (memchr::memchr(0x1b, rest).is_some(), memchr::memchr(b'\n', rest).is_some())
             }
         };
+        self.process_clipped(state, line, escape, newline, source_time)
+    }
+
+    /// [`Filter::process`] for a line the caller has already searched: it
+    /// holds no `\n` and no escape byte (0x1b), so neither is looked for
+    /// again. (`test-filter` searches a whole buffer of lines at once.) The
+    /// outcome is the one [`Filter::process`] gives for such a line.
+    pub fn process_plain(
+        &self,
+        state: &mut MatchState,
+        line: &str,
+        source_time: Option<Timestamp>,
+    ) -> Outcome {
+        debug_assert!(memchr::memchr2(0x1b, b'\n', line.as_bytes()).is_none(), "not a plain line: {line:?}");
+        self.process_clipped(state, clip(line), false, false, source_time)
+    }
+
+    /// [`Filter::process`] after clipping, told whether the line has an
+    /// escape byte and a newline.
+    fn process_clipped(
+        &self,
+        state: &mut MatchState,
+        line: &str,
+        escape: bool,
+        newline: bool,
+        source_time: Option<Timestamp>,
+    ) -> Outcome {
         let cleaned;
         let line = if escape {
             cleaned = strip_ansi(line);

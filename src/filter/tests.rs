@@ -155,6 +155,29 @@ fn multi_line_attempt_counts_once_as_in_fail2ban() {
 }
 
 #[test]
+fn plain_lines_give_what_process_gives() {
+    let f = filter(SVC);
+    let lines = [
+        "svc[7]: hello from 192.0.2.7",
+        "svc[7]: bad password for root",
+        "svc[7]: bad password for root\r",
+        "Nov 21 15:01:17 svc[7]: gave up",
+        "svc[7]: bye",
+        "svc[8]: hello from 192.0.2.8",
+        "svc[8]: hello from 192.0.2.80",
+        "svc[8]: hello from 192.0.2.8",
+        "svc[9]: hello from 999.0.2.8",
+        "svc[9]: welcome alice",
+        "nothing",
+        "",
+    ];
+    let (mut a, mut b) = (state(), state());
+    for line in lines {
+        assert_eq!(f.process_plain(&mut a, line, None), f.process(&mut b, line, None), "{line:?}");
+    }
+}
+
+#[test]
 fn connection_cache_is_bounded() {
     let f = filter(SVC);
     let mut s = state().with_connection_limits(16, std::time::Duration::from_secs(60));
