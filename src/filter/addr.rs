@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+use super::text::{padded, same_bytes};
 use crate::core::normalize_ip;
 
 /// Parses a captured address (brackets, if any, stripped; an IPv6 zone
@@ -31,6 +32,32 @@ pub fn parse_addr(text: &str) -> Option<IpAddr> {
     match text.parse::<IpAddr>() {
         Ok(ip) => Some(normalize_ip(ip)),
         Err(_) => parse_zero_padded_v4(text).map(IpAddr::V4),
+    }
+}
+
+/// The last address text [`parse_addr`] read, and what it gave: the lines
+/// of one connection usually carry the same address, one after another.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AddrMemo {
+    /// The text's length (0: nothing remembered) and its bytes.
+    len: usize,
+    bytes: [u8; 16],
+    addr: Option<IpAddr>,
+}
+
+impl AddrMemo {
+    /// [`parse_addr`], answered from the memo when `text` is the last text.
+    pub fn parse(&mut self, text: &str) -> Option<IpAddr> {
+        let b = text.as_bytes();
+        if b.is_empty() || b.len() > self.bytes.len() {
+            return parse_addr(text);
+        }
+        if b.len() == self.len && same_bytes(b, &self.bytes[..b.len()]) {
+            return self.addr;
+        }
+        let addr = parse_addr(text);
+        *self = AddrMemo { len: b.len(), bytes: padded(b), addr };
+        addr
     }
 }
 
@@ -112,5 +139,27 @@ mod tests {
             assert_eq!(parse_addr(bad), None, "{bad}");
         }
         assert_eq!(addr_from_id(" 203.0.113.4 "), Some("203.0.113.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_memo_answers_as_parse_addr_does() {
+        let mut memo = AddrMemo::default();
+        for text in [
+            "192.0.2.1",
+            "192.0.2.1",
+            "192.0.2.10",
+            "192.0.2.1",
+            "",
+            "",
+            "999.1.1.1",
+            "999.1.1.1",
+            "2001:db8::1",
+            "2001:db8::1",
+            "2001:db8:aaaa:bbbb::1",
+            "2001:db8:aaaa:bbbb::1",
+            "1.2.3.4",
+        ] {
+            assert_eq!(memo.parse(text), parse_addr(text), "{text}");
+        }
     }
 }

@@ -125,6 +125,8 @@ pub struct MatchState {
     minute: date::MinuteCache,
     conns: ConnCache,
     scratch: backtrack::Scratch,
+    /// The last address text read, parsed.
+    last_addr: addr::AddrMemo,
     /// Line buffer, last date and connections of an imported fail2ban filter.
     f2b: fail2ban::State,
 }
@@ -139,6 +141,7 @@ impl MatchState {
             minute: date::MinuteCache::default(),
             conns: ConnCache::new(multiline::DEFAULT_CAPACITY, multiline::DEFAULT_MAX_AGE_MS),
             scratch: backtrack::Scratch::default(),
+            last_addr: addr::AddrMemo::default(),
             f2b: fail2ban::State::default(),
         }
     }
@@ -378,7 +381,7 @@ impl Filter {
         }
         let time = source_time.or(date.map(|d| d.time));
         let fields = Fields {
-            addr: raw.addr.and_then(addr::parse_addr),
+            addr: raw.addr.and_then(|text| state.last_addr.parse(text)),
             user: non_empty(raw.user),
             alt_user: non_empty(raw.alt_user),
             id: non_empty(raw.id),
