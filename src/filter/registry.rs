@@ -25,7 +25,9 @@ struct Entry {
     text: String,
     /// A path, or `shipped:<name>` for embedded filters; used in errors.
     origin: String,
-    description: Option<String>,
+    /// Read from the text when first asked for (`warden filters`): loading
+    /// one filter need not parse every other.
+    description: std::sync::OnceLock<Option<String>>,
 }
 
 /// Known filters by name.
@@ -92,8 +94,8 @@ impl Registry {
     }
 
     fn insert(&mut self, name: &str, text: String, origin: String) {
-        let description = parse_definition(&text, &origin).ok().map(|d| d.description.trim().to_string());
-        self.entries.insert(name.to_string(), Entry { text, origin, description });
+        self.entries
+            .insert(name.to_string(), Entry { text, origin, description: std::sync::OnceLock::new() });
     }
 
     /// Filter names, sorted.
@@ -112,7 +114,13 @@ impl Registry {
 
     /// The one-line description (`None` for unknown or unparsable filters).
     pub fn description(&self, name: &str) -> Option<&str> {
-        self.entries.get(name)?.description.as_deref()
+        let entry = self.entries.get(name)?;
+        entry
+            .description
+            .get_or_init(|| {
+                parse_definition(&entry.text, &entry.origin).ok().map(|d| d.description.trim().to_string())
+            })
+            .as_deref()
     }
 
     /// The filter's YAML text and origin, e.g. for `warden test-filter`.
