@@ -394,12 +394,12 @@ impl Filter {
             Some(mlfid) => state.conns.merge(mlfid, &fields, time),
             None => Merged::alone(&fields),
         };
-        let Some(addr) = merged.addr.or_else(|| merged.id.as_deref().and_then(addr::addr_from_id)) else {
+        let Some(addr) = merged.addr else {
             return Outcome::Miss;
         };
         Outcome::Match(Hit {
             addr,
-            user: merged.user.or(merged.alt_user),
+            user: merged.user,
             time,
             regex_index,
             counted: !merged.nofail,

@@ -26,6 +26,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
+use super::addr::addr_from_id;
 use super::text::{ShortText, words};
 
 /// Default number of open connections remembered per stream.
@@ -47,14 +48,14 @@ pub(crate) struct Fields<'l> {
     pub once: bool,
 }
 
-/// A line's view after merging with its connection. Texts are short and
-/// inline (copied, not allocated) in the usual case.
+/// A line's view after merging with its connection: what a [`Hit`](super::Hit)
+/// needs, and no more (the texts are copied once, into the hit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Merged {
+    /// The address, else one read from the failure id (`<F-ID>`).
     pub addr: Option<IpAddr>,
+    /// The user, else the alternative user.
     pub user: Option<ShortText>,
-    pub alt_user: Option<ShortText>,
-    pub id: Option<ShortText>,
     /// The line does not count as a new failure.
     pub nofail: bool,
 }
@@ -63,10 +64,8 @@ impl Merged {
     /// A line without a connection id: its own values, as they are.
     pub fn alone(fields: &Fields) -> Merged {
         Merged {
-            addr: fields.addr,
-            user: fields.user.map(ShortText::new),
-            alt_user: fields.alt_user.map(ShortText::new),
-            id: fields.id.map(ShortText::new),
+            addr: fields.addr.or_else(|| fields.id.and_then(addr_from_id)),
+            user: fields.user.or(fields.alt_user).map(ShortText::new),
             nofail: fields.nofail || fields.gained,
         }
     }
@@ -114,13 +113,12 @@ impl Conn {
 
 /// The connection's value after a line: the line's if it has one, else the
 /// one kept.
-fn adopt(kept: &mut Option<ShortText>, line: Option<&str>) -> Option<ShortText> {
+fn adopt(kept: &mut Option<ShortText>, line: Option<&str>) {
     if let Some(v) = line
         && kept.as_ref().is_none_or(|k| *k != *v)
     {
         *kept = Some(ShortText::new(v));
     }
-    kept.clone()
 }
 
 /// A connection id as a map key: inline when short (`host sshd[12345]`
@@ -270,9 +268,9 @@ fn update(conn: &mut Conn, fields: &Fields, time: Option<Timestamp>) -> (Merged,
         conn.addr = fields.addr;
     }
     // The line's values win; the connection lends the ones it lacks.
-    let user = adopt(&mut conn.user, fields.user);
-    let alt_user = adopt(&mut conn.alt_user, fields.alt_user);
-    let id = adopt(&mut conn.id, fields.id);
+    adopt(&mut conn.user, fields.user);
+    adopt(&mut conn.alt_user, fields.alt_user);
+    adopt(&mut conn.id, fields.id);
     if time.is_some() {
         conn.last_time = time;
     }
@@ -282,7 +280,7 @@ fn update(conn: &mut Conn, fields: &Fields, time: Option<Timestamp>) -> (Merged,
     if users_len > 1 {
         nofail = false;
     }
-    let identified = conn.addr.is_some() || id.is_some();
+    let identified = conn.addr.is_some() || conn.id.is_some();
     if !nofail && !identified {
         conn.pending = true;
     } else if identified && conn.pending {
@@ -292,7 +290,11 @@ fn update(conn: &mut Conn, fields: &Fields, time: Option<Timestamp>) -> (Merged,
     }
     // A line with an address (or id) that is not a nofail counts.
     conn.counted |= !nofail && identified;
-    let merged = Merged { addr: conn.addr, user, alt_user, id, nofail: nofail && users_len <= 1 };
+    let merged = Merged {
+        addr: conn.addr.or_else(|| conn.id.as_deref().and_then(addr_from_id)),
+        user: conn.user.as_ref().or(conn.alt_user.as_ref()).cloned(),
+        nofail: nofail && users_len <= 1,
+    };
     (merged, fields.forget && !conn.pending)
 }
 
@@ -303,20 +305,23 @@ fn open(fields: &Fields, time: Option<Timestamp>, seq: u64) -> (Merged, Option<C
     let users_len = usize::from(fields.user.is_some());
     let identified = fields.addr.is_some() || fields.id.is_some();
     let pending = !nofail && !identified;
-    let line = Merged::alone(fields);
-    let conn = (!fields.forget || pending).then(|| Conn {
-        seq,
-        last_time: time,
-        addr: line.addr,
-        user: line.user.clone(),
-        alt_user: line.alt_user.clone(),
-        id: line.id.clone(),
-        first_user: line.user.clone(),
-        more_users: Vec::new(),
-        counted: !nofail && identified,
-        pending,
+    let line = Merged { nofail: nofail && users_len <= 1, ..Merged::alone(fields) };
+    let conn = (!fields.forget || pending).then(|| {
+        let user = fields.user.map(ShortText::new);
+        Conn {
+            seq,
+            last_time: time,
+            addr: fields.addr,
+            user: user.clone(),
+            alt_user: fields.alt_user.map(ShortText::new),
+            id: fields.id.map(ShortText::new),
+            first_user: user,
+            more_users: Vec::new(),
+            counted: !nofail && identified,
+            pending,
+        }
     });
-    (Merged { nofail: nofail && users_len <= 1, ..line }, conn)
+    (line, conn)
 }
 
 #[cfg(test)]
