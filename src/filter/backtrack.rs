@@ -8,7 +8,9 @@
 //! `[0-9]{1,3}`):
 //! - a literal is word compares;
 //! - a class is a 256-entry table; a class run consumes its whole extent at
-//!   once (eight bytes looked up at a time, the end found in a mask) and,
+//!   once (eight bytes looked up at a time, the end found in a mask; for
+//!   sets made of a few byte ranges, like `\S` or `[0-9]`, eight bytes
+//!   tested at once with word arithmetic) and,
 //!   when backtracking, jumps straight to the positions where the following
 //!   literal can start (found by its rarest byte);
 //! - a choice looks up the next byte in a table saying where to go: to the
@@ -264,6 +266,12 @@ enum Step {
         min: usize,
         max: usize,
     },
+    /// The same for a set that [`Span`] tests a word at a time, by the
+    /// number of ASCII ranges it takes (a separate variant each, so the
+    /// count is not a branch per run).
+    Span1(Box<Span<1>>),
+    Span2(Box<Span<2>>),
+    Span3(Box<Span<3>>),
     /// The same for `.`.
     Dot {
         min: usize,
@@ -368,6 +376,131 @@ impl Literal {
             at += 8;
         }
         le_word(text, len - 8) == Some(self.tail)
+    }
+}
+
+/// A run that takes its whole extent (`min..=max` bytes), for a set that
+/// word arithmetic can test eight bytes at once: its ASCII bytes (or the
+/// ASCII bytes not in it) are `N` ranges, and the bytes from 0x80 up are all
+/// in it or all out (`\s`, `\S`, `[0-9]`, `[a-z_]`, hex digits). Where a
+/// table run costs a lookup, a shift and an or per byte, this costs about
+/// five operations per range for all eight.
+#[derive(Debug, Clone)]
+struct Span<const N: usize> {
+    /// Per range `lo..=hi`: `0x80 - lo` and `0x7f - hi` in every byte.
+    /// Added to a byte's low seven bits (at most 0x7f, so nothing carries
+    /// into the next byte), the first sets bit 7 when the byte is at least
+    /// `lo`, the second when it is above `hi`.
+    ge: [u64; N],
+    gt: [u64; N],
+    /// [`HIGH_BITS`] when the ranges are the set's ASCII bytes (an ASCII
+    /// byte in none of them stops the run), 0 when they are the ones not
+    /// in it.
+    flip: u64,
+    /// [`HIGH_BITS`] when the bytes from 0x80 up are not in the set.
+    high_stops: u64,
+    min: usize,
+    max: usize,
+}
+
+/// Bit 7 of every byte of a word.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+impl<const N: usize> Span<N> {
+    /// The span for `set`, when it has that shape with `N` ranges exactly
+    /// (the fewer of the set's ASCII ranges and its complement's).
+    fn of(set: &ByteSet, min: usize, max: usize) -> Option<Span<N>> {
+        let high_in = (0x80..=0xffu8).all(|b| set.contains(b));
+        if !high_in && (0x80..=0xffu8).any(|b| set.contains(b)) {
+            return None;
+        }
+        let ranges = |member: bool| {
+            let mut out: Vec<(u8, u8)> = Vec::new();
+            for b in 0..0x80u8 {
+                if set.contains(b) != member {
+                    continue;
+                }
+                match out.last_mut() {
+                    Some((_, hi)) if *hi + 1 == b => *hi = b,
+                    _ => out.push((b, b)),
+                }
+            }
+            out
+        };
+        let (inside, outside) = (ranges(true), ranges(false));
+        let (list, flip) = if inside.len() <= outside.len() { (inside, HIGH_BITS) } else { (outside, 0) };
+        if list.len() != N {
+            return None;
+        }
+        let every = |b: u8| u64::from(b) * 0x0101_0101_0101_0101;
+        Some(Span {
+            ge: std::array::from_fn(|i| every(0x80 - list[i].0)),
+            gt: std::array::from_fn(|i| every(0x7f - list[i].1)),
+            flip,
+            high_stops: if high_in { 0 } else { HIGH_BITS },
+            min,
+            // Inputs are slices, so positions are below `isize::MAX`:
+            // `pos + max` cannot overflow.
+            max: max.min(isize::MAX as usize),
+        })
+    }
+
+    /// Bit 7 of each byte of `word` that is not in the set.
+    #[inline(always)]
+    fn stops(&self, word: u64) -> u64 {
+        let low = word & !HIGH_BITS;
+        let mut listed = 0;
+        for i in 0..N {
+            listed |= low.wrapping_add(self.ge[i]) & !low.wrapping_add(self.gt[i]);
+        }
+        ((listed ^ self.flip) & !word | word & self.high_stops) & HIGH_BITS
+    }
+
+    /// Where the run from `pos` ends, or `None` when it is shorter than
+    /// `min`.
+    #[inline(always)]
+    fn run(&self, hay: &[u8], pos: usize) -> Option<usize> {
+        // Most runs end within the first eight bytes: one word, and no
+        // loop. (`max` is capped at lowering so the sum cannot overflow.)
+        let end = match le_word(hay, pos) {
+            Some(word) => {
+                let run = (self.stops(word).trailing_zeros() / 8) as usize;
+                if run < 8 { (pos + run).min(pos + self.max) } else { self.run_on(hay, pos) }
+            }
+            None => self.run_on(hay, pos),
+        };
+        (end >= pos + self.min).then_some(end)
+    }
+
+    /// [`Span::run`]'s end, word by word (out of line: the loop's
+    /// registers would crowd the matcher's).
+    #[cold]
+    #[inline(never)]
+    fn run_on(&self, hay: &[u8], pos: usize) -> usize {
+        let limit = hay.len().min(pos + self.max);
+        let mut p = pos;
+        loop {
+            // The first byte not in the set; 8 when all are.
+            let run = (self.stops(word_at(hay, p)).trailing_zeros() / 8) as usize;
+            if run < 8 || p + 8 >= limit {
+                return (p + run).min(limit);
+            }
+            p += 8;
+        }
+    }
+}
+
+/// The eight bytes of `hay` from `at`, little-endian, zero-filled past its
+/// end (`at` is at most its length). Callers cap what they find at the end.
+#[inline(always)]
+fn word_at(hay: &[u8], at: usize) -> u64 {
+    if let Some(word) = le_word(hay, at) {
+        return word;
+    }
+    match hay.len().checked_sub(8) {
+        // The last word, shifted down: `at` is past `hay.len() - 8`.
+        Some(last) => le_word(hay, last).unwrap_or(0).checked_shr(8 * (at - last) as u32).unwrap_or(0),
+        None => super::text::words::<1>(hay.get(at..).unwrap_or_default())[0],
     }
 }
 
@@ -980,6 +1113,18 @@ impl Program {
                     }
                     pos = end;
                 }
+                Step::Span1(span) => match span.run(hay, pos) {
+                    Some(end) => pos = end,
+                    None => return Ok(SeqEnd::Fail),
+                },
+                Step::Span2(span) => match span.run(hay, pos) {
+                    Some(end) => pos = end,
+                    None => return Ok(SeqEnd::Fail),
+                },
+                Step::Span3(span) => match span.run(hay, pos) {
+                    Some(end) => pos = end,
+                    None => return Ok(SeqEnd::Fail),
+                },
                 Step::Dot { min, max } => {
                     let limit = hay.len().min(pos.saturating_add(*max));
                     let end = newline.next(hay, pos).min(limit);
@@ -1128,10 +1273,17 @@ impl Lowering {
                     let dot = *set == ANY_BUT_NEWLINE;
                     let table = self.table(set);
                     if *atomic {
+                        let (min, max) = (*min, *max);
                         let step = if dot {
-                            Step::Dot { min: *min, max: *max }
+                            Step::Dot { min, max }
+                        } else if let Some(span) = Span::of(set, min, max) {
+                            Step::Span1(Box::new(span))
+                        } else if let Some(span) = Span::of(set, min, max) {
+                            Step::Span2(Box::new(span))
+                        } else if let Some(span) = Span::of(set, min, max) {
+                            Step::Span3(Box::new(span))
                         } else {
-                            Step::Run { table, min: *min, max: *max }
+                            Step::Run { table, min, max }
                         };
                         // A one-step sequence; chains are merged below.
                         Op::Seq(Box::new([step]), usize::MAX)
@@ -1256,7 +1408,16 @@ impl Lowering {
                 // A lone save or jump gains nothing as a sequence (merged
                 // literals do).
                 let worth = steps.len() > 1
-                    || matches!(steps.first(), Some(Step::Run { .. } | Step::Dot { .. }))
+                    || matches!(
+                        steps.first(),
+                        Some(
+                            Step::Run { .. }
+                                | Step::Span1(_)
+                                | Step::Span2(_)
+                                | Step::Span3(_)
+                                | Step::Dot { .. }
+                        )
+                    )
                     || matches!(steps.first(), Some(Step::Lit(_))) && covered > 2;
                 allowance = allowance.saturating_sub(if worth { steps.len() } else { 0 });
                 worth.then(|| Op::Seq(steps.into_boxed_slice(), pc))
@@ -1805,6 +1966,72 @@ mod tests {
         for p in patterns {
             for h in hays {
                 same(p, h);
+            }
+        }
+    }
+
+    #[test]
+    fn word_at_a_time_spans_agree_at_every_length() {
+        // (class, a byte outside it that ends the run, the span's range
+        // count or 0 for a table run): each range shape, bytes >= 0x80 in
+        // and out, sets listed by their members and by the rest.
+        let classes = [
+            (r"\S", " ", 2),
+            (r"\s", "x", 2),
+            (r"[0-9]", "x", 1),
+            (r"[a-z_]", "0", 2),
+            (r"[0-9A-Fa-f]", "x", 3),
+            (r"[^a-z]", "a", 1),
+            (r"[^0-9]", "5", 1),
+            (r"[a-z\x80-\xff]", "0", 1),
+            (r"[\x00-\x7f]", "\u{e9}", 0),
+            (r"[a-c\x80-\x9f]", "d", 0),
+            (r"[0-9a-fA-F\-_:.]", "x", 0),
+        ];
+        let fillers = ["a", "7", "_", " ", "\t", "\u{e9}", "Z", "f", "\x7f", "\x01", ":"];
+        let tails = ["", "x", " y", "0", "a", "\u{e9}", "5 "];
+        let mut hays = vec![String::new()];
+        for f in fillers {
+            for n in 1..=18 {
+                for t in tails {
+                    hays.push(format!("{}{t}", f.repeat(n)));
+                }
+            }
+        }
+        hays.push("ab 12\t\u{e9}x_:7f".repeat(3));
+        for (class, stop, ranges) in classes {
+            for quant in ["+", "*", "{2,5}", "{0,9}", "{3}", "{1,17}"] {
+                let pattern = format!("^({class}{quant})(?:{stop}(.*))?$");
+                let prog = Program::new(&pattern).unwrap();
+                let shape = prog.ops.iter().find_map(|op| match op {
+                    Op::Seq(steps, _) => steps.iter().find_map(|s| match s {
+                        Step::Span1(_) => Some(1),
+                        Step::Span2(_) => Some(2),
+                        Step::Span3(_) => Some(3),
+                        Step::Run { .. } => Some(0),
+                        _ => None,
+                    }),
+                    _ => None,
+                });
+                assert_eq!(shape, Some(ranges), "{pattern}");
+                let re = meta::Regex::builder()
+                    .syntax(syntax::Config::new().unicode(false).utf8(false))
+                    .configure(meta::Config::new().utf8_empty(false))
+                    .build(&pattern)
+                    .unwrap();
+                let mut caps = re.create_captures();
+                let mut scratch = Scratch::default();
+                for hay in &hays {
+                    re.search_captures(&regex_automata::Input::new(hay.as_bytes()), &mut caps);
+                    let want = caps.is_match().then(|| {
+                        (1..3)
+                            .flat_map(|g| caps.get_group(g).map_or([usize::MAX; 2], |s| [s.start, s.end]))
+                            .collect::<Vec<_>>()
+                    });
+                    let got = (prog.run(hay.as_bytes(), &mut scratch) == Run::Match)
+                        .then(|| scratch.slots[2..6].to_vec());
+                    assert_eq!(got, want, "{pattern} on {hay:?}");
+                }
             }
         }
     }
