@@ -355,11 +355,11 @@ impl Literal {
     #[inline(always)]
     fn at(&self, hay: &[u8], pos: usize) -> bool {
         let len = self.bytes.len();
-        let Some(word) = hay.get(pos..).and_then(<[u8]>::first_chunk::<8>) else {
+        let Some(word) = word(hay, pos) else {
             // Near the end of the input.
             return hay.get(pos..pos.saturating_add(len)) == Some(&self.bytes[..]);
         };
-        if (u64::from_le_bytes(*word) ^ self.head) & self.head_mask != 0 {
+        if (word ^ self.head) & self.head_mask != 0 {
             return false;
         }
         if len <= 8 {
@@ -462,14 +462,14 @@ impl<const N: usize> Span<N> {
     fn run(&self, hay: &[u8], pos: usize) -> Option<usize> {
         // Most runs end within the first eight bytes: one word, and no
         // loop. (`max` is capped at lowering so the sum cannot overflow.)
-        let end = match le_word(hay, pos) {
-            Some(word) => {
-                let run = (self.stops(word).trailing_zeros() / 8) as usize;
-                if run < 8 { (pos + run).min(pos + self.max) } else { self.run_on(hay, pos) }
-            }
-            None => self.run_on(hay, pos),
+        let run = match word(hay, pos) {
+            Some(word) => match (self.stops(word).trailing_zeros() / 8) as usize {
+                8 => self.run_on(hay, pos) - pos,
+                run => run.min(self.max),
+            },
+            None => self.run_on(hay, pos) - pos,
         };
-        (end >= pos + self.min).then_some(end)
+        (run >= self.min).then_some(pos + run)
     }
 
     /// [`Span::run`]'s end, word by word (out of line: the loop's
@@ -488,6 +488,18 @@ impl<const N: usize> Span<N> {
             p += 8;
         }
     }
+}
+
+/// The eight bytes of `hay` from `pos` as a little-endian word, `None`
+/// when fewer remain. Only for inputs shorter than 4 GiB ([`Program::run`]
+/// leaves longer ones to regex-automata): a position then fits in 32 bits,
+/// and saying so lets the compiler check the word's bounds in one compare
+/// (`pos + 8` cannot overflow).
+#[inline(always)]
+fn word(hay: &[u8], pos: usize) -> Option<u64> {
+    debug_assert!(u32::try_from(pos).is_ok());
+    let pos = pos as u32 as usize;
+    hay.get(pos..pos + 8).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w))
 }
 
 /// The eight bytes of `hay` from `at`, little-endian, zero-filled past its
@@ -739,6 +751,10 @@ impl Program {
     /// holds start/end pairs per group (`usize::MAX` when a group did not
     /// participate).
     pub fn run(&self, hay: &[u8], scratch: &mut Scratch) -> Run {
+        // Positions fit in 32 bits (see `word`).
+        if u32::try_from(hay.len()).is_err() {
+            return Run::GaveUp;
+        }
         if let Some(lead) = &self.lead
             && !lead.at(hay, 0)
         {
@@ -1079,10 +1095,10 @@ impl Program {
     /// (unless a branch leaves the sequence first).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn seq(
-        &self,
-        steps: &[Step],
-        next: usize,
+    fn seq<'p>(
+        &'p self,
+        mut steps: &'p [Step],
+        mut next: usize,
         hay: &[u8],
         mut pos: usize,
         newline: &mut Newline,
@@ -1090,74 +1106,83 @@ impl Program {
         stack: &mut Vec<Frame>,
         budget: &mut usize,
     ) -> Result<SeqEnd, OutOfSteps> {
-        for step in steps {
-            match step {
-                Step::Lit(lit) => {
-                    if !lit.at(hay, pos) {
-                        return Ok(SeqEnd::Fail);
+        loop {
+            let mut to = next;
+            for step in steps {
+                match step {
+                    Step::Lit(lit) => {
+                        if !lit.at(hay, pos) {
+                            return Ok(SeqEnd::Fail);
+                        }
+                        pos += lit.len();
                     }
-                    pos += lit.len();
-                }
-                Step::Class(table) => {
-                    let Some(&b) = hay.get(pos) else { return Ok(SeqEnd::Fail) };
-                    if !self.tables[*table].0[usize::from(b)] {
-                        return Ok(SeqEnd::Fail);
+                    Step::Class(table) => {
+                        let Some(&b) = hay.get(pos) else { return Ok(SeqEnd::Fail) };
+                        if !self.tables[*table].0[usize::from(b)] {
+                            return Ok(SeqEnd::Fail);
+                        }
+                        pos += 1;
                     }
-                    pos += 1;
-                }
-                Step::Run { table, min, max } => {
-                    let limit = hay.len().min(pos.saturating_add(*max));
-                    let end = self.extent(*table, hay, pos, limit);
-                    if end < pos + min {
-                        return Ok(SeqEnd::Fail);
+                    Step::Run { table, min, max } => {
+                        let limit = hay.len().min(pos.saturating_add(*max));
+                        let end = self.extent(*table, hay, pos, limit);
+                        if end < pos + min {
+                            return Ok(SeqEnd::Fail);
+                        }
+                        pos = end;
                     }
-                    pos = end;
-                }
-                Step::Span1(span) => match span.run(hay, pos) {
-                    Some(end) => pos = end,
-                    None => return Ok(SeqEnd::Fail),
-                },
-                Step::Span2(span) => match span.run(hay, pos) {
-                    Some(end) => pos = end,
-                    None => return Ok(SeqEnd::Fail),
-                },
-                Step::Span3(span) => match span.run(hay, pos) {
-                    Some(end) => pos = end,
-                    None => return Ok(SeqEnd::Fail),
-                },
-                Step::Dot { min, max } => {
-                    let limit = hay.len().min(pos.saturating_add(*max));
-                    let end = newline.next(hay, pos).min(limit);
-                    if end < pos + min {
-                        return Ok(SeqEnd::Fail);
+                    Step::Span1(span) => match span.run(hay, pos) {
+                        Some(end) => pos = end,
+                        None => return Ok(SeqEnd::Fail),
+                    },
+                    Step::Span2(span) => match span.run(hay, pos) {
+                        Some(end) => pos = end,
+                        None => return Ok(SeqEnd::Fail),
+                    },
+                    Step::Span3(span) => match span.run(hay, pos) {
+                        Some(end) => pos = end,
+                        None => return Ok(SeqEnd::Fail),
+                    },
+                    Step::Dot { min, max } => {
+                        let limit = hay.len().min(pos.saturating_add(*max));
+                        let end = newline.next(hay, pos).min(limit);
+                        if end < pos + min {
+                            return Ok(SeqEnd::Fail);
+                        }
+                        pos = end;
                     }
-                    pos = end;
-                }
-                Step::Save { slot, back } => {
-                    // As `Op::Save`.
-                    if !stack.is_empty() {
-                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                    Step::Save { slot, back } => {
+                        // As `Op::Save`.
+                        if !stack.is_empty() {
+                            stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                        }
+                        slots[*slot] = pos - back;
                     }
-                    slots[*slot] = pos - back;
-                }
-                Step::End => {
-                    if pos != hay.len() {
-                        return Ok(SeqEnd::Fail);
+                    Step::End => {
+                        if pos != hay.len() {
+                            return Ok(SeqEnd::Fail);
+                        }
                     }
-                }
-                Step::Branch { choice, at_end, first, second, next } => {
-                    let Some(goes) =
-                        self.choose(*choice, *at_end, *first, *second, hay, pos, stack, budget)?
-                    else {
-                        return Ok(SeqEnd::Fail);
-                    };
-                    if goes != *next {
-                        return Ok(SeqEnd::At { pos, pc: goes });
+                    Step::Branch { choice, at_end, first, second, next } => {
+                        let Some(goes) =
+                            self.choose(*choice, *at_end, *first, *second, hay, pos, stack, budget)?
+                        else {
+                            return Ok(SeqEnd::Fail);
+                        };
+                        if goes != *next {
+                            to = goes;
+                            break;
+                        }
                     }
                 }
             }
+            // Where a sequence leads is often another sequence: it goes on
+            // here rather than through the dispatch loop.
+            match self.ops.get(to) {
+                Some(Op::Seq(more, after)) => (steps, next) = (more, *after),
+                _ => return Ok(SeqEnd::At { pos, pc: to }),
+            }
         }
-        Ok(SeqEnd::At { pos, pc: next })
     }
 }
 
