@@ -272,6 +272,8 @@ enum Step {
     Span1(Box<Span<1>>),
     Span2(Box<Span<2>>),
     Span3(Box<Span<3>>),
+    /// Runs of one `Span` separated by a byte (see [`Fields`]).
+    Fields(Box<Fields>),
     /// The same for `.`.
     Dot {
         min: usize,
@@ -385,7 +387,7 @@ impl Literal {
 /// in it or all out (`\s`, `\S`, `[0-9]`, `[a-z_]`, hex digits). Where a
 /// table run costs a lookup, a shift and an or per byte, this costs about
 /// five operations per range for all eight.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Span<const N: usize> {
     /// Per range `lo..=hi`: `0x80 - lo` and `0x7f - hi` in every byte.
     /// Added to a byte's low seven bits (at most 0x7f, so nothing carries
@@ -514,6 +516,74 @@ fn word_at(hay: &[u8], at: usize) -> u64 {
         Some(last) => le_word(hay, last).unwrap_or(0).checked_shr(8 * (at - last) as u32).unwrap_or(0),
         None => super::text::words::<1>(hay.get(at..).unwrap_or_default())[0],
     }
+}
+
+/// `count` runs of one span, each after the first preceded by the byte
+/// `sep`: `(?:[0-9]{1,3}\.){3}[0-9]{1,3}` (every `<HOST>` has one) as one
+/// step instead of seven, the span's words set up once ([`fuse_fields`]).
+#[derive(Debug, Clone)]
+struct Fields {
+    span: Span<1>,
+    sep: u8,
+    count: usize,
+}
+
+impl Fields {
+    /// Where the fields from `pos` end, or `None` when they do not match.
+    #[inline(always)]
+    fn run(&self, hay: &[u8], pos: usize) -> Option<usize> {
+        let mut end = self.span.run(hay, pos)?;
+        for _ in 1..self.count {
+            if hay.get(end) != Some(&self.sep) {
+                return None;
+            }
+            end = self.span.run(hay, end + 1)?;
+        }
+        Some(end)
+    }
+}
+
+/// Replaces each `span, sep, span, ..., span` in `steps` (one single-range
+/// span, one single-byte literal) with a [`Fields`] step. The sequence
+/// matches the same: it is the same steps, run one after the other.
+fn fuse_fields(steps: Vec<Step>) -> Vec<Step> {
+    enum Fuse {
+        No,
+        /// `out` ends with `span, sep`, and `step` is the same span.
+        Start(u8),
+        /// `out` ends with `fields, sep`, and `step` is their span.
+        Extend,
+    }
+    let mut out: Vec<Step> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let fuse = match (&step, out.as_slice()) {
+            (Step::Span1(span), [.., Step::Span1(first), Step::Lit(sep)])
+                if span == first && sep.len() == 1 =>
+            {
+                Fuse::Start(sep.bytes[0])
+            }
+            (Step::Span1(span), [.., Step::Fields(fields), Step::Lit(sep)])
+                if **span == fields.span && sep.bytes[..] == [fields.sep] =>
+            {
+                Fuse::Extend
+            }
+            _ => Fuse::No,
+        };
+        match (fuse, step) {
+            (Fuse::Start(sep), Step::Span1(span)) => {
+                out.truncate(out.len() - 2);
+                out.push(Step::Fields(Box::new(Fields { span: *span, sep, count: 2 })));
+            }
+            (Fuse::Extend, _) => {
+                out.pop();
+                if let Some(Step::Fields(fields)) = out.last_mut() {
+                    fields.count += 1;
+                }
+            }
+            (_, step) => out.push(step),
+        }
+    }
+    out
 }
 
 /// Appends `step` to a sequence, merging a literal into the literal before
@@ -1143,6 +1213,10 @@ impl Program {
                         Some(end) => pos = end,
                         None => return Ok(SeqEnd::Fail),
                     },
+                    Step::Fields(fields) => match fields.run(hay, pos) {
+                        Some(end) => pos = end,
+                        None => return Ok(SeqEnd::Fail),
+                    },
                     Step::Dot { min, max } => {
                         let limit = hay.len().min(pos.saturating_add(*max));
                         let end = newline.next(hay, pos).min(limit);
@@ -1445,7 +1519,7 @@ impl Lowering {
                     )
                     || matches!(steps.first(), Some(Step::Lit(_))) && covered > 2;
                 allowance = allowance.saturating_sub(if worth { steps.len() } else { 0 });
-                worth.then(|| Op::Seq(steps.into_boxed_slice(), pc))
+                worth.then(|| Op::Seq(fuse_fields(steps).into_boxed_slice(), pc))
             })
             .collect();
         for (pc, chain) in chains.into_iter().enumerate() {
@@ -2057,6 +2131,54 @@ mod tests {
                         .then(|| scratch.slots[2..6].to_vec());
                     assert_eq!(got, want, "{pattern} on {hay:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_fields_agree() {
+        let patterns = [
+            r"^((?:[0-9]{1,3}\.){3}[0-9]{1,3})(?: (.*))?$",
+            r"^x((?:[0-9]{1,3}\.){3}[0-9]{1,3})$",
+            r"^([a-z]+:[a-z]+:[a-z]+)(?:=(.*))?$",
+            // the third run differs: only the first two fuse
+            r"^([0-9]{1,3}\.[0-9]{1,3}\.)([0-9]+)$",
+            r"^([0-9]{1,3}\.[0-9]{1,3})\.([0-9]{0,2})$",
+        ];
+        let fused = |p: &str| {
+            Program::new(p).unwrap().ops.iter().any(
+                |op| matches!(op, Op::Seq(steps, _) if steps.iter().any(|s| matches!(s, Step::Fields(_)))),
+            )
+        };
+        assert!(patterns.iter().all(|p| fused(p)));
+        let hays = [
+            "",
+            "1.2.3.4",
+            "255.255.255.255",
+            "1234.1.1.1",
+            "1.2.3",
+            "1.2.3.",
+            "1..2.3",
+            "1.2.3.4567",
+            "12.34.56.78 x",
+            "12.34.56.78x",
+            "x1.2.3.4",
+            "x203.0.113.255",
+            "x1.2.3.4.",
+            "1.22.",
+            "1.22.333",
+            "1.22.33",
+            "ab:cd:ef",
+            "ab:cd:ef=1",
+            "ab:cd:",
+            "ab::ef",
+            "abcdefghijk:l:mnopqrstuvwxyz=q",
+            "\u{e9}.1.2.3",
+            "1.2.3.\u{e9}",
+        ];
+        for p in patterns {
+            for h in hays {
+                same(p, h);
             }
         }
     }
