@@ -35,6 +35,7 @@
 //! analyses (guards, atomic runs, first bytes) work on, then lowered to
 //! `Op`, the form that runs.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
@@ -291,7 +292,9 @@ enum Step {
     /// `second` kept to backtrack into), and is left for wherever else it
     /// leads.
     Branch {
-        choice: usize,
+        /// The choice's table: a shared copy of the one in
+        /// `Program::choices`, so no index to check on the way.
+        choice: Arc<[u16; 256]>,
         at_end: u16,
         first: usize,
         second: usize,
@@ -1027,7 +1030,16 @@ impl Program {
                     }
                 }
                 Op::Split { first, second, choice, at_end } => {
-                    match self.choose(*choice, *at_end, *first, *second, hay, pos, stack, &mut budget)? {
+                    match self.choose(
+                        &self.choices[*choice],
+                        *at_end,
+                        *first,
+                        *second,
+                        hay,
+                        pos,
+                        stack,
+                        &mut budget,
+                    )? {
                         Some(to) => {
                             pc = to;
                             true
@@ -1041,10 +1053,11 @@ impl Program {
                 }
                 Op::Save(slot) => {
                     // With no choice left, a failure ends the run: nothing to restore.
+                    let cell = &mut slots[*slot];
                     if !stack.is_empty() {
-                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                        stack.push(Frame::Restore { slot: *slot, old: *cell });
                     }
-                    slots[*slot] = pos;
+                    *cell = pos;
                     pc += 1;
                     true
                 }
@@ -1099,7 +1112,7 @@ impl Program {
     #[allow(clippy::too_many_arguments)]
     fn choose(
         &self,
-        choice: usize,
+        choice: &[u16; 256],
         at_end: u16,
         first: usize,
         second: usize,
@@ -1110,7 +1123,7 @@ impl Program {
     ) -> Result<Option<usize>, OutOfSteps> {
         *budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
         let to = match hay.get(pos) {
-            Some(&b) => self.choices[choice][usize::from(b)],
+            Some(&b) => choice[usize::from(b)],
             None => at_end,
         };
         Ok(match to {
@@ -1227,10 +1240,11 @@ impl Program {
                     }
                     Step::Save { slot, back } => {
                         // As `Op::Save`.
+                        let cell = &mut slots[*slot];
                         if !stack.is_empty() {
-                            stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                            stack.push(Frame::Restore { slot: *slot, old: *cell });
                         }
-                        slots[*slot] = pos - back;
+                        *cell = pos - back;
                     }
                     Step::End => {
                         if pos != hay.len() {
@@ -1239,7 +1253,7 @@ impl Program {
                     }
                     Step::Branch { choice, at_end, first, second, next } => {
                         let Some(goes) =
-                            self.choose(*choice, *at_end, *first, *second, hay, pos, stack, budget)?
+                            self.choose(choice, *at_end, *first, *second, hay, pos, stack, budget)?
                         else {
                             return Ok(SeqEnd::Fail);
                         };
@@ -1461,6 +1475,7 @@ impl Lowering {
                 _ => None,
             })
             .collect();
+        let shared: Vec<Arc<[u16; 256]>> = self.choices.iter().map(|t| Arc::new(*t)).collect();
         // Chains are built from the start first (every run begins there),
         // then in program order, while the step allowance lasts.
         let mut allowance = SEQ_STEPS_BASE + SEQ_STEPS_PER_INST * ops.len();
@@ -1491,7 +1506,7 @@ impl Lowering {
                         Op::Split { first, second, choice, at_end } if steps.len() < allowance => {
                             let Some(next) = likely[pc] else { break };
                             steps.push(Step::Branch {
-                                choice: *choice,
+                                choice: Arc::clone(&shared[*choice]),
                                 at_end: *at_end,
                                 first: *first,
                                 second: *second,
