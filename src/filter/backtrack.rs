@@ -8,7 +8,9 @@
 //! `[0-9]{1,3}`):
 //! - a literal is word compares;
 //! - a class is a 256-entry table; a class run consumes its whole extent at
-//!   once (eight bytes looked up at a time, the end found in a mask) and,
+//!   once (eight bytes looked up at a time, the end found in a mask; for
+//!   sets made of a few byte ranges, like `\S` or `[0-9]`, eight bytes
+//!   tested at once with word arithmetic) and,
 //!   when backtracking, jumps straight to the positions where the following
 //!   literal can start (found by its rarest byte);
 //! - a choice looks up the next byte in a table saying where to go: to the
@@ -33,6 +35,7 @@
 //! analyses (guards, atomic runs, first bytes) work on, then lowered to
 //! `Op`, the form that runs.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
@@ -264,6 +267,14 @@ enum Step {
         min: usize,
         max: usize,
     },
+    /// The same for a set that [`Span`] tests a word at a time, by the
+    /// number of ASCII ranges it takes (a separate variant each, so the
+    /// count is not a branch per run).
+    Span1(Box<Span<1>>),
+    Span2(Box<Span<2>>),
+    Span3(Box<Span<3>>),
+    /// Runs of one `Span` separated by a byte (see [`Fields`]).
+    Fields(Box<Fields>),
     /// The same for `.`.
     Dot {
         min: usize,
@@ -281,7 +292,9 @@ enum Step {
     /// `second` kept to backtrack into), and is left for wherever else it
     /// leads.
     Branch {
-        choice: usize,
+        /// The choice's table: a shared copy of the one in
+        /// `Program::choices`, so no index to check on the way.
+        choice: Arc<[u16; 256]>,
         at_end: u16,
         first: usize,
         second: usize,
@@ -347,11 +360,11 @@ impl Literal {
     #[inline(always)]
     fn at(&self, hay: &[u8], pos: usize) -> bool {
         let len = self.bytes.len();
-        let Some(word) = hay.get(pos..).and_then(<[u8]>::first_chunk::<8>) else {
+        let Some(word) = word(hay, pos) else {
             // Near the end of the input.
             return hay.get(pos..pos.saturating_add(len)) == Some(&self.bytes[..]);
         };
-        if (u64::from_le_bytes(*word) ^ self.head) & self.head_mask != 0 {
+        if (word ^ self.head) & self.head_mask != 0 {
             return false;
         }
         if len <= 8 {
@@ -369,6 +382,211 @@ impl Literal {
         }
         le_word(text, len - 8) == Some(self.tail)
     }
+}
+
+/// A run that takes its whole extent (`min..=max` bytes), for a set that
+/// word arithmetic can test eight bytes at once: its ASCII bytes (or the
+/// ASCII bytes not in it) are `N` ranges, and the bytes from 0x80 up are all
+/// in it or all out (`\s`, `\S`, `[0-9]`, `[a-z_]`, hex digits). Where a
+/// table run costs a lookup, a shift and an or per byte, this costs about
+/// five operations per range for all eight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Span<const N: usize> {
+    /// Per range `lo..=hi`: `0x80 - lo` and `0x7f - hi` in every byte.
+    /// Added to a byte's low seven bits (at most 0x7f, so nothing carries
+    /// into the next byte), the first sets bit 7 when the byte is at least
+    /// `lo`, the second when it is above `hi`.
+    ge: [u64; N],
+    gt: [u64; N],
+    /// [`HIGH_BITS`] when the ranges are the set's ASCII bytes (an ASCII
+    /// byte in none of them stops the run), 0 when they are the ones not
+    /// in it.
+    flip: u64,
+    /// [`HIGH_BITS`] when the bytes from 0x80 up are not in the set.
+    high_stops: u64,
+    min: usize,
+    max: usize,
+}
+
+/// Bit 7 of every byte of a word.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+impl<const N: usize> Span<N> {
+    /// The span for `set`, when it has that shape with `N` ranges exactly
+    /// (the fewer of the set's ASCII ranges and its complement's).
+    fn of(set: &ByteSet, min: usize, max: usize) -> Option<Span<N>> {
+        let high_in = (0x80..=0xffu8).all(|b| set.contains(b));
+        if !high_in && (0x80..=0xffu8).any(|b| set.contains(b)) {
+            return None;
+        }
+        let ranges = |member: bool| {
+            let mut out: Vec<(u8, u8)> = Vec::new();
+            for b in 0..0x80u8 {
+                if set.contains(b) != member {
+                    continue;
+                }
+                match out.last_mut() {
+                    Some((_, hi)) if *hi + 1 == b => *hi = b,
+                    _ => out.push((b, b)),
+                }
+            }
+            out
+        };
+        let (inside, outside) = (ranges(true), ranges(false));
+        let (list, flip) = if inside.len() <= outside.len() { (inside, HIGH_BITS) } else { (outside, 0) };
+        if list.len() != N {
+            return None;
+        }
+        let every = |b: u8| u64::from(b) * 0x0101_0101_0101_0101;
+        Some(Span {
+            ge: std::array::from_fn(|i| every(0x80 - list[i].0)),
+            gt: std::array::from_fn(|i| every(0x7f - list[i].1)),
+            flip,
+            high_stops: if high_in { 0 } else { HIGH_BITS },
+            min,
+            // Inputs are slices, so positions are below `isize::MAX`:
+            // `pos + max` cannot overflow.
+            max: max.min(isize::MAX as usize),
+        })
+    }
+
+    /// Bit 7 of each byte of `word` that is not in the set.
+    #[inline(always)]
+    fn stops(&self, word: u64) -> u64 {
+        let low = word & !HIGH_BITS;
+        let mut listed = 0;
+        for i in 0..N {
+            listed |= low.wrapping_add(self.ge[i]) & !low.wrapping_add(self.gt[i]);
+        }
+        ((listed ^ self.flip) & !word | word & self.high_stops) & HIGH_BITS
+    }
+
+    /// Where the run from `pos` ends, or `None` when it is shorter than
+    /// `min`.
+    #[inline(always)]
+    fn run(&self, hay: &[u8], pos: usize) -> Option<usize> {
+        // Most runs end within the first eight bytes: one word, and no
+        // loop. (`max` is capped at lowering so the sum cannot overflow.)
+        let run = match word(hay, pos) {
+            Some(word) => match (self.stops(word).trailing_zeros() / 8) as usize {
+                8 => self.run_on(hay, pos) - pos,
+                run => run.min(self.max),
+            },
+            None => self.run_on(hay, pos) - pos,
+        };
+        (run >= self.min).then_some(pos + run)
+    }
+
+    /// [`Span::run`]'s end, word by word (out of line: the loop's
+    /// registers would crowd the matcher's).
+    #[cold]
+    #[inline(never)]
+    fn run_on(&self, hay: &[u8], pos: usize) -> usize {
+        let limit = hay.len().min(pos + self.max);
+        let mut p = pos;
+        loop {
+            // The first byte not in the set; 8 when all are.
+            let run = (self.stops(word_at(hay, p)).trailing_zeros() / 8) as usize;
+            if run < 8 || p + 8 >= limit {
+                return (p + run).min(limit);
+            }
+            p += 8;
+        }
+    }
+}
+
+/// The eight bytes of `hay` from `pos` as a little-endian word, `None`
+/// when fewer remain. Only for inputs shorter than 4 GiB ([`Program::run`]
+/// leaves longer ones to regex-automata): a position then fits in 32 bits,
+/// and saying so lets the compiler check the word's bounds in one compare
+/// (`pos + 8` cannot overflow).
+#[inline(always)]
+fn word(hay: &[u8], pos: usize) -> Option<u64> {
+    debug_assert!(u32::try_from(pos).is_ok());
+    let pos = pos as u32 as usize;
+    hay.get(pos..pos + 8).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w))
+}
+
+/// The eight bytes of `hay` from `at`, little-endian, zero-filled past its
+/// end (`at` is at most its length). Callers cap what they find at the end.
+#[inline(always)]
+fn word_at(hay: &[u8], at: usize) -> u64 {
+    if let Some(word) = le_word(hay, at) {
+        return word;
+    }
+    match hay.len().checked_sub(8) {
+        // The last word, shifted down: `at` is past `hay.len() - 8`.
+        Some(last) => le_word(hay, last).unwrap_or(0).checked_shr(8 * (at - last) as u32).unwrap_or(0),
+        None => super::text::words::<1>(hay.get(at..).unwrap_or_default())[0],
+    }
+}
+
+/// `count` runs of one span, each after the first preceded by the byte
+/// `sep`: `(?:[0-9]{1,3}\.){3}[0-9]{1,3}` (every `<HOST>` has one) as one
+/// step instead of seven, the span's words set up once ([`fuse_fields`]).
+#[derive(Debug, Clone)]
+struct Fields {
+    span: Span<1>,
+    sep: u8,
+    count: usize,
+}
+
+impl Fields {
+    /// Where the fields from `pos` end, or `None` when they do not match.
+    #[inline(always)]
+    fn run(&self, hay: &[u8], pos: usize) -> Option<usize> {
+        let mut end = self.span.run(hay, pos)?;
+        for _ in 1..self.count {
+            if hay.get(end) != Some(&self.sep) {
+                return None;
+            }
+            end = self.span.run(hay, end + 1)?;
+        }
+        Some(end)
+    }
+}
+
+/// Replaces each `span, sep, span, ..., span` in `steps` (one single-range
+/// span, one single-byte literal) with a [`Fields`] step. The sequence
+/// matches the same: it is the same steps, run one after the other.
+fn fuse_fields(steps: Vec<Step>) -> Vec<Step> {
+    enum Fuse {
+        No,
+        /// `out` ends with `span, sep`, and `step` is the same span.
+        Start(u8),
+        /// `out` ends with `fields, sep`, and `step` is their span.
+        Extend,
+    }
+    let mut out: Vec<Step> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let fuse = match (&step, out.as_slice()) {
+            (Step::Span1(span), [.., Step::Span1(first), Step::Lit(sep)])
+                if span == first && sep.len() == 1 =>
+            {
+                Fuse::Start(sep.bytes[0])
+            }
+            (Step::Span1(span), [.., Step::Fields(fields), Step::Lit(sep)])
+                if **span == fields.span && sep.bytes[..] == [fields.sep] =>
+            {
+                Fuse::Extend
+            }
+            _ => Fuse::No,
+        };
+        match (fuse, step) {
+            (Fuse::Start(sep), Step::Span1(span)) => {
+                out.truncate(out.len() - 2);
+                out.push(Step::Fields(Box::new(Fields { span: *span, sep, count: 2 })));
+            }
+            (Fuse::Extend, _) => {
+                out.pop();
+                if let Some(Step::Fields(fields)) = out.last_mut() {
+                    fields.count += 1;
+                }
+            }
+            (_, step) => out.push(step),
+        }
+    }
+    out
 }
 
 /// Appends `step` to a sequence, merging a literal into the literal before
@@ -617,6 +835,10 @@ impl Program {
             }
             _ => None,
         };
+        // Positions fit in 32 bits (see `word`).
+        if u32::try_from(hay.len()).is_err() {
+            return Run::GaveUp;
+        }
         if let Some(lead) = &self.lead
             && !lead.at(hay, 0)
         {
@@ -824,7 +1046,16 @@ impl Program {
                     }
                 }
                 Op::Split { first, second, choice, at_end } => {
-                    match self.choose(*choice, *at_end, *first, *second, hay, pos, stack, &mut budget)? {
+                    match self.choose(
+                        &self.choices[*choice],
+                        *at_end,
+                        *first,
+                        *second,
+                        hay,
+                        pos,
+                        stack,
+                        &mut budget,
+                    )? {
                         Some(to) => {
                             pc = to;
                             true
@@ -838,10 +1069,11 @@ impl Program {
                 }
                 Op::Save(slot) => {
                     // With no choice left, a failure ends the run: nothing to restore.
+                    let cell = &mut slots[*slot];
                     if !stack.is_empty() {
-                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                        stack.push(Frame::Restore { slot: *slot, old: *cell });
                     }
-                    slots[*slot] = pos;
+                    *cell = pos;
                     pc += 1;
                     true
                 }
@@ -896,7 +1128,7 @@ impl Program {
     #[allow(clippy::too_many_arguments)]
     fn choose(
         &self,
-        choice: usize,
+        choice: &[u16; 256],
         at_end: u16,
         first: usize,
         second: usize,
@@ -907,7 +1139,7 @@ impl Program {
     ) -> Result<Option<usize>, OutOfSteps> {
         *budget = budget.checked_sub(1).ok_or(OutOfSteps)?;
         let to = match hay.get(pos) {
-            Some(&b) => self.choices[choice][usize::from(b)],
+            Some(&b) => choice[usize::from(b)],
             None => at_end,
         };
         Ok(match to {
@@ -962,10 +1194,10 @@ impl Program {
     /// (unless a branch leaves the sequence first).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn seq(
-        &self,
-        steps: &[Step],
-        next: usize,
+    fn seq<'p>(
+        &'p self,
+        mut steps: &'p [Step],
+        mut next: usize,
         hay: &[u8],
         mut pos: usize,
         newline: &mut Newline,
@@ -973,62 +1205,88 @@ impl Program {
         stack: &mut Vec<Frame>,
         budget: &mut usize,
     ) -> Result<SeqEnd, OutOfSteps> {
-        for step in steps {
-            match step {
-                Step::Lit(lit) => {
-                    if !lit.at(hay, pos) {
-                        return Ok(SeqEnd::Fail);
+        loop {
+            let mut to = next;
+            for step in steps {
+                match step {
+                    Step::Lit(lit) => {
+                        if !lit.at(hay, pos) {
+                            return Ok(SeqEnd::Fail);
+                        }
+                        pos += lit.len();
                     }
-                    pos += lit.len();
-                }
-                Step::Class(table) => {
-                    let Some(&b) = hay.get(pos) else { return Ok(SeqEnd::Fail) };
-                    if !self.tables[*table].0[usize::from(b)] {
-                        return Ok(SeqEnd::Fail);
+                    Step::Class(table) => {
+                        let Some(&b) = hay.get(pos) else { return Ok(SeqEnd::Fail) };
+                        if !self.tables[*table].0[usize::from(b)] {
+                            return Ok(SeqEnd::Fail);
+                        }
+                        pos += 1;
                     }
-                    pos += 1;
-                }
-                Step::Run { table, min, max } => {
-                    let limit = hay.len().min(pos.saturating_add(*max));
-                    let end = self.extent(*table, hay, pos, limit);
-                    if end < pos + min {
-                        return Ok(SeqEnd::Fail);
+                    Step::Run { table, min, max } => {
+                        let limit = hay.len().min(pos.saturating_add(*max));
+                        let end = self.extent(*table, hay, pos, limit);
+                        if end < pos + min {
+                            return Ok(SeqEnd::Fail);
+                        }
+                        pos = end;
                     }
-                    pos = end;
-                }
-                Step::Dot { min, max } => {
-                    let limit = hay.len().min(pos.saturating_add(*max));
-                    let end = newline.next(hay, pos).min(limit);
-                    if end < pos + min {
-                        return Ok(SeqEnd::Fail);
+                    Step::Span1(span) => match span.run(hay, pos) {
+                        Some(end) => pos = end,
+                        None => return Ok(SeqEnd::Fail),
+                    },
+                    Step::Span2(span) => match span.run(hay, pos) {
+                        Some(end) => pos = end,
+                        None => return Ok(SeqEnd::Fail),
+                    },
+                    Step::Span3(span) => match span.run(hay, pos) {
+                        Some(end) => pos = end,
+                        None => return Ok(SeqEnd::Fail),
+                    },
+                    Step::Fields(fields) => match fields.run(hay, pos) {
+                        Some(end) => pos = end,
+                        None => return Ok(SeqEnd::Fail),
+                    },
+                    Step::Dot { min, max } => {
+                        let limit = hay.len().min(pos.saturating_add(*max));
+                        let end = newline.next(hay, pos).min(limit);
+                        if end < pos + min {
+                            return Ok(SeqEnd::Fail);
+                        }
+                        pos = end;
                     }
-                    pos = end;
-                }
-                Step::Save { slot, back } => {
-                    // As `Op::Save`.
-                    if !stack.is_empty() {
-                        stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
+                    Step::Save { slot, back } => {
+                        // As `Op::Save`.
+                        let cell = &mut slots[*slot];
+                        if !stack.is_empty() {
+                            stack.push(Frame::Restore { slot: *slot, old: *cell });
+                        }
+                        *cell = pos - back;
                     }
-                    slots[*slot] = pos - back;
-                }
-                Step::End => {
-                    if pos != hay.len() {
-                        return Ok(SeqEnd::Fail);
+                    Step::End => {
+                        if pos != hay.len() {
+                            return Ok(SeqEnd::Fail);
+                        }
                     }
-                }
-                Step::Branch { choice, at_end, first, second, next } => {
-                    let Some(goes) =
-                        self.choose(*choice, *at_end, *first, *second, hay, pos, stack, budget)?
-                    else {
-                        return Ok(SeqEnd::Fail);
-                    };
-                    if goes != *next {
-                        return Ok(SeqEnd::At { pos, pc: goes });
+                    Step::Branch { choice, at_end, first, second, next } => {
+                        let Some(goes) =
+                            self.choose(choice, *at_end, *first, *second, hay, pos, stack, budget)?
+                        else {
+                            return Ok(SeqEnd::Fail);
+                        };
+                        if goes != *next {
+                            to = goes;
+                            break;
+                        }
                     }
                 }
             }
+            // Where a sequence leads is often another sequence: it goes on
+            // here rather than through the dispatch loop.
+            match self.ops.get(to) {
+                Some(Op::Seq(more, after)) => (steps, next) = (more, *after),
+                _ => return Ok(SeqEnd::At { pos, pc: to }),
+            }
         }
-        Ok(SeqEnd::At { pos, pc: next })
     }
 }
 
@@ -1144,10 +1402,17 @@ impl Lowering {
                     let dot = *set == ANY_BUT_NEWLINE;
                     let table = self.table(set);
                     if *atomic {
+                        let (min, max) = (*min, *max);
                         let step = if dot {
-                            Step::Dot { min: *min, max: *max }
+                            Step::Dot { min, max }
+                        } else if let Some(span) = Span::of(set, min, max) {
+                            Step::Span1(Box::new(span))
+                        } else if let Some(span) = Span::of(set, min, max) {
+                            Step::Span2(Box::new(span))
+                        } else if let Some(span) = Span::of(set, min, max) {
+                            Step::Span3(Box::new(span))
                         } else {
-                            Step::Run { table, min: *min, max: *max }
+                            Step::Run { table, min, max }
                         };
                         // A one-step sequence; chains are merged below.
                         Op::Seq(Box::new([step]), usize::MAX)
@@ -1226,6 +1491,7 @@ impl Lowering {
                 _ => None,
             })
             .collect();
+        let shared: Vec<Arc<[u16; 256]>> = self.choices.iter().map(|t| Arc::new(*t)).collect();
         // Chains are built from the start first (every run begins there),
         // then in program order, while the step allowance lasts.
         let mut allowance = SEQ_STEPS_BASE + SEQ_STEPS_PER_INST * ops.len();
@@ -1256,7 +1522,7 @@ impl Lowering {
                         Op::Split { first, second, choice, at_end } if steps.len() < allowance => {
                             let Some(next) = likely[pc] else { break };
                             steps.push(Step::Branch {
-                                choice: *choice,
+                                choice: Arc::clone(&shared[*choice]),
                                 at_end: *at_end,
                                 first: *first,
                                 second: *second,
@@ -1272,10 +1538,19 @@ impl Lowering {
                 // A lone save or jump gains nothing as a sequence (merged
                 // literals do).
                 let worth = steps.len() > 1
-                    || matches!(steps.first(), Some(Step::Run { .. } | Step::Dot { .. }))
+                    || matches!(
+                        steps.first(),
+                        Some(
+                            Step::Run { .. }
+                                | Step::Span1(_)
+                                | Step::Span2(_)
+                                | Step::Span3(_)
+                                | Step::Dot { .. }
+                        )
+                    )
                     || matches!(steps.first(), Some(Step::Lit(_))) && covered > 2;
                 allowance = allowance.saturating_sub(if worth { steps.len() } else { 0 });
-                worth.then(|| Op::Seq(steps.into_boxed_slice(), pc))
+                worth.then(|| Op::Seq(fuse_fields(steps).into_boxed_slice(), pc))
             })
             .collect();
         for (pc, chain) in chains.into_iter().enumerate() {
@@ -1817,6 +2092,120 @@ mod tests {
             "255.255.255.2555",
             "x9",
             "x99",
+        ];
+        for p in patterns {
+            for h in hays {
+                same(p, h);
+            }
+        }
+    }
+
+    #[test]
+    fn word_at_a_time_spans_agree_at_every_length() {
+        // (class, a byte outside it that ends the run, the span's range
+        // count or 0 for a table run): each range shape, bytes >= 0x80 in
+        // and out, sets listed by their members and by the rest.
+        let classes = [
+            (r"\S", " ", 2),
+            (r"\s", "x", 2),
+            (r"[0-9]", "x", 1),
+            (r"[a-z_]", "0", 2),
+            (r"[0-9A-Fa-f]", "x", 3),
+            (r"[^a-z]", "a", 1),
+            (r"[^0-9]", "5", 1),
+            (r"[a-z\x80-\xff]", "0", 1),
+            (r"[\x00-\x7f]", "\u{e9}", 0),
+            (r"[a-c\x80-\x9f]", "d", 0),
+            (r"[0-9a-fA-F\-_:.]", "x", 0),
+        ];
+        let fillers = ["a", "7", "_", " ", "\t", "\u{e9}", "Z", "f", "\x7f", "\x01", ":"];
+        let tails = ["", "x", " y", "0", "a", "\u{e9}", "5 "];
+        let mut hays = vec![String::new()];
+        for f in fillers {
+            for n in 1..=18 {
+                for t in tails {
+                    hays.push(format!("{}{t}", f.repeat(n)));
+                }
+            }
+        }
+        hays.push("ab 12\t\u{e9}x_:7f".repeat(3));
+        for (class, stop, ranges) in classes {
+            for quant in ["+", "*", "{2,5}", "{0,9}", "{3}", "{1,17}"] {
+                let pattern = format!("^({class}{quant})(?:{stop}(.*))?$");
+                let prog = Program::new(&pattern).unwrap();
+                let shape = prog.ops.iter().find_map(|op| match op {
+                    Op::Seq(steps, _) => steps.iter().find_map(|s| match s {
+                        Step::Span1(_) => Some(1),
+                        Step::Span2(_) => Some(2),
+                        Step::Span3(_) => Some(3),
+                        Step::Run { .. } => Some(0),
+                        _ => None,
+                    }),
+                    _ => None,
+                });
+                assert_eq!(shape, Some(ranges), "{pattern}");
+                let re = meta::Regex::builder()
+                    .syntax(syntax::Config::new().unicode(false).utf8(false))
+                    .configure(meta::Config::new().utf8_empty(false))
+                    .build(&pattern)
+                    .unwrap();
+                let mut caps = re.create_captures();
+                let mut scratch = Scratch::default();
+                for hay in &hays {
+                    re.search_captures(&regex_automata::Input::new(hay.as_bytes()), &mut caps);
+                    let want = caps.is_match().then(|| {
+                        (1..3)
+                            .flat_map(|g| caps.get_group(g).map_or([usize::MAX; 2], |s| [s.start, s.end]))
+                            .collect::<Vec<_>>()
+                    });
+                    let got = (prog.run(hay.as_bytes(), &mut scratch) == Run::Match)
+                        .then(|| scratch.slots[2..6].to_vec());
+                    assert_eq!(got, want, "{pattern} on {hay:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_fields_agree() {
+        let patterns = [
+            r"^((?:[0-9]{1,3}\.){3}[0-9]{1,3})(?: (.*))?$",
+            r"^x((?:[0-9]{1,3}\.){3}[0-9]{1,3})$",
+            r"^([a-z]+:[a-z]+:[a-z]+)(?:=(.*))?$",
+            // the third run differs: only the first two fuse
+            r"^([0-9]{1,3}\.[0-9]{1,3}\.)([0-9]+)$",
+            r"^([0-9]{1,3}\.[0-9]{1,3})\.([0-9]{0,2})$",
+        ];
+        let fused = |p: &str| {
+            Program::new(p).unwrap().ops.iter().any(
+                |op| matches!(op, Op::Seq(steps, _) if steps.iter().any(|s| matches!(s, Step::Fields(_)))),
+            )
+        };
+        assert!(patterns.iter().all(|p| fused(p)));
+        let hays = [
+            "",
+            "1.2.3.4",
+            "255.255.255.255",
+            "1234.1.1.1",
+            "1.2.3",
+            "1.2.3.",
+            "1..2.3",
+            "1.2.3.4567",
+            "12.34.56.78 x",
+            "12.34.56.78x",
+            "x1.2.3.4",
+            "x203.0.113.255",
+            "x1.2.3.4.",
+            "1.22.",
+            "1.22.333",
+            "1.22.33",
+            "ab:cd:ef",
+            "ab:cd:ef=1",
+            "ab:cd:",
+            "ab::ef",
+            "abcdefghijk:l:mnopqrstuvwxyz=q",
+            "\u{e9}.1.2.3",
+            "1.2.3.\u{e9}",
         ];
         for p in patterns {
             for h in hays {
