@@ -415,28 +415,37 @@ impl<const N: usize> Span<N> {
     /// The span for `set`, when it has that shape with `N` ranges exactly
     /// (the fewer of the set's ASCII ranges and its complement's).
     fn of(set: &ByteSet, min: usize, max: usize) -> Option<Span<N>> {
-        let high_in = (0x80..=0xffu8).all(|b| set.contains(b));
-        if !high_in && (0x80..=0xffu8).any(|b| set.contains(b)) {
+        let [low, mid, high, top] = set.0;
+        let high_in = high == u64::MAX && top == u64::MAX;
+        if !high_in && (high | top) != 0 {
             return None;
         }
-        let ranges = |member: bool| {
-            let mut out: Vec<(u8, u8)> = Vec::new();
-            for b in 0..0x80u8 {
-                if set.contains(b) != member {
-                    continue;
+        // Bit b: ASCII byte b is in the set. Ranges are runs of ones, read
+        // off the bits (this runs for every run of every pattern loaded).
+        let ascii = u128::from(low) | (u128::from(mid) << 64);
+        let ranges_of = |bits: u128| -> Option<[(u8, u8); N]> {
+            let mut out = [(0u8, 0u8); N];
+            let mut rest = bits;
+            for slot in &mut out {
+                if rest == 0 {
+                    return None;
                 }
-                match out.last_mut() {
-                    Some((_, hi)) if *hi + 1 == b => *hi = b,
-                    _ => out.push((b, b)),
-                }
+                let lo = rest.trailing_zeros();
+                let len = (rest >> lo).trailing_ones();
+                // Both below 128: the bits are ASCII bytes.
+                *slot = (lo as u8, (lo + len - 1) as u8);
+                // Clears the lowest run of ones.
+                rest &= rest.wrapping_add(rest & rest.wrapping_neg());
             }
-            out
+            (rest == 0).then_some(out)
         };
-        let (inside, outside) = (ranges(true), ranges(false));
-        let (list, flip) = if inside.len() <= outside.len() { (inside, HIGH_BITS) } else { (outside, 0) };
-        if list.len() != N {
-            return None;
-        }
+        let runs = |bits: u128| (bits & !(bits << 1)).count_ones();
+        let outside = !ascii & (u128::MAX >> 1);
+        let (list, flip) = if runs(ascii) <= runs(outside) {
+            (ranges_of(ascii)?, HIGH_BITS)
+        } else {
+            (ranges_of(outside)?, 0)
+        };
         let every = |b: u8| u64::from(b) * 0x0101_0101_0101_0101;
         Some(Span {
             ge: std::array::from_fn(|i| every(0x80 - list[i].0)),
