@@ -148,7 +148,8 @@ pub(crate) struct MinuteCache {
 
 #[derive(Debug, Clone, Copy)]
 struct MinuteEntry {
-    text: [u8; MINUTE_TEXT],
+    /// The minute's text as two overlapping words (see [`minute_words`]).
+    text: [u64; 2],
     reference: Timestamp,
     second_zero_ms: i64,
 }
@@ -157,6 +158,16 @@ struct MinuteEntry {
 const MINUTE_TEXT: usize = 13;
 /// `Mmm dd hh:mm:ss`.
 const SYSLOG_COMMON_LEN: usize = 15;
+
+/// A line's first [`MINUTE_TEXT`] bytes as two overlapping little-endian
+/// words (bytes 0..8 and 5..13), so a minute is compared in two word
+/// compares; `None` for a shorter line.
+fn minute_words(line: &[u8]) -> Option<[u64; 2]> {
+    let text = line.first_chunk::<MINUTE_TEXT>()?;
+    let word =
+        |at: usize| text.get(at..at + 8).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w));
+    Some([word(0)?, word(MINUTE_TEXT - 8)?])
+}
 
 impl MinuteCache {
     pub fn clear(&mut self) {
@@ -183,8 +194,7 @@ pub(crate) fn find_date_cached(
     }
     if let Some(e) = &cache.entry
         && e.reference == reference
-        && let Some(text) = line.first_chunk::<MINUTE_TEXT>()
-        && text == &e.text
+        && minute_words(line) == Some(e.text)
         && let Some(second) = common_tail_second(line)
     {
         // A leap second reads as :59, as `resolve` does.
@@ -207,6 +217,7 @@ pub(crate) fn find_date_cached(
         && m.end == SYSLOG_COMMON_LEN
         && syslog_common(line).is_some()
         && let Some(text) = line.first_chunk::<MINUTE_TEXT>()
+        && let Some(words) = minute_words(line)
     {
         let ctx = Ctx { reference, tz };
         let at = |second: &[u8; 2]| {
@@ -218,7 +229,7 @@ pub(crate) fn find_date_cached(
         if let (Some(zero), Some(last)) = (at(b"00"), at(b"59"))
             && last == zero + 59_000
         {
-            cache.entry = Some(MinuteEntry { text: *text, reference, second_zero_ms: zero });
+            cache.entry = Some(MinuteEntry { text: words, reference, second_zero_ms: zero });
         }
     }
     found

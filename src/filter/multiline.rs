@@ -126,7 +126,7 @@ fn adopt(kept: &mut Option<ShortText>, line: Option<&str>) {
 /// comparing two inline keys compares two fixed-size arrays. A given id is
 /// always stored the same way (inline exactly when it fits), so comparing
 /// and hashing the representation is comparing and hashing the id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum ConnKey {
     /// The id's bytes as zero-padded words (built, hashed and compared a
     /// word at a time).
@@ -135,6 +135,26 @@ enum ConnKey {
         words: [u64; INLINE_KEY / 8],
     },
     Heap(Box<[u8]>),
+}
+
+/// Two words per write, and the last two only when they hold bytes (a
+/// short id fits in the first two): each write is one multiply in
+/// foldhash. Ids differing only in trailing NUL bytes (equal words, other
+/// lengths) hash alike, which makes at most 32 keys collide whatever the
+/// seed, and a heap key may hash like an inline one: harmless, as keys are
+/// compared whole.
+impl std::hash::Hash for ConnKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            ConnKey::Inline { words: [a, b, c, d], .. } => {
+                state.write_u128(u128::from(*a) | u128::from(*b) << 64);
+                if *c | *d != 0 {
+                    state.write_u128(u128::from(*c) | u128::from(*d) << 64);
+                }
+            }
+            ConnKey::Heap(bytes) => state.write(bytes),
+        }
+    }
 }
 
 /// Longest connection id kept inline.
