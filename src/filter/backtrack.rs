@@ -1735,17 +1735,17 @@ fn first_bytes(insts: &[Inst]) -> Option<ByteSet> {
 /// of the memo's head. Compared eight bytes at a time: only the bytes that
 /// differ (usually a few digits of a pid) are looked up.
 fn head_alike(cache: &HeaderCache, memo: &HeaderMemo, head: &[u8]) -> bool {
+    let (old, classes) = (memo.head.as_slice(), memo.head_classes.as_slice());
     let n = head.len();
-    let same_class = |k: usize| matches!((head.get(k), memo.head_classes.get(k)), (Some(&b), Some(&c)) if cache.head_classes[usize::from(b)] == c);
-    if n < 8 {
-        return head.iter().zip(&memo.head).enumerate().all(|(k, (a, b))| a == b || same_class(k));
+    if old.len() != n || classes.len() != n {
+        return false;
     }
-    let mut at = 0;
-    loop {
-        // The last word overlaps the one before it rather than run past.
-        let from = at.min(n - 8);
-        let (Some(a), Some(b)) = (le_word(head, from), le_word(&memo.head, from)) else { return false };
-        let mut diff = a ^ b;
+    let same_class = |k: usize| matches!((head.get(k), classes.get(k)), (Some(&b), Some(&c)) if cache.head_classes[usize::from(b)] == c);
+    if n < 8 {
+        return head.iter().zip(old).enumerate().all(|(k, (a, b))| a == b || same_class(k));
+    }
+    let word_alike = |from: usize, a: &[u8; 8], b: &[u8; 8]| {
+        let mut diff = u64::from_le_bytes(*a) ^ u64::from_le_bytes(*b);
         while diff != 0 {
             let byte = (diff.trailing_zeros() / 8) as usize;
             if !same_class(from + byte) {
@@ -1753,11 +1753,15 @@ fn head_alike(cache: &HeaderCache, memo: &HeaderMemo, head: &[u8]) -> bool {
             }
             diff &= !(0xFF << (8 * byte));
         }
-        if from + 8 >= n {
-            return true;
-        }
-        at += 8;
+        true
+    };
+    let (words, old_words) = (head.as_chunks::<8>().0, old.as_chunks::<8>().0);
+    if !words.iter().zip(old_words).enumerate().all(|(k, (a, b))| word_alike(8 * k, a, b)) {
+        return false;
     }
+    // The rest as one word overlapping the one before it.
+    n.is_multiple_of(8)
+        || matches!((head.last_chunk::<8>(), old.last_chunk::<8>()), (Some(a), Some(b)) if word_alike(n - 8, a, b))
 }
 
 /// Byte classes: bytes every one of `tables` gives the same entry are in
