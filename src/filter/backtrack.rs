@@ -1932,37 +1932,66 @@ mod tests {
     use regex_automata::meta;
     use regex_automata::util::syntax;
 
-    fn reference(pattern: &str, hay: &str) -> Option<Vec<usize>> {
-        let re = meta::Regex::builder()
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .configure(meta::Config::new().utf8_empty(false))
-            .build(pattern)
-            .unwrap();
-        let mut caps = re.create_captures();
-        re.search_captures(&regex_automata::Input::new(hay.as_bytes()), &mut caps);
-        if !caps.is_match() {
-            return None;
+    /// regex-automata on a pattern: the answer the fast matcher must give.
+    struct Reference {
+        re: meta::Regex,
+        caps: regex_automata::util::captures::Captures,
+    }
+
+    impl Reference {
+        fn new(pattern: &str) -> Reference {
+            let re = meta::Regex::builder()
+                .syntax(syntax::Config::new().unicode(false).utf8(false))
+                .configure(meta::Config::new().utf8_empty(false))
+                .build(pattern)
+                .unwrap();
+            let caps = re.create_captures();
+            Reference { re, caps }
         }
-        Some(
-            (1..re.group_info().group_len(regex_automata::PatternID::ZERO))
-                .flat_map(|g| match caps.get_group(g) {
-                    Some(s) => [s.start, s.end],
-                    None => [usize::MAX, usize::MAX],
-                })
-                .collect(),
-        )
+
+        /// Start and end of each group from 1 (`usize::MAX` for a group
+        /// that did not participate); `None` when `hay` does not match.
+        fn slots(&mut self, hay: &str) -> Option<Vec<usize>> {
+            self.re.search_captures(&regex_automata::Input::new(hay.as_bytes()), &mut self.caps);
+            if !self.caps.is_match() {
+                return None;
+            }
+            Some(
+                (1..self.re.group_info().group_len(regex_automata::PatternID::ZERO))
+                    .flat_map(|g| match self.caps.get_group(g) {
+                        Some(s) => [s.start, s.end],
+                        None => [usize::MAX, usize::MAX],
+                    })
+                    .collect(),
+            )
+        }
+
+        /// Asserts that `prog` (run with `scratch`) finds on `hay` what
+        /// regex-automata finds.
+        fn check(&mut self, prog: &Program, scratch: &mut Scratch, hay: &str, pattern: &str) {
+            let want = self.slots(hay);
+            let got = (prog.run(hay.as_bytes(), scratch) == Run::Match).then(|| scratch.slots[2..].to_vec());
+            let got = got.map(|mut v| {
+                v.truncate(want.as_ref().map_or(v.len(), Vec::len));
+                v
+            });
+            assert_eq!(got, want, "{pattern} on {hay:?}");
+        }
+    }
+
+    /// The fast matcher agrees with regex-automata on every one of `hays`
+    /// (one program and one scratch for them all, in order).
+    fn same_on(pattern: &str, hays: &[impl AsRef<str>]) {
+        let prog = Program::new(pattern).unwrap_or_else(|| panic!("{pattern} not supported"));
+        let mut reference = Reference::new(pattern);
+        let mut scratch = Scratch::default();
+        for hay in hays {
+            reference.check(&prog, &mut scratch, hay.as_ref(), pattern);
+        }
     }
 
     fn same(pattern: &str, hay: &str) {
-        let prog = Program::new(pattern).unwrap_or_else(|| panic!("{pattern} not supported"));
-        let mut scratch = Scratch::default();
-        let got = (prog.run(hay.as_bytes(), &mut scratch) == Run::Match).then(|| scratch.slots[2..].to_vec());
-        let want = reference(pattern, hay);
-        let got = got.map(|mut v| {
-            v.truncate(want.as_ref().map_or(v.len(), Vec::len));
-            v
-        });
-        assert_eq!(got, want, "{pattern} on {hay:?}");
+        same_on(pattern, &[hay]);
     }
 
     #[test]
@@ -2062,16 +2091,10 @@ mod tests {
         let mut prog = Program::new(pattern).unwrap();
         assert!(prog.cache_header(2));
         let mut scratch = Scratch::default();
+        let mut reference = Reference::new(pattern);
         for hay in lines.iter().chain(lines.iter().flat_map(|l| [l, l])) {
             scratch.newline_free = !hay.contains('\n');
-            let want = reference(pattern, hay);
-            let got =
-                (prog.run(hay.as_bytes(), &mut scratch) == Run::Match).then(|| scratch.slots[2..].to_vec());
-            let got = got.map(|mut v| {
-                v.truncate(want.as_ref().map_or(v.len(), Vec::len));
-                v
-            });
-            assert_eq!(got, want, "{hay:?}");
+            reference.check(&prog, &mut scratch, hay, pattern);
         }
         assert!(scratch.header.hits > 10, "the cache answered {} lines", scratch.header.hits);
         // A program with a run that searches ahead keeps no cache.
@@ -2107,9 +2130,7 @@ mod tests {
             "x99",
         ];
         for p in patterns {
-            for h in hays {
-                same(p, h);
-            }
+            same_on(p, &hays);
         }
     }
 
@@ -2157,24 +2178,7 @@ mod tests {
                     _ => None,
                 });
                 assert_eq!(shape, Some(ranges), "{pattern}");
-                let re = meta::Regex::builder()
-                    .syntax(syntax::Config::new().unicode(false).utf8(false))
-                    .configure(meta::Config::new().utf8_empty(false))
-                    .build(&pattern)
-                    .unwrap();
-                let mut caps = re.create_captures();
-                let mut scratch = Scratch::default();
-                for hay in &hays {
-                    re.search_captures(&regex_automata::Input::new(hay.as_bytes()), &mut caps);
-                    let want = caps.is_match().then(|| {
-                        (1..3)
-                            .flat_map(|g| caps.get_group(g).map_or([usize::MAX; 2], |s| [s.start, s.end]))
-                            .collect::<Vec<_>>()
-                    });
-                    let got = (prog.run(hay.as_bytes(), &mut scratch) == Run::Match)
-                        .then(|| scratch.slots[2..6].to_vec());
-                    assert_eq!(got, want, "{pattern} on {hay:?}");
-                }
+                same_on(&pattern, &hays);
             }
         }
     }
@@ -2221,9 +2225,7 @@ mod tests {
             "1.2.3.\u{e9}",
         ];
         for p in patterns {
-            for h in hays {
-                same(p, h);
-            }
+            same_on(p, &hays);
         }
     }
 

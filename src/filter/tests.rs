@@ -295,9 +295,6 @@ fn filter_is_send_and_sync() {
     assert_send_sync::<Registry>();
 }
 
-/// The fast matcher must agree with regex-automata on every shipped sshd
-/// pattern (both modes), on lines built from sshd-like fragments.
-
 #[test]
 fn a_line_past_the_fast_budget_is_answered_by_regex_automata() {
     use super::template::Role;
@@ -315,6 +312,8 @@ fn a_line_past_the_fast_budget_is_answered_by_regex_automata() {
     assert!(c.captures(&"a".repeat(40), &mut scratch).is_none());
 }
 
+/// The fast matcher must agree with regex-automata on every shipped sshd
+/// pattern (both modes), on lines built from sshd-like fragments.
 mod differential {
     use proptest::prelude::*;
     use regex_automata::Input;
