@@ -137,32 +137,29 @@ impl Compiled {
         // would parse it again from the text, the same way).
         let hir = parse_ascii(regex);
         let fast = hir.as_ref().and_then(Program::from_hir);
-        let built = match &hir {
+        let ascii = match &hir {
             Some(hir) => build_std_hir(hir, fast.is_some()),
-            None => Err(String::new()),
+            // regex-automata's own message for a pattern that does not parse.
+            None => build_std(regex, ascii_syntax()),
         };
-        let (engine, unicode) = match built {
+        let (engine, unicode) = match ascii {
             Ok(re) => (Engine::Std(re), false),
-            // The error path as before (the same messages).
-            Err(_) => match build_std(regex, ascii_syntax()) {
-                Ok(re) => (Engine::Std(re), false),
-                Err(ascii_err) => match build_std(regex, syntax::Config::new()) {
-                    Ok(re) => (Engine::Std(re), true),
-                    Err(_) => {
-                        let fancy = fancy_regex::RegexBuilder::new(regex)
-                            .backtrack_limit(BACKTRACK_LIMIT)
-                            .delegate_size_limit(SIZE_LIMIT)
-                            .build();
-                        match fancy {
-                            Ok(re) => (Engine::Fancy(Box::new(re)), true),
-                            Err(fancy_err) => {
-                                let needs_fancy =
-                                    ascii_err.contains("look-around") || ascii_err.contains("backreference");
-                                return Err(if needs_fancy { fancy_err.to_string() } else { ascii_err });
-                            }
+            Err(ascii_err) => match build_std(regex, syntax::Config::new()) {
+                Ok(re) => (Engine::Std(re), true),
+                Err(_) => {
+                    let fancy = fancy_regex::RegexBuilder::new(regex)
+                        .backtrack_limit(BACKTRACK_LIMIT)
+                        .delegate_size_limit(SIZE_LIMIT)
+                        .build();
+                    match fancy {
+                        Ok(re) => (Engine::Fancy(Box::new(re)), true),
+                        Err(fancy_err) => {
+                            let needs_fancy =
+                                ascii_err.contains("look-around") || ascii_err.contains("backreference");
+                            return Err(if needs_fancy { fancy_err.to_string() } else { ascii_err });
                         }
                     }
-                },
+                }
             },
         };
         let index_of = |name: &str| match &engine {
