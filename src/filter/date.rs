@@ -17,6 +17,7 @@
 
 use jiff::tz::TimeZone;
 
+use super::text::le_word;
 use crate::core::Timestamp;
 
 /// How far into the line a date is searched for when it is not at the start.
@@ -164,9 +165,7 @@ const SYSLOG_COMMON_LEN: usize = 15;
 /// compares; `None` for a shorter line.
 fn minute_words(line: &[u8]) -> Option<[u64; 2]> {
     let text = line.first_chunk::<MINUTE_TEXT>()?;
-    let word =
-        |at: usize| text.get(at..at + 8).and_then(<[u8]>::first_chunk::<8>).map(|w| u64::from_le_bytes(*w));
-    Some([word(0)?, word(MINUTE_TEXT - 8)?])
+    Some([le_word(text, 0)?, le_word(text, MINUTE_TEXT - 8)?])
 }
 
 impl MinuteCache {
