@@ -1339,6 +1339,28 @@ struct Lowering {
     choices: Vec<[u16; 256]>,
 }
 
+/// The byte ranges, in order and covering every byte, that none of `sets`
+/// splits: each set holds either all of a range or none of it.
+fn byte_ranges<'a>(sets: impl Iterator<Item = &'a ByteSet>) -> Vec<(u8, u8)> {
+    // Bit b of `cut`: some set holds one of b and b + 1 but not the other.
+    let mut cut = [0u64; 4];
+    for set in sets {
+        for (w, word) in set.0.iter().enumerate() {
+            let carry = set.0.get(w + 1).map_or(0, |next| next << 63);
+            cut[w] |= word ^ (word >> 1 | carry);
+        }
+    }
+    let mut ranges = Vec::new();
+    let mut lo = 0u8;
+    for b in 0..=u8::MAX {
+        if b == u8::MAX || cut[usize::from(b >> 6)] & (1u64 << (b & 63)) != 0 {
+            ranges.push((lo, b));
+            lo = b.wrapping_add(1);
+        }
+    }
+    ranges
+}
+
 impl Lowering {
     fn table(&mut self, set: &ByteSet) -> usize {
         let t = Table::of(set);
@@ -1353,7 +1375,13 @@ impl Lowering {
 
     /// The table of the choice at `pc` (see `Op::Split`), and its entry
     /// for the end of the input. `guards` holds each choice's branch guards.
-    fn choice(&mut self, insts: &[Inst], guards: &[Option<(Guard, Guard)>], pc: usize) -> (usize, u16) {
+    fn choice(
+        &mut self,
+        insts: &[Inst],
+        guards: &[Option<(Guard, Guard)>],
+        ranges: &[(u8, u8)],
+        pc: usize,
+    ) -> (usize, u16) {
         let entry = |b: Option<u8>| -> u16 {
             let admits = |g: &Guard| match b {
                 Some(b) => g.set.contains(b),
@@ -1379,9 +1407,11 @@ impl Lowering {
             // `at` < MAX_INSTS (asserted against BOTH above).
             u16::try_from(at + 1).unwrap_or(BOTH)
         };
+        // Bytes no guard tells apart lead to the same place: one walk per
+        // range instead of one per byte.
         let mut table = [FAIL; 256];
-        for (b, slot) in table.iter_mut().enumerate() {
-            *slot = entry(Some(b as u8));
+        for &(lo, hi) in ranges {
+            table[usize::from(lo)..=usize::from(hi)].fill(entry(Some(lo)));
         }
         let index = match self.choices.iter().position(|x| *x == table) {
             Some(i) => i,
@@ -1401,6 +1431,7 @@ impl Lowering {
                 _ => None,
             })
             .collect();
+        let ranges = byte_ranges(guards.iter().flatten().flat_map(|(a, b)| [&a.set, &b.set]));
         let mut ops: Vec<Op> = insts
             .iter()
             .enumerate()
@@ -1431,7 +1462,7 @@ impl Lowering {
                     }
                 }
                 Inst::Split(a, b) => {
-                    let (choice, at_end) = self.choice(insts, &guards, pc);
+                    let (choice, at_end) = self.choice(insts, &guards, &ranges, pc);
                     Op::Split { first: *a, second: *b, choice, at_end }
                 }
                 Inst::Jmp(to) => Op::Jmp(*to),
@@ -1931,6 +1962,38 @@ mod tests {
     use super::*;
     use regex_automata::meta;
     use regex_automata::util::syntax;
+
+    #[test]
+    fn byte_ranges_cover_every_byte_and_no_set_splits_one() {
+        // Sets as a pattern's guards have them: classes, single bytes, ranges
+        // at word edges (63/64, 127/128, 191/192), everything, nothing.
+        let mut sets = Vec::new();
+        for (lo, hi) in [(b'0', b'9'), (b'a', b'z'), (63, 64), (127, 128), (191, 192), (0, 255), (255, 255)] {
+            let mut set = ByteSet([0; 4]);
+            (lo..=hi).for_each(|b| set.insert(b));
+            sets.push(set);
+        }
+        let mut single = ByteSet([0; 4]);
+        single.insert(b' ');
+        sets.push(single);
+        for n in 0..=sets.len() {
+            let ranges = byte_ranges(sets[..n].iter());
+            assert_eq!(ranges.first().map(|r| r.0), Some(0));
+            assert_eq!(ranges.last().map(|r| r.1), Some(255));
+            for pair in ranges.windows(2) {
+                assert_eq!(usize::from(pair[0].1) + 1, usize::from(pair[1].0), "{ranges:?}");
+                // Adjacent ranges are split by some set (else one range would do).
+                let (a, b) = (pair[0].1, pair[1].0);
+                assert!(sets[..n].iter().any(|s| s.contains(a) != s.contains(b)), "{ranges:?}");
+            }
+            for &(lo, hi) in &ranges {
+                for set in &sets[..n] {
+                    assert!((lo..=hi).all(|b| set.contains(b) == set.contains(lo)), "{lo}..={hi} split");
+                }
+            }
+        }
+        assert_eq!(byte_ranges(std::iter::empty()), vec![(0, 255)]);
+    }
 
     /// regex-automata on a pattern: the answer the fast matcher must give.
     struct Reference {
