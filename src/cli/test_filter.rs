@@ -108,6 +108,8 @@ pub fn run(
         print,
         out,
         plain: false,
+        imported: filter.is_fail2ban(),
+        last_format: 0,
     };
     let mut reader = BufReader::with_capacity(256 * 1024, input);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
@@ -244,6 +246,10 @@ struct Tally<'a> {
     out: &'a mut dyn Write,
     /// The lines fed now hold no '\n' and no escape byte.
     plain: bool,
+    /// The filter was imported from fail2ban (counted its way).
+    imported: bool,
+    /// Where in `formats` the last date format counted is.
+    last_format: usize,
 }
 
 impl Tally<'_> {
@@ -259,61 +265,108 @@ impl Tally<'_> {
     }
 
     fn line(&mut self, line: &str) -> io::Result<()> {
-        if self.filter.is_fail2ban() && (line.is_empty() || line.starts_with('#')) {
-            // fail2ban-regex skips comments and empty lines (sample logs
-            // annotate lines with comments).
-            return Ok(());
+        if self.imported {
+            return self.fail2ban_line(line);
         }
         self.report.lines += 1;
-        if let Some(found) = self.filter.process_fail2ban(self.state, line, None) {
-            return self.fail2ban(found, line);
-        }
-        let (report, print, out) = (&mut *self.report, self.print, &mut *self.out);
+        self.native(line)
+    }
+
+    /// Counts a line a native filter (or, should one not answer, an
+    /// imported filter's native form) processed.
+    #[inline]
+    fn native(&mut self, line: &str) -> io::Result<()> {
         let outcome = if self.plain {
             self.filter.process_plain(self.state, line, None)
         } else {
             self.filter.process(self.state, line, None)
         };
-        match outcome {
-            Outcome::Miss => {
-                report.missed += 1;
-                if print.missed {
-                    writeln!(out, "missed: {line}")?;
-                }
-            }
+        match &outcome {
+            Outcome::Miss => self.report.missed += 1,
             Outcome::Ignored { regex_index } => {
-                report.ignored += 1;
-                if self.ignore_hits.len() <= regex_index {
-                    self.ignore_hits.resize(regex_index + 1, 0);
-                }
-                self.ignore_hits[regex_index] += 1;
-                if print.ignored {
-                    writeln!(out, "ignored: {line}")?;
-                }
+                self.report.ignored += 1;
+                count_ignore_hit(self.ignore_hits, *regex_index);
             }
             Outcome::Match(hit) => {
                 if let Some(n) = self.regex_hits.get_mut(hit.regex_index) {
                     *n += 1;
                 }
                 if let Some(fmt) = hit.date_format {
-                    match self.formats.iter_mut().find(|(f, _)| std::ptr::eq(*f, fmt) || *f == fmt) {
-                        Some((_, n)) => *n += 1,
-                        None => self.formats.push((fmt, 1)),
-                    }
+                    self.count_date_format(fmt);
                 }
                 if hit.counted {
-                    report.matched += 1;
+                    self.report.matched += 1;
                     self.hosts.add(hit.addr);
                 } else {
-                    report.not_counted += 1;
-                }
-                if print.matches {
-                    let tag = if hit.counted { "match" } else { "not counted" };
-                    writeln!(out, "{tag}: [{}] {line}", hit.addr)?;
+                    self.report.not_counted += 1;
                 }
             }
         }
+        if self.print.matches || self.print.missed || self.print.ignored {
+            print_outcome(self.out, self.print, &outcome, line)?;
+        }
         Ok(())
+    }
+
+    /// One more line dated in `fmt`. The format last seen is tried first:
+    /// a log keeps one format, so this is one comparison per line.
+    fn count_date_format(&mut self, fmt: &'static str) {
+        if let Some((last, n)) = self.formats.get_mut(self.last_format)
+            && std::ptr::eq(*last, fmt)
+        {
+            *n += 1;
+            return;
+        }
+        match self.formats.iter().position(|(f, _)| std::ptr::eq(*f, fmt) || *f == fmt) {
+            Some(i) => {
+                self.formats[i].1 += 1;
+                self.last_format = i;
+            }
+            None => {
+                self.last_format = self.formats.len();
+                self.formats.push((fmt, 1));
+            }
+        }
+    }
+
+    /// [`Tally::line`] for an imported filter.
+    #[cold]
+    #[inline(never)]
+    fn fail2ban_line(&mut self, line: &str) -> io::Result<()> {
+        if line.is_empty() || line.starts_with('#') {
+            // fail2ban-regex skips comments and empty lines (sample logs
+            // annotate lines with comments).
+            return Ok(());
+        }
+        self.report.lines += 1;
+        match self.filter.process_fail2ban(self.state, line, None) {
+            Some(found) => self.fail2ban(found, line),
+            None => self.native(line),
+        }
+    }
+}
+
+/// Counts a hit of ignoreregex `index`.
+fn count_ignore_hit(ignore_hits: &mut Vec<u64>, index: usize) {
+    if ignore_hits.len() <= index {
+        ignore_hits.resize(index + 1, 0);
+    }
+    ignore_hits[index] += 1;
+}
+
+/// Prints a line the way `print` asks for its outcome (out of line: most
+/// runs print nothing but the summary).
+#[cold]
+#[inline(never)]
+fn print_outcome(out: &mut dyn Write, print: PrintOptions, outcome: &Outcome, line: &str) -> io::Result<()> {
+    match outcome {
+        Outcome::Miss if print.missed => writeln!(out, "missed: {line}"),
+        Outcome::Ignored { .. } if print.ignored => writeln!(out, "ignored: {line}"),
+        Outcome::Match(hit) if print.matches => {
+            let tag = if hit.counted { "match" } else { "not counted" };
+            writeln!(out, "{tag}: [{}] {line}", hit.addr)
+        }
+        _ => Ok(()),
     }
 }
 
@@ -345,10 +398,7 @@ impl Tally<'_> {
         let failures: Vec<_> = found.results.iter().filter(|r| !r.nofail).collect();
         if let Some(i) = found.ignored {
             report.ignored += 1;
-            if self.ignore_hits.len() <= i {
-                self.ignore_hits.resize(i + 1, 0);
-            }
-            self.ignore_hits[i] += 1;
+            count_ignore_hit(self.ignore_hits, i);
             if print.ignored {
                 writeln!(out, "ignored: {line}")?;
             }
