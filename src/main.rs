@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use warden::cli::{check_config, control, import_fail2ban, test_filter};
+use warden::cli::{check_config, control, import_fail2ban, json, test_filter};
 use warden::control::{Client, Request};
 use warden::filter::Registry;
 use warden::firewall::backend::Backend;
@@ -256,7 +256,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 ignored: print_ignored,
             };
             let stdout = io::stdout();
-            let mut out = io::BufWriter::new(stdout.lock());
+            let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
             let report = if input.as_os_str() == "-" {
                 test_filter::run(&filter, io::stdin().lock(), "-", print, &mut out)?
             } else {
@@ -265,7 +265,8 @@ fn run(command: Command) -> Result<ExitCode> {
                 test_filter::run(&filter, file, &input.display().to_string(), print, &mut out)?
             };
             if json {
-                serde_json::to_writer_pretty(&mut out, &report)?;
+                // Hosts (thousands of them) one per line.
+                json::write_shallow_pretty(&mut out, &report, 3)?;
                 writeln!(out)?;
             } else {
                 if print_matches || print_missed || print_ignored {

@@ -4,4 +4,5 @@
 pub mod check_config;
 pub mod control;
 pub mod import_fail2ban;
+pub mod json;
 pub mod test_filter;
