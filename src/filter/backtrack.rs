@@ -833,12 +833,31 @@ impl Program {
     /// holds start/end pairs per group (`usize::MAX` when a group did not
     /// participate).
     pub fn run(&self, hay: &[u8], scratch: &mut Scratch) -> Run {
+        match self.run_or_header(hay, scratch) {
+            Answer::Ran(run) => run,
+            Answer::Header { .. } => {
+                let Scratch { slots, header: memo, .. } = scratch;
+                let (len, new_len) = (memo.len, hay.len());
+                slots.clear();
+                slots.extend(memo.slots.iter().map(|&v| if v == len { new_len } else { v }));
+                Run::Match
+            }
+        }
+    }
+
+    /// [`Program::run`], except that a line the cached header answers for
+    /// (see [`Program::cache_header`]) gets the memo's slots as they are,
+    /// uncopied: the line matches, with its groups where those slots say,
+    /// a slot equal to [`Answer::Header`]'s `len` standing for the line's
+    /// length. `scratch.slots` is then left as it was.
+    pub fn run_or_header<'s>(&self, hay: &[u8], scratch: &'s mut Scratch) -> Answer<'s> {
         // A cached header answers first: the line then matches, so the
         // checks below (each a necessary condition of a match) would pass.
         let cached = match &self.header {
             Some(cache) if scratch.newline_free => {
                 if self.header_hit(cache, hay, scratch) {
-                    return Run::Match;
+                    let memo = &scratch.header;
+                    return Answer::Header { slots: &memo.slots, len: memo.len };
                 }
                 Some(cache)
             }
@@ -846,29 +865,29 @@ impl Program {
         };
         // Positions fit in 32 bits (see `word`).
         if u32::try_from(hay.len()).is_err() {
-            return Run::GaveUp;
+            return Answer::Ran(Run::GaveUp);
         }
         if let Some(lead) = &self.lead
             && !lead.at(hay, 0)
         {
-            return Run::NoMatch;
+            return Answer::Ran(Run::NoMatch);
         }
         if hay.len() < self.starts.len() || self.starts.iter().zip(hay).any(|(set, &b)| !set.contains(b)) {
-            return Run::NoMatch;
+            return Answer::Ran(Run::NoMatch);
         }
         if let Some(required) = &self.required
             && required.find(hay).is_none()
         {
-            return Run::NoMatch;
+            return Answer::Ran(Run::NoMatch);
         }
         if let Some(cache) = cached {
-            return self.run_cached(cache, hay, scratch);
+            return Answer::Ran(self.run_cached(cache, hay, scratch));
         }
-        match self.exec(hay, scratch) {
+        Answer::Ran(match self.exec(hay, scratch) {
             Ok(true) => Run::Match,
             Ok(false) => Run::NoMatch,
             Err(OutOfSteps) => Run::GaveUp,
-        }
+        })
     }
 
     /// Makes the program, a prefregex whose content group `content_group`
@@ -927,7 +946,7 @@ impl Program {
     }
 
     /// Whether the stream's last header (a line without a newline) answers
-    /// for `hay`; if so, `scratch.slots` holds the match.
+    /// for `hay` (its slots are then `scratch`'s memo's).
     fn header_hit(&self, cache: &HeaderCache, hay: &[u8], scratch: &mut Scratch) -> bool {
         let memo = &scratch.header;
         let cut = memo.head.len();
@@ -935,9 +954,6 @@ impl Program {
             && hay.get(cut).is_some_and(|&b| cache.start_classes[usize::from(b)] == memo.class)
             && head_alike(cache, memo, &hay[..cut])
         {
-            let (len, new_len) = (memo.len, hay.len());
-            scratch.slots.clear();
-            scratch.slots.extend(memo.slots.iter().map(|&v| if v == len { new_len } else { v }));
             #[cfg(test)]
             {
                 scratch.header.hits += 1;
@@ -1919,6 +1935,17 @@ pub(crate) enum Run {
     GaveUp,
 }
 
+/// The outcome of [`Program::run_or_header`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer<'s> {
+    /// The program ran (`scratch.slots` holds a match's groups).
+    Ran(Run),
+    /// The cached header answered: a match, whose slots are `slots` with
+    /// any slot equal to `len` (the content's end on the line they were
+    /// taken from) standing for the line's length.
+    Header { slots: &'s [usize], len: usize },
+}
+
 struct OutOfSteps;
 
 /// Reusable buffers for [`Program::run`], so a match allocates nothing.
@@ -2160,6 +2187,31 @@ mod tests {
             reference.check(&prog, &mut scratch, hay, pattern);
         }
         assert!(scratch.header.hits > 10, "the cache answered {} lines", scratch.header.hits);
+        // The uncopied answer reads as `run`'s slots: a stream answered by
+        // `run_or_header` and one by `run` see the same matches.
+        let mut copied = Scratch::default();
+        let mut uncopied = Scratch::default();
+        let mut answered = 0;
+        for hay in lines.iter().chain(lines.iter().flat_map(|l| [l, l])) {
+            copied.newline_free = !hay.contains('\n');
+            uncopied.newline_free = copied.newline_free;
+            let want = prog.run(hay.as_bytes(), &mut copied);
+            match prog.run_or_header(hay.as_bytes(), &mut uncopied) {
+                Answer::Header { slots, len } => {
+                    answered += 1;
+                    let at = |v: usize| if v == len { hay.len() } else { v };
+                    let got: Vec<usize> = slots.iter().map(|&v| at(v)).collect();
+                    assert_eq!((Run::Match, &got), (want, &copied.slots), "{hay:?}");
+                }
+                Answer::Ran(run) => {
+                    assert_eq!(run, want, "{hay:?}");
+                    if run == Run::Match {
+                        assert_eq!(uncopied.slots, copied.slots, "{hay:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(answered, copied.header.hits, "the same lines were answered from the memo");
         // A program with a run that searches ahead keeps no cache.
         assert!(!Program::new(r"^(.*) x (?P<c>.+)$").unwrap().cache_header(2));
     }

@@ -35,7 +35,7 @@ use regex_automata::util::primitives::PatternID;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind, meta};
 
-use super::backtrack::{ByteSet, Program, Run, Scratch, parse_ascii};
+use super::backtrack::{Answer, ByteSet, Program, Run, Scratch, parse_ascii};
 use super::date::DateSearch;
 use super::definition::{FilterDef, PatternEntry};
 use super::template::{Expanded, Role, expand_tags, relax_for_gate, splice_anchors, substitute_params};
@@ -192,7 +192,21 @@ impl Compiled {
         match &self.engine {
             Engine::Std(re) => {
                 let fast = match &self.fast {
-                    Some(p) => p.run(hay.as_bytes(), scratch),
+                    Some(p) => match p.run_or_header(hay.as_bytes(), scratch) {
+                        Answer::Ran(run) => run,
+                        // The line matches as the last header did: its
+                        // groups are read from the memo, not copied first.
+                        Answer::Header { slots, len } => {
+                            let new_len = hay.len();
+                            let at = |v: usize| if v == len { new_len } else { v };
+                            let span = |i: usize| match slots.get(2 * i..2 * i + 2) {
+                                Some(&[s, e]) => Some((at(s), at(e))),
+                                _ => None,
+                            };
+                            self.read(hay, span, out);
+                            return true;
+                        }
+                    },
                     None => Run::GaveUp,
                 };
                 if fast == Run::NoMatch {

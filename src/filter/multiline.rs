@@ -1,9 +1,10 @@
 //! Multi-line failure ids (`<F-MLFID>`): what a stream has said so far about
 //! each open connection, so an attempt logged on several lines counts once.
 //!
-//! State owned: one `Conn` per connection id, in a map capped at
-//! `capacity` entries; when full, the oldest connection is evicted first.
-//! Entries older than `max_age` (by line time) are treated as gone.
+//! State owned: one `Conn` per open connection id, at most `capacity` of
+//! them; when full, the oldest connection is evicted first. Entries older
+//! than `max_age` (by line time) are treated as gone. The last connection
+//! merged into is remembered, so the next line of it skips the map.
 //!
 //! The merge follows fail2ban's `Filter._mergeFailure`:
 //! - a line's values overwrite the connection's (the host a PAM line gave is
@@ -27,7 +28,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use super::addr::addr_from_id;
-use super::text::{ShortText, words};
+use super::text::{ShortText, padded, same_bytes, words};
 
 /// Default number of open connections remembered per stream.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -171,98 +172,234 @@ impl ConnKey {
 }
 
 /// The per-stream connection cache.
+///
+/// Connections live in `slots`, and the map gives an id's slot and the
+/// sequence number of the connection opened there, so a connection keeps
+/// its place while it is open and an entry is checked against its slot:
+/// - the last connection merged into is remembered by slot ([`LastConn`]),
+///   and a line of the same connection (most lines: one sshd process logs
+///   several in a row) finds it without hashing its id or probing the map;
+/// - a connection is forgotten, evicted or expired by emptying its slot;
+///   its map entry, now dead, is reused when the id comes back, and dead
+///   entries are dropped when they outnumber the open ones.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnCache {
-    /// foldhash: fast and randomly seeded (ids come from log lines).
-    map: HashMap<ConnKey, Conn, foldhash::fast::RandomState>,
-    /// Insertion order for eviction; entries whose seq no longer matches are stale.
-    order: VecDeque<(ConnKey, u64)>,
+    /// Connection id to (slot, seq). foldhash: fast and randomly seeded
+    /// (ids come from log lines).
+    map: HashMap<ConnKey, (usize, u64), foldhash::fast::RandomState>,
+    conns: Conns,
+    max_age_ms: i64,
+}
+
+/// The connections and their bookkeeping (apart from the map, so a map
+/// entry can stay borrowed while a connection is opened or closed).
+#[derive(Debug, Clone)]
+struct Conns {
+    /// The connections; `None` in slots freed for reuse (`free`).
+    slots: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    /// Open connections (slots holding one).
+    open: usize,
+    /// The connection the last merged line left open, if its id is short.
+    last: Option<LastConn>,
+    /// Insertion order for eviction, as (slot, seq): entries whose slot no
+    /// longer holds that seq are stale.
+    order: VecDeque<(usize, u64)>,
     next_seq: u64,
     capacity: usize,
-    max_age_ms: i64,
+}
+
+/// The id, slot and seq of the last connection merged into (ids up to
+/// [`INLINE_KEY`] bytes), compared byte for byte with the next line's id.
+/// It answers only while the slot still holds that seq.
+#[derive(Debug, Clone)]
+struct LastConn {
+    len: usize,
+    bytes: [u8; INLINE_KEY],
+    slot: usize,
+    seq: u64,
+}
+
+impl LastConn {
+    fn new(id: &str, slot: usize, seq: u64) -> Option<LastConn> {
+        let b = id.as_bytes();
+        (b.len() <= INLINE_KEY).then(|| LastConn { len: b.len(), bytes: padded(b), slot, seq })
+    }
+
+    fn is(&self, id: &str) -> bool {
+        let b = id.as_bytes();
+        b.len() == self.len && same_bytes(b, &self.bytes[..self.len])
+    }
 }
 
 /// How many distinct users one connection remembers (bounds memory per entry).
 const MAX_USERS: usize = 8;
 
+/// Whether a connection last heard of at `last` is still open at `time`.
+fn fresh(last: Option<Timestamp>, time: Option<Timestamp>, max_age_ms: i64) -> bool {
+    match (last, time) {
+        (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age_ms,
+        _ => true,
+    }
+}
+
+/// The connection opened as `seq` in `slot`, if it is still there.
+fn held(slots: &mut [Option<Conn>], slot: usize, seq: u64) -> Option<&mut Conn> {
+    slots.get_mut(slot)?.as_mut().filter(|conn| conn.seq == seq)
+}
+
 impl ConnCache {
     pub fn new(capacity: usize, max_age_ms: i64) -> Self {
         ConnCache {
             map: HashMap::default(),
-            order: VecDeque::new(),
-            next_seq: 0,
-            capacity: capacity.max(1),
+            conns: Conns {
+                slots: Vec::new(),
+                free: Vec::new(),
+                open: 0,
+                last: None,
+                order: VecDeque::new(),
+                next_seq: 0,
+                capacity: capacity.max(1),
+            },
             max_age_ms,
         }
     }
 
+    /// Open connections.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.conns.open
     }
 
     pub fn clear(&mut self) {
         self.map.clear();
-        self.order.clear();
+        let c = &mut self.conns;
+        c.slots.clear();
+        c.free.clear();
+        c.open = 0;
+        c.last = None;
+        c.order.clear();
     }
 
     /// Merges `fields` of a line with connection id `mlfid`, returning the
     /// merged view. `nofail` in the result says whether the line counts.
     ///
-    /// One hash and one probe per line: the connection's entry is updated,
-    /// removed or filled in place.
+    /// The last line's connection is found by its slot; any other with one
+    /// hash and one probe. The connection is updated, emptied or filled in
+    /// place.
     pub fn merge(&mut self, mlfid: &str, fields: &Fields, time: Option<Timestamp>) -> Merged {
         let max_age = self.max_age_ms;
-        let has_room = self.map.len() < self.capacity;
-        let seq = self.next_seq;
-        let key = match self.map.entry(ConnKey::new(mlfid)) {
-            Entry::Occupied(mut entry) => {
-                let fresh = match (entry.get().last_time, time) {
-                    (Some(last), Some(t)) => t.0.saturating_sub(last.0) <= max_age,
-                    _ => true,
-                };
-                if fresh {
-                    let (merged, forget) = update(entry.get_mut(), fields, time);
-                    if forget {
-                        entry.remove();
-                    }
-                    return merged;
-                }
-                // Silent for longer than max_age: a new connection.
-                entry.remove_entry().0
+        let conns = &mut self.conns;
+        if let Some(last) = &conns.last
+            && last.is(mlfid)
+            && let Some(conn) = held(&mut conns.slots, last.slot, last.seq)
+            && fresh(conn.last_time, time, max_age)
+        {
+            let (merged, forget) = update(conn, fields, time);
+            if forget {
+                let slot = last.slot;
+                conns.close(slot);
             }
-            Entry::Vacant(entry) => {
-                if has_room {
+            return merged;
+        }
+        let seq = conns.next_seq;
+        match self.map.entry(ConnKey::new(mlfid)) {
+            Entry::Occupied(mut entry) => {
+                let (slot, old_seq) = *entry.get();
+                if let Some(conn) = held(&mut conns.slots, slot, old_seq) {
+                    if fresh(conn.last_time, time, max_age) {
+                        let (merged, forget) = update(conn, fields, time);
+                        if forget {
+                            conns.close(slot);
+                        } else {
+                            conns.last = LastConn::new(mlfid, slot, old_seq);
+                        }
+                        return merged;
+                    }
+                    // Silent for longer than max_age: a new connection.
+                    conns.close(slot);
+                }
+                // The id's connection was forgotten, evicted or expired:
+                // opened again in the same entry when there is room.
+                if conns.open < conns.capacity {
                     let (merged, conn) = open(fields, time, seq);
                     if let Some(conn) = conn {
-                        self.order.push_back((entry.key().clone(), seq));
-                        entry.insert(conn);
-                        self.next_seq += 1;
-                        self.compact_order();
+                        let slot = conns.fill(conn, mlfid);
+                        entry.insert((slot, seq));
                     }
                     return merged;
                 }
-                entry.into_key()
             }
-        };
-        // A new connection when the cache is full (or replacing a stale one):
-        // make room first.
-        let (merged, conn) = open(fields, time, self.next_seq);
+            Entry::Vacant(entry) => {
+                if conns.open < conns.capacity {
+                    let (merged, conn) = open(fields, time, seq);
+                    if let Some(conn) = conn {
+                        let slot = conns.fill(conn, mlfid);
+                        entry.insert((slot, seq));
+                        self.compact_map();
+                    }
+                    return merged;
+                }
+            }
+        }
+        // A new connection when the cache is full: make room first.
+        let (merged, conn) = open(fields, time, seq);
         if let Some(conn) = conn {
-            self.evict_for_one();
-            self.order.push_back((key.clone(), self.next_seq));
-            self.next_seq += 1;
-            self.map.insert(key, conn);
-            self.compact_order();
+            conns.evict_for_one();
+            let slot = conns.fill(conn, mlfid);
+            self.map.insert(ConnKey::new(mlfid), (slot, seq));
+            self.compact_map();
         }
         merged
     }
 
+    /// Closed connections leave dead map entries; keep the map bounded.
+    fn compact_map(&mut self) {
+        if self.map.len() > 2 * self.conns.capacity {
+            let slots = &mut self.conns.slots;
+            self.map.retain(|_, &mut (slot, seq)| held(slots, slot, seq).is_some());
+        }
+    }
+}
+
+impl Conns {
+    /// Puts a new connection (opened as `next_seq`) in a free slot, or a
+    /// new one, and remembers it as the last connection and for eviction.
+    fn fill(&mut self, conn: Conn, mlfid: &str) -> usize {
+        let seq = self.next_seq;
+        let slot = match self.free.pop() {
+            Some(slot) if slot < self.slots.len() => {
+                self.slots[slot] = Some(conn);
+                slot
+            }
+            _ => {
+                self.slots.push(Some(conn));
+                self.slots.len() - 1
+            }
+        };
+        self.open += 1;
+        self.next_seq += 1;
+        self.order.push_back((slot, seq));
+        self.last = LastConn::new(mlfid, slot, seq);
+        self.compact_order();
+        slot
+    }
+
+    /// Forgets the connection in `slot`; its map entry is left dead.
+    fn close(&mut self, slot: usize) {
+        if let Some(entry) = self.slots.get_mut(slot)
+            && entry.take().is_some()
+        {
+            self.free.push(slot);
+            self.open -= 1;
+        }
+    }
+
     /// Evicts the oldest connections until one more fits.
     fn evict_for_one(&mut self) {
-        while self.map.len() >= self.capacity {
-            let Some((key, seq)) = self.order.pop_front() else { break };
-            if self.map.get(&key).is_some_and(|c| c.seq == seq) {
-                self.map.remove(&key);
+        while self.open >= self.capacity {
+            let Some((slot, seq)) = self.order.pop_front() else { break };
+            if held(&mut self.slots, slot, seq).is_some() {
+                self.close(slot);
             }
         }
     }
@@ -270,14 +407,16 @@ impl ConnCache {
     /// Forgotten connections leave stale order entries; keep the queue bounded.
     fn compact_order(&mut self) {
         if self.order.len() > 2 * self.capacity {
-            let map = &self.map;
-            self.order.retain(|(k, s)| map.get(k).is_some_and(|c| c.seq == *s));
+            let slots = &mut self.slots;
+            self.order.retain(|&(slot, seq)| held(slots, slot, seq).is_some());
         }
     }
 }
 
 /// Merges a line into its open connection; also says whether the
-/// connection is now to be forgotten.
+/// connection is now to be forgotten. (Inlined into both of
+/// [`ConnCache::merge`]'s ways to a connection: it runs on most lines.)
+#[inline(always)]
 fn update(conn: &mut Conn, fields: &Fields, time: Option<Timestamp>) -> (Merged, bool) {
     let mut nofail = fields.nofail || fields.gained;
     if let Some(u) = fields.user {
@@ -436,6 +575,33 @@ mod tests {
             c.merge(&id, &line(None, None), None);
             c.merge(&id, &Fields { forget: true, ..line(None, None) }, None);
         }
-        assert!(c.order.len() <= 6, "stale order entries are compacted: {}", c.order.len());
+        assert!(c.conns.order.len() <= 6, "stale order entries are compacted: {}", c.conns.order.len());
+        assert!(c.map.len() <= 7, "dead map entries are dropped: {}", c.map.len());
+    }
+
+    #[test]
+    fn a_reused_slot_never_answers_for_the_connection_that_left_it() {
+        let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
+        c.merge("x", &line(ip("192.0.2.1"), None), None);
+        // Closed through the last-connection memo; "y" then takes its slot.
+        c.merge("x", &Fields { forget: true, ..line(None, None) }, None);
+        c.merge("y", &line(ip("192.0.2.2"), None), None);
+        assert_eq!(c.merge("x", &line(None, None), None).addr, None, "x was forgotten");
+        assert_eq!(c.merge("y", &line(None, None), None).addr, ip("192.0.2.2"));
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn a_full_cache_evicts_the_last_connection_too() {
+        let mut c = ConnCache::new(1, DEFAULT_MAX_AGE_MS);
+        c.merge("a", &line(ip("192.0.2.1"), None), None);
+        c.merge("b", &line(ip("192.0.2.2"), None), None);
+        // "a" comes back to a dead entry while the cache is full: "b" goes.
+        assert_eq!(c.merge("a", &line(None, None), None).addr, None, "a was evicted");
+        assert_eq!(c.merge("b", &line(None, None), None).addr, None, "b was evicted");
+        assert_eq!(c.merge("b", &line(None, None), None).addr, None);
+        assert_eq!(c.merge("b", &line(ip("192.0.2.3"), None), None).addr, ip("192.0.2.3"));
+        assert_eq!(c.merge("b", &line(None, None), None).addr, ip("192.0.2.3"));
+        assert_eq!(c.len(), 1);
     }
 }
