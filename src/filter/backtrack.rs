@@ -179,9 +179,9 @@ struct HeaderCache {
 #[derive(Debug, Clone, Default)]
 struct HeaderMemo {
     uid: u64,
-    /// The line's bytes before the content, and their classes.
+    /// The line's bytes before the content (their classes are the cache's
+    /// classes of these bytes: the memo is only read by its program).
     head: Vec<u8>,
-    head_classes: Vec<u8>,
     /// The class of the content's first byte.
     class: u8,
     /// The line's length, and the slots as the match left them (a slot
@@ -952,7 +952,7 @@ impl Program {
         let cut = memo.head.len();
         if memo.uid == self.uid
             && hay.get(cut).is_some_and(|&b| cache.start_classes[usize::from(b)] == memo.class)
-            && head_alike(cache, memo, &hay[..cut])
+            && head_alike(&cache.head_classes, &memo.head, &hay[..cut])
         {
             #[cfg(test)]
             {
@@ -990,8 +990,6 @@ impl Program {
         memo.uid = self.uid;
         memo.head.clear();
         memo.head.extend_from_slice(&hay[..cut]);
-        memo.head_classes.clear();
-        memo.head_classes.extend(hay[..cut].iter().map(|&b| cache.head_classes[usize::from(b)]));
         memo.class = cache.start_classes[usize::from(first)];
         memo.len = hay.len();
         memo.slots.clear();
@@ -1778,37 +1776,42 @@ fn first_bytes(insts: &[Inst]) -> Option<ByteSet> {
     Some(set)
 }
 
-/// Whether `head` (as long as the memo's) has, byte by byte, the classes
-/// of the memo's head. Compared eight bytes at a time: only the bytes that
-/// differ (usually a few digits of a pid) are looked up.
-fn head_alike(cache: &HeaderCache, memo: &HeaderMemo, head: &[u8]) -> bool {
-    let (old, classes) = (memo.head.as_slice(), memo.head_classes.as_slice());
+/// Whether `head` is as long as `old` (a remembered head) and, byte by
+/// byte, of the same classes. Compared eight bytes at a time: only the
+/// bytes that differ (usually a few digits of a pid) are looked up, taken
+/// from the two words rather than indexed again.
+fn head_alike(classes: &[u8; 256], old: &[u8], head: &[u8]) -> bool {
     let n = head.len();
-    if old.len() != n || classes.len() != n {
+    if old.len() != n {
         return false;
     }
-    let same_class = |k: usize| matches!((head.get(k), classes.get(k)), (Some(&b), Some(&c)) if cache.head_classes[usize::from(b)] == c);
+    let alike = |a: u8, b: u8| classes[usize::from(a)] == classes[usize::from(b)];
     if n < 8 {
-        return head.iter().zip(old).enumerate().all(|(k, (a, b))| a == b || same_class(k));
+        return head.iter().zip(old).all(|(&a, &b)| a == b || alike(a, b));
     }
-    let word_alike = |from: usize, a: &[u8; 8], b: &[u8; 8]| {
-        let mut diff = u64::from_le_bytes(*a) ^ u64::from_le_bytes(*b);
+    // `fresh` masks the bytes not compared yet.
+    let word_alike = |a: &[u8; 8], b: &[u8; 8], fresh: u64| {
+        let (a, b) = (u64::from_le_bytes(*a), u64::from_le_bytes(*b));
+        let mut diff = (a ^ b) & fresh;
         while diff != 0 {
-            let byte = (diff.trailing_zeros() / 8) as usize;
-            if !same_class(from + byte) {
+            let shift = diff.trailing_zeros() & !7;
+            if !alike((a >> shift) as u8, (b >> shift) as u8) {
                 return false;
             }
-            diff &= !(0xFF << (8 * byte));
+            diff &= !(0xFF << shift);
         }
         true
     };
     let (words, old_words) = (head.as_chunks::<8>().0, old.as_chunks::<8>().0);
-    if !words.iter().zip(old_words).enumerate().all(|(k, (a, b))| word_alike(8 * k, a, b)) {
+    if !words.iter().zip(old_words).all(|(a, b)| word_alike(a, b, u64::MAX)) {
         return false;
     }
-    // The rest as one word overlapping the one before it.
-    n.is_multiple_of(8)
-        || matches!((head.last_chunk::<8>(), old.last_chunk::<8>()), (Some(a), Some(b)) if word_alike(n - 8, a, b))
+    // The rest as one word overlapping the one before it, whose bytes
+    // were compared already.
+    let rest = n % 8;
+    rest == 0
+        || matches!((head.last_chunk::<8>(), old.last_chunk::<8>()),
+            (Some(a), Some(b)) if word_alike(a, b, u64::MAX << (8 * (8 - rest))))
 }
 
 /// Byte classes: bytes every one of `tables` gives the same entry are in
@@ -2214,6 +2217,44 @@ mod tests {
         assert_eq!(answered, copied.header.hits, "the same lines were answered from the memo");
         // A program with a run that searches ahead keeps no cache.
         assert!(!Program::new(r"^(.*) x (?P<c>.+)$").unwrap().cache_header(2));
+    }
+
+    #[test]
+    fn head_alike_looks_at_every_byte_by_class() {
+        // Digits are one class, every other byte a class of its own.
+        let classes: [u8; 256] =
+            std::array::from_fn(|b| if (b as u8).is_ascii_digit() { b'0' } else { b as u8 });
+        let by_byte = |old: &[u8], head: &[u8]| {
+            old.len() == head.len()
+                && old.iter().zip(head).all(|(&a, &b)| classes[usize::from(a)] == classes[usize::from(b)])
+        };
+        for n in 0..=25usize {
+            let old: Vec<u8> = (0..n).map(|i| if i % 3 == 0 { b'1' } else { b'a' + i as u8 }).collect();
+            assert!(head_alike(&classes, &old, &old), "{n}");
+            if let Some(shorter) = old.get(..n.wrapping_sub(1)) {
+                assert!(!head_alike(&classes, &old, shorter), "{n}");
+            }
+            for k in 0..n {
+                for (one, two) in [(b'7', b'8'), (b'7', b'x'), (b'x', b'7'), (b'x', b'y')] {
+                    let mut head = old.clone();
+                    head[k] = one;
+                    assert_eq!(head_alike(&classes, &old, &head), by_byte(&old, &head), "{n} {k} {one}");
+                    // A second change further on, in the same word or the next.
+                    for j in [k + 1, k + 5, k + 9] {
+                        if let Some(b) = head.get_mut(j) {
+                            let kept = *b;
+                            *b = two;
+                            assert_eq!(
+                                head_alike(&classes, &old, &head),
+                                by_byte(&old, &head),
+                                "{n} {k} {j}"
+                            );
+                            head[j] = kept;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
