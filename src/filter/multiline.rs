@@ -419,15 +419,21 @@ impl Conns {
 #[inline(always)]
 fn update(conn: &mut Conn, fields: &Fields, time: Option<Timestamp>) -> (Merged, bool) {
     let mut nofail = fields.nofail || fields.gained;
-    if let Some(u) = fields.user {
+    // The line's values win; the connection lends the ones it lacks. A
+    // line repeating the connection's user (the usual case) changes
+    // nothing: that user was seen when it became the connection's, and is
+    // among the distinct users unless their list was full then (it still
+    // is: it never shrinks).
+    if let Some(u) = fields.user
+        && conn.user.as_ref().is_none_or(|k| *k != *u)
+    {
         conn.see_user(u);
+        conn.user = Some(ShortText::new(u));
     }
     let users_len = conn.users_len();
     if fields.addr.is_some() {
         conn.addr = fields.addr;
     }
-    // The line's values win; the connection lends the ones it lacks.
-    adopt(&mut conn.user, fields.user);
     adopt(&mut conn.alt_user, fields.alt_user);
     adopt(&mut conn.id, fields.id);
     if time.is_some() {
@@ -524,6 +530,27 @@ mod tests {
         c.merge("2", &Fields { nofail: true, ..line(ip("192.0.2.2"), Some("a")) }, None);
         let m = c.merge("2", &Fields { nofail: true, ..line(None, Some("b")) }, None);
         assert!(!m.nofail, "two users on one connection count");
+    }
+
+    #[test]
+    fn a_repeated_user_is_one_user_and_every_user_is_remembered_once() {
+        let mut c = ConnCache::new(10, DEFAULT_MAX_AGE_MS);
+        let nofail = |user| Fields { nofail: true, ..line(ip("192.0.2.1"), Some(user)) };
+        assert!(c.merge("1", &nofail("a"), None).nofail);
+        assert!(c.merge("1", &nofail("a"), None).nofail, "the same user again is one user");
+        assert!(!c.merge("1", &nofail("b"), None).nofail);
+        let back = c.merge("1", &nofail("a"), None);
+        assert_eq!((back.nofail, back.user.as_deref()), (false, Some("a")), "a is back: still two users");
+        let users = |c: &ConnCache| c.conns.slots.iter().flatten().map(Conn::users_len).sum::<usize>();
+        assert_eq!(users(&c), 2);
+        // Past MAX_USERS distinct users the list stays full, and the
+        // connection's user is still the line's.
+        let names: Vec<String> = (0..MAX_USERS + 2).map(|i| format!("u{i}")).collect();
+        for name in names.iter().chain(names.iter().rev()) {
+            let m = c.merge("1", &nofail(name), None);
+            assert_eq!((m.nofail, m.user.as_deref()), (false, Some(name.as_str())));
+        }
+        assert_eq!(users(&c), MAX_USERS);
     }
 
     #[test]
