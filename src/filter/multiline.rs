@@ -321,9 +321,9 @@ impl ConnCache {
                 // The id's connection was forgotten, evicted or expired:
                 // opened again in the same entry when there is room.
                 if conns.open < conns.capacity {
-                    let (merged, conn) = open(fields, time, seq);
-                    if let Some(conn) = conn {
-                        let slot = conns.fill(conn, mlfid);
+                    let (merged, keep) = open(fields);
+                    if keep {
+                        let slot = conns.fill(mlfid, fields, time);
                         entry.insert((slot, seq));
                     }
                     return merged;
@@ -331,9 +331,9 @@ impl ConnCache {
             }
             Entry::Vacant(entry) => {
                 if conns.open < conns.capacity {
-                    let (merged, conn) = open(fields, time, seq);
-                    if let Some(conn) = conn {
-                        let slot = conns.fill(conn, mlfid);
+                    let (merged, keep) = open(fields);
+                    if keep {
+                        let slot = conns.fill(mlfid, fields, time);
                         entry.insert((slot, seq));
                         self.compact_map();
                     }
@@ -342,10 +342,10 @@ impl ConnCache {
             }
         }
         // A new connection when the cache is full: make room first.
-        let (merged, conn) = open(fields, time, seq);
-        if let Some(conn) = conn {
+        let (merged, keep) = open(fields);
+        if keep {
             conns.evict_for_one();
-            let slot = conns.fill(conn, mlfid);
+            let slot = conns.fill(mlfid, fields, time);
             self.map.insert(ConnKey::new(mlfid), (slot, seq));
             self.compact_map();
         }
@@ -362,17 +362,19 @@ impl ConnCache {
 }
 
 impl Conns {
-    /// Puts a new connection (opened as `next_seq`) in a free slot, or a
-    /// new one, and remembers it as the last connection and for eviction.
-    fn fill(&mut self, conn: Conn, mlfid: &str) -> usize {
+    /// Opens the connection a line starts (as `next_seq`; see [`open`]) in
+    /// a free slot, or a new one, and remembers it as the last connection
+    /// and for eviction. (Built where it is kept: a connection is a few
+    /// hundred bytes, and built elsewhere it was copied there.)
+    fn fill(&mut self, mlfid: &str, fields: &Fields, time: Option<Timestamp>) -> usize {
         let seq = self.next_seq;
         let slot = match self.free.pop() {
             Some(slot) if slot < self.slots.len() => {
-                self.slots[slot] = Some(conn);
+                self.slots[slot] = Some(new_conn(fields, time, seq));
                 slot
             }
             _ => {
-                self.slots.push(Some(conn));
+                self.slots.push(Some(new_conn(fields, time, seq)));
                 self.slots.len() - 1
             }
         };
@@ -463,30 +465,40 @@ fn update(conn: &mut Conn, fields: &Fields, time: Option<Timestamp>) -> (Merged,
     (merged, fields.forget && !conn.pending)
 }
 
-/// A line that opens a connection: its merged view, and the connection to
-/// remember (none when the line also closes it and nothing is pending).
-fn open(fields: &Fields, time: Option<Timestamp>, seq: u64) -> (Merged, Option<Conn>) {
+/// A line that opens a connection: its merged view, and whether to
+/// remember the connection ([`new_conn`]; not when the line also closes it
+/// and nothing is pending).
+fn open(fields: &Fields) -> (Merged, bool) {
     let nofail = fields.nofail || fields.gained;
     let users_len = usize::from(fields.user.is_some());
-    let identified = fields.addr.is_some() || fields.id.is_some();
-    let pending = !nofail && !identified;
     let line = Merged { nofail: nofail && users_len <= 1, ..Merged::alone(fields) };
-    let conn = (!fields.forget || pending).then(|| {
-        let user = fields.user.map(ShortText::new);
-        Conn {
-            seq,
-            last_time: time,
-            addr: fields.addr,
-            user: user.clone(),
-            alt_user: fields.alt_user.map(ShortText::new),
-            id: fields.id.map(ShortText::new),
-            first_user: user,
-            more_users: Vec::new(),
-            counted: !nofail && identified,
-            pending,
-        }
-    });
-    (line, conn)
+    (line, !fields.forget || pending(fields))
+}
+
+/// A failure logged before the connection's address (or id) is known.
+fn pending(fields: &Fields) -> bool {
+    // Neither a nofail nor identified.
+    !(fields.nofail || fields.gained || fields.addr.is_some() || fields.id.is_some())
+}
+
+/// The connection a line opens, as `seq` (see [`open`]).
+#[inline(always)]
+fn new_conn(fields: &Fields, time: Option<Timestamp>, seq: u64) -> Conn {
+    let nofail = fields.nofail || fields.gained;
+    let identified = fields.addr.is_some() || fields.id.is_some();
+    let user = fields.user.map(ShortText::new);
+    Conn {
+        seq,
+        last_time: time,
+        addr: fields.addr,
+        user: user.clone(),
+        alt_user: fields.alt_user.map(ShortText::new),
+        id: fields.id.map(ShortText::new),
+        first_user: user,
+        more_users: Vec::new(),
+        counted: !nofail && identified,
+        pending: pending(fields),
+    }
 }
 
 #[cfg(test)]
