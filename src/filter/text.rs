@@ -14,8 +14,10 @@ const INLINE: usize = 30;
 
 /// An owned string, inline up to 30 bytes, boxed beyond. Dereferences to
 /// `str`.
+#[derive(Clone)]
 pub struct ShortText(Repr);
 
+#[derive(Clone)]
 enum Repr {
     /// `bytes[..len]` is the text (whole UTF-8, copied from a `&str`).
     Inline {
@@ -140,18 +142,6 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         at += 8;
     }
     le_word(a, n - 8) == le_word(b, n - 8)
-}
-
-/// Inlined: copying an inline text is copying 32 bytes (each matched
-/// line's user is copied out of its connection).
-impl Clone for ShortText {
-    #[inline]
-    fn clone(&self) -> Self {
-        match &self.0 {
-            Repr::Inline { len, bytes } => ShortText(Repr::Inline { len: *len, bytes: *bytes }),
-            Repr::Boxed(b) => ShortText(Repr::Boxed(b.clone())),
-        }
-    }
 }
 
 impl From<&str> for ShortText {
