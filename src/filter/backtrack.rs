@@ -776,7 +776,8 @@ impl Program {
             return None;
         }
         // Group 0 (the whole match) is not needed: no Save for it.
-        let mut c = Compiler { insts: Vec::new(), max_slot: 2 };
+        // Roughly what log patterns take, to spare the first regrowths.
+        let mut c = Compiler { insts: Vec::with_capacity(256), max_slot: 2 };
         c.compile(hir)?;
         c.push(Inst::Match)?;
         // Runs always start at 0, where a leading `^` holds: skip it.
@@ -797,18 +798,19 @@ impl Program {
         }
         let mut insts = c.insts;
         // Resolve each run's continuation once, not per execution.
+        let mut guards = Guards::default();
         for pc in 0..insts.len() {
             if !matches!(insts[pc], Inst::Run { .. }) {
                 continue;
             }
             let next_lit = next_literal(&insts, pc + 1);
-            let cont = guard(&insts, pc + 1);
+            let cont = guards.of(&insts, pc + 1);
             if let Inst::Run { set, follow, atomic, .. } = &mut insts[pc] {
                 *follow = next_lit;
                 *atomic = set.0.iter().zip(cont.set.0).all(|(a, b)| a & b == 0);
             }
         }
-        let mut program = Lowering::default().lower(&insts, c.max_slot);
+        let mut program = Lowering::default().lower(&insts, c.max_slot, &mut guards);
         program.run_stops = run_stops(&insts).into_boxed_slice();
         if program.lead.is_none() {
             program.starts = start_sets(&insts).into_boxed_slice();
@@ -1430,11 +1432,11 @@ impl Lowering {
         (index, entry(None))
     }
 
-    fn lower(mut self, insts: &[Inst], slots: usize) -> Program {
+    fn lower(mut self, insts: &[Inst], slots: usize, scratch: &mut Guards) -> Program {
         let guards: Vec<Option<(Guard, Guard)>> = insts
             .iter()
             .map(|inst| match inst {
-                Inst::Split(a, b) => Some((guard(insts, *a), guard(insts, *b))),
+                Inst::Split(a, b) => Some((scratch.of(insts, *a), scratch.of(insts, *b))),
                 _ => None,
             })
             .collect();
@@ -1489,6 +1491,8 @@ impl Lowering {
         // changes.
         let mut entered = vec![false; ops.len() + 1];
         entered[0] = true;
+        // Splits share choice tables: each is scanned once.
+        let mut scanned = vec![false; self.choices.len()];
         for (pc, op) in ops.iter().enumerate() {
             match op {
                 Op::Split { first, second, choice, at_end } => {
@@ -1496,7 +1500,12 @@ impl Lowering {
                     entered[*second] = true;
                     // Where a choice leads straight to (through the choices
                     // after it), a branch leaves a sequence to.
-                    for &to in self.choices[*choice].iter().chain([at_end]) {
+                    let table = if std::mem::replace(&mut scanned[*choice], true) {
+                        &[][..]
+                    } else {
+                        &self.choices[*choice][..]
+                    };
+                    for &to in table.iter().chain([at_end]) {
                         if to != FAIL && to != BOTH {
                             entered[usize::from(to) - 1] = true;
                         }
@@ -1645,12 +1654,30 @@ impl Lowering {
     }
 }
 
-/// What a match continuing at `pc` can start with (a superset: guards only
-/// ever skip branches that would fail).
-fn guard(insts: &[Inst], pc: usize) -> Guard {
+/// Buffers for [`Guards::of`], reused from call to call.
+#[derive(Default)]
+struct Guards {
+    seen: Vec<bool>,
+    todo: Vec<usize>,
+}
+
+impl Guards {
+    /// What a match continuing at `pc` can start with ([`guard_with`]).
+    fn of(&mut self, insts: &[Inst], pc: usize) -> Guard {
+        let Guards { seen, todo } = self;
+        seen.clear();
+        seen.resize(insts.len(), false);
+        todo.clear();
+        todo.push(pc);
+        guard_with(insts, seen, todo)
+    }
+}
+
+/// What a match continuing from the instructions in `todo` (none of them
+/// `seen` yet) can start with (a superset: guards only ever skip branches
+/// that would fail).
+fn guard_with(insts: &[Inst], seen: &mut [bool], todo: &mut Vec<usize>) -> Guard {
     let mut guard = Guard { set: ByteSet([0; 4]), at_end: false };
-    let mut seen = vec![false; insts.len()];
-    let mut todo = vec![pc];
     while let Some(pc) = todo.pop() {
         if pc >= insts.len() || std::mem::replace(&mut seen[pc], true) {
             continue;
