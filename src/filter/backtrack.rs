@@ -270,11 +270,13 @@ enum Step {
     /// The same for a set that [`Span`] tests a word at a time, by the
     /// number of ASCII ranges it takes (a separate variant each, so the
     /// count is not a branch per run).
-    Span1(Box<Span<1>>),
-    Span2(Box<Span<2>>),
-    Span3(Box<Span<3>>),
+    /// (Payloads are shared: a chain that reaches shared code copies its
+    /// steps, see `Lowering::lower`.)
+    Span1(Arc<Span<1>>),
+    Span2(Arc<Span<2>>),
+    Span3(Arc<Span<3>>),
     /// Runs of one `Span` separated by a byte (see [`Fields`]).
-    Fields(Box<Fields>),
+    Fields(Arc<Fields>),
     /// The same for `.`.
     Dot {
         min: usize,
@@ -325,7 +327,8 @@ const SEQ_STEPS_BASE: usize = 256;
 /// it is one or two word compares for the usual short literals.
 #[derive(Debug, Clone)]
 struct Literal {
-    bytes: Box<[u8]>,
+    /// Shared by the sequences that copy the literal.
+    bytes: Arc<[u8]>,
     /// The first `min(len, 8)` bytes, little-endian, and the mask of them.
     head: u64,
     head_mask: u64,
@@ -555,47 +558,33 @@ impl Fields {
     }
 }
 
-/// Replaces each `span, sep, span, ..., span` in `steps` (one single-range
-/// span, one single-byte literal) with a [`Fields`] step. The sequence
-/// matches the same: it is the same steps, run one after the other.
-fn fuse_fields(steps: Vec<Step>) -> Vec<Step> {
-    enum Fuse {
-        No,
-        /// `out` ends with `span, sep`, and `step` is the same span.
-        Start(u8),
-        /// `out` ends with `fields, sep`, and `step` is their span.
-        Extend,
-    }
-    let mut out: Vec<Step> = Vec::with_capacity(steps.len());
-    for step in steps {
-        let fuse = match (&step, out.as_slice()) {
-            (Step::Span1(span), [.., Step::Span1(first), Step::Lit(sep)])
-                if span == first && sep.len() == 1 =>
-            {
-                Fuse::Start(sep.bytes[0])
+/// Appends `step` to a sequence, fusing each `span, sep, span, ..., span`
+/// (one single-range span, one single-byte literal) into a [`Fields`]
+/// step. The sequence matches the same: it is the same steps, run one
+/// after the other. (The literal before a span is final: [`push_step`]
+/// merges only into the last step but saves.) Returns how many steps
+/// fewer the sequence has for it.
+fn push_fused(steps: &mut Vec<Step>, step: Step) -> usize {
+    if let Step::Span1(span) = &step {
+        match steps.as_mut_slice() {
+            [.., Step::Span1(first), Step::Lit(sep)] if span == first && sep.len() == 1 => {
+                let fields = Fields { span: Span::clone(span), sep: sep.bytes[0], count: 2 };
+                steps.truncate(steps.len() - 2);
+                steps.push(Step::Fields(Arc::new(fields)));
+                return 2;
             }
-            (Step::Span1(span), [.., Step::Fields(fields), Step::Lit(sep)])
+            [.., Step::Fields(fields), Step::Lit(sep)]
                 if **span == fields.span && sep.bytes[..] == [fields.sep] =>
             {
-                Fuse::Extend
+                Arc::make_mut(fields).count += 1;
+                steps.pop();
+                return 2;
             }
-            _ => Fuse::No,
-        };
-        match (fuse, step) {
-            (Fuse::Start(sep), Step::Span1(span)) => {
-                out.truncate(out.len() - 2);
-                out.push(Step::Fields(Box::new(Fields { span: *span, sep, count: 2 })));
-            }
-            (Fuse::Extend, _) => {
-                out.pop();
-                if let Some(Step::Fields(fields)) = out.last_mut() {
-                    fields.count += 1;
-                }
-            }
-            (_, step) => out.push(step),
+            _ => {}
         }
     }
-    out
+    steps.push(step);
+    0
 }
 
 /// Appends `step` to a sequence, merging a literal into the literal before
@@ -787,7 +776,8 @@ impl Program {
             return None;
         }
         // Group 0 (the whole match) is not needed: no Save for it.
-        let mut c = Compiler { insts: Vec::new(), max_slot: 2 };
+        // Roughly what log patterns take, to spare the first regrowths.
+        let mut c = Compiler { insts: Vec::with_capacity(256), max_slot: 2 };
         c.compile(hir)?;
         c.push(Inst::Match)?;
         // Runs always start at 0, where a leading `^` holds: skip it.
@@ -808,18 +798,19 @@ impl Program {
         }
         let mut insts = c.insts;
         // Resolve each run's continuation once, not per execution.
+        let mut guards = Guards::default();
         for pc in 0..insts.len() {
             if !matches!(insts[pc], Inst::Run { .. }) {
                 continue;
             }
             let next_lit = next_literal(&insts, pc + 1);
-            let cont = guard(&insts, pc + 1);
+            let cont = guards.of(&insts, pc + 1);
             if let Inst::Run { set, follow, atomic, .. } = &mut insts[pc] {
                 *follow = next_lit;
                 *atomic = set.0.iter().zip(cont.set.0).all(|(a, b)| a & b == 0);
             }
         }
-        let mut program = Lowering::default().lower(&insts, c.max_slot);
+        let mut program = Lowering::default().lower(&insts, c.max_slot, &mut guards);
         program.run_stops = run_stops(&insts).into_boxed_slice();
         if program.lead.is_none() {
             program.starts = start_sets(&insts).into_boxed_slice();
@@ -1350,6 +1341,8 @@ impl Newline {
 #[derive(Default)]
 struct Lowering {
     tables: Vec<Table>,
+    /// The set of each table, to find a table again without building it.
+    table_sets: Vec<ByteSet>,
     choices: Vec<[u16; 256]>,
 }
 
@@ -1377,11 +1370,11 @@ fn byte_ranges<'a>(sets: impl Iterator<Item = &'a ByteSet>) -> Vec<(u8, u8)> {
 
 impl Lowering {
     fn table(&mut self, set: &ByteSet) -> usize {
-        let t = Table::of(set);
-        match self.tables.iter().position(|x| *x == t) {
+        match self.table_sets.iter().position(|x| x == set) {
             Some(i) => i,
             None => {
-                self.tables.push(t);
+                self.table_sets.push(*set);
+                self.tables.push(Table::of(set));
                 self.tables.len() - 1
             }
         }
@@ -1437,11 +1430,11 @@ impl Lowering {
         (index, entry(None))
     }
 
-    fn lower(mut self, insts: &[Inst], slots: usize) -> Program {
+    fn lower(mut self, insts: &[Inst], slots: usize, scratch: &mut Guards) -> Program {
         let guards: Vec<Option<(Guard, Guard)>> = insts
             .iter()
             .map(|inst| match inst {
-                Inst::Split(a, b) => Some((guard(insts, *a), guard(insts, *b))),
+                Inst::Split(a, b) => Some((scratch.of(insts, *a), scratch.of(insts, *b))),
                 _ => None,
             })
             .collect();
@@ -1460,11 +1453,11 @@ impl Lowering {
                         let step = if dot {
                             Step::Dot { min, max }
                         } else if let Some(span) = Span::of(set, min, max) {
-                            Step::Span1(Box::new(span))
+                            Step::Span1(Arc::new(span))
                         } else if let Some(span) = Span::of(set, min, max) {
-                            Step::Span2(Box::new(span))
+                            Step::Span2(Arc::new(span))
                         } else if let Some(span) = Span::of(set, min, max) {
-                            Step::Span3(Box::new(span))
+                            Step::Span3(Arc::new(span))
                         } else {
                             Step::Run { table, min, max }
                         };
@@ -1496,6 +1489,8 @@ impl Lowering {
         // changes.
         let mut entered = vec![false; ops.len() + 1];
         entered[0] = true;
+        // Splits share choice tables: each is scanned once.
+        let mut scanned = vec![false; self.choices.len()];
         for (pc, op) in ops.iter().enumerate() {
             match op {
                 Op::Split { first, second, choice, at_end } => {
@@ -1503,7 +1498,12 @@ impl Lowering {
                     entered[*second] = true;
                     // Where a choice leads straight to (through the choices
                     // after it), a branch leaves a sequence to.
-                    for &to in self.choices[*choice].iter().chain([at_end]) {
+                    let table = if std::mem::replace(&mut scanned[*choice], true) {
+                        &[][..]
+                    } else {
+                        &self.choices[*choice][..]
+                    };
+                    for &to in table.iter().chain([at_end]) {
                         if to != FAIL && to != BOTH {
                             entered[usize::from(to) - 1] = true;
                         }
@@ -1521,21 +1521,32 @@ impl Lowering {
         // pattern's author puts first: an optional part, the usual
         // alternative).
         let choices = &self.choices;
-        let weigh = |first: usize, choice: usize| -> Option<usize> {
-            let mut weights: Vec<(usize, u32)> = Vec::new();
-            for (b, &to) in choices[choice].iter().enumerate() {
+        let mut weights: Vec<(usize, u32)> = Vec::new();
+        let mut weigh = |first: usize, choice: usize| -> Option<usize> {
+            weights.clear();
+            // A run of bytes going to one place is weighed at once.
+            let table = &choices[choice];
+            let mut b = 0;
+            while b < table.len() {
+                let to = table[b];
+                let end = table[b..].iter().position(|&t| t != to).map_or(table.len(), |n| b + n);
                 let goes = match to {
-                    FAIL => continue,
+                    FAIL => {
+                        b = end;
+                        continue;
+                    }
                     BOTH => first,
                     _ => usize::from(to) - 1,
                 };
-                let weight = u32::from(commonness(b as u8)) * if goes == first { 2 } else { 1 };
+                let common: u32 = (b..end).map(|b| u32::from(commonness(b as u8))).sum();
+                let weight = common * if goes == first { 2 } else { 1 };
                 match weights.iter_mut().find(|(pc, _)| *pc == goes) {
                     Some((_, w)) => *w += weight,
                     None => weights.push((goes, weight)),
                 }
+                b = end;
             }
-            weights.into_iter().max_by_key(|&(pc, w)| (w, std::cmp::Reverse(pc))).map(|(pc, _)| pc)
+            weights.iter().max_by_key(|&&(pc, w)| (w, std::cmp::Reverse(pc))).map(|&(pc, _)| pc)
         };
         // Per split, computed once (chains pass a split many times).
         let likely: Vec<Option<usize>> = ops
@@ -1549,19 +1560,28 @@ impl Lowering {
         // Chains are built from the start first (every run begins there),
         // then in program order, while the step allowance lasts.
         let mut allowance = SEQ_STEPS_BASE + SEQ_STEPS_PER_INST * ops.len();
+        // One buffer for every chain; each keeps an exact-size copy.
+        let mut steps: Vec<Step> = Vec::with_capacity(MAX_SEQ_STEPS);
         let chains: Vec<Option<Op>> = (0..ops.len())
             .map(|start| {
                 if !entered[start] {
                     return None;
                 }
-                let (mut steps, mut pc, mut hops, mut covered) = (Vec::new(), start, 0, 0);
-                while steps.len() < MAX_SEQ_STEPS {
+                steps.clear();
+                // Steps fused away: limits count the steps unfused.
+                let mut fused = 0;
+                let (mut pc, mut hops, mut covered) = (start, 0, 0);
+                while steps.len() + fused < MAX_SEQ_STEPS {
                     covered += 1;
                     match &ops[pc] {
                         Op::Lit(lit) => push_step(&mut steps, Step::Lit(lit.clone())),
                         Op::Class(t) => steps.push(Step::Class(*t)),
                         // Unmerged: a single atomic run.
-                        Op::Seq(one, _) => steps.extend(one.iter().cloned()),
+                        Op::Seq(one, _) => {
+                            for step in one.iter() {
+                                fused += push_fused(&mut steps, step.clone());
+                            }
+                        }
                         Op::Save(slot) => steps.push(Step::Save { slot: *slot, back: 0 }),
                         Op::End => steps.push(Step::End),
                         // Loops go through a choice; the bound only guards
@@ -1573,7 +1593,7 @@ impl Lowering {
                         }
                         // Follow the likely way; any other leaves the
                         // sequence there.
-                        Op::Split { first, second, choice, at_end } if steps.len() < allowance => {
+                        Op::Split { first, second, choice, at_end } if steps.len() + fused < allowance => {
                             let Some(next) = likely[pc] else { break };
                             steps.push(Step::Branch {
                                 choice: Arc::clone(&shared[*choice]),
@@ -1591,7 +1611,7 @@ impl Lowering {
                 }
                 // A lone save or jump gains nothing as a sequence (merged
                 // literals do).
-                let worth = steps.len() > 1
+                let worth = steps.len() + fused > 1
                     || matches!(
                         steps.first(),
                         Some(
@@ -1603,8 +1623,8 @@ impl Lowering {
                         )
                     )
                     || matches!(steps.first(), Some(Step::Lit(_))) && covered > 2;
-                allowance = allowance.saturating_sub(if worth { steps.len() } else { 0 });
-                worth.then(|| Op::Seq(fuse_fields(steps).into_boxed_slice(), pc))
+                allowance = allowance.saturating_sub(if worth { steps.len() + fused } else { 0 });
+                worth.then(|| Op::Seq(steps.drain(..).collect(), pc))
             })
             .collect();
         for (pc, chain) in chains.into_iter().enumerate() {
@@ -1632,12 +1652,30 @@ impl Lowering {
     }
 }
 
-/// What a match continuing at `pc` can start with (a superset: guards only
-/// ever skip branches that would fail).
-fn guard(insts: &[Inst], pc: usize) -> Guard {
+/// Buffers for [`Guards::of`], reused from call to call.
+#[derive(Default)]
+struct Guards {
+    seen: Vec<bool>,
+    todo: Vec<usize>,
+}
+
+impl Guards {
+    /// What a match continuing at `pc` can start with ([`guard_with`]).
+    fn of(&mut self, insts: &[Inst], pc: usize) -> Guard {
+        let Guards { seen, todo } = self;
+        seen.clear();
+        seen.resize(insts.len(), false);
+        todo.clear();
+        todo.push(pc);
+        guard_with(insts, seen, todo)
+    }
+}
+
+/// What a match continuing from the instructions in `todo` (none of them
+/// `seen` yet) can start with (a superset: guards only ever skip branches
+/// that would fail).
+fn guard_with(insts: &[Inst], seen: &mut [bool], todo: &mut Vec<usize>) -> Guard {
     let mut guard = Guard { set: ByteSet([0; 4]), at_end: false };
-    let mut seen = vec![false; insts.len()];
-    let mut todo = vec![pc];
     while let Some(pc) = todo.pop() {
         if pc >= insts.len() || std::mem::replace(&mut seen[pc], true) {
             continue;

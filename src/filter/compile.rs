@@ -30,6 +30,7 @@
 //! needs one gate pass and one capture pass; failing that, two stages again.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use regex_automata::util::primitives::PatternID;
 use regex_automata::util::syntax;
@@ -55,8 +56,121 @@ pub(crate) enum Engine {
     /// A regex-crate engine. Captures run the bounded backtracker (or the
     /// one-pass DFA) directly: the gate has already said the pattern matches,
     /// so no DFA pass to find the match first.
-    Std(meta::Regex),
+    Std(StdRegex),
     Fancy(Box<fancy_regex::Regex>),
+}
+
+/// A regex-crate engine, built when the pattern compiles or, for a pattern
+/// the fast matcher runs, the first time a line needs it: regex-automata
+/// then only answers lines past the fast matcher's step budget, which log
+/// lines hardly ever are, and building it was a fifth of loading a filter.
+/// A pattern is left lazy only when its build cannot fail, so a pattern
+/// that cannot compile is still refused at load: for one the fast matcher
+/// runs (no look-around but `^`/`$`, ASCII classes) regex-automata's only
+/// failure is its NFA size limit, which [`nfa_size_bound`] rules out.
+#[derive(Debug)]
+pub(crate) struct StdRegex {
+    built: OnceLock<Result<meta::Regex, String>>,
+    /// Capture groups, group 0 included.
+    groups: usize,
+}
+
+impl StdRegex {
+    fn built(re: meta::Regex) -> StdRegex {
+        let groups = re.group_info().group_len(PatternID::ZERO);
+        StdRegex { built: OnceLock::from(Ok(re)), groups }
+    }
+
+    /// Whether the engine has been built.
+    #[cfg(test)]
+    pub(crate) fn is_built(&self) -> bool {
+        self.built.get().is_some()
+    }
+
+    /// The engine for `regex`, building it if not yet built; `None` only if
+    /// a lazy build failed, which [`nfa_size_bound`] rules out.
+    pub(crate) fn get(&self, regex: &str) -> Option<&meta::Regex> {
+        let built = self.built.get_or_init(|| match parse_ascii(regex) {
+            Some(hir) => build_std_hir(&hir, true),
+            None => build_std(regex, ascii_syntax()),
+        });
+        match built {
+            Ok(re) => Some(re),
+            Err(e) => {
+                lazy_build_failed(regex, e);
+                None
+            }
+        }
+    }
+}
+
+/// Logs a lazy build that failed (see [`StdRegex::get`]); its lines count
+/// as not matching. Once per pattern: the failure is kept.
+#[cold]
+fn lazy_build_failed(regex: &str, error: &str) {
+    static LOGGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut logged = LOGGED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !logged.iter().any(|r| r == regex) {
+        logged.push(regex.to_string());
+        tracing::error!(
+            pattern = regex,
+            "pattern failed to compile on first use ({error}); counted as no match"
+        );
+    }
+}
+
+/// An upper bound on the heap regex-automata's NFA builder uses for `hir`
+/// (the `nfa_size_limit` it checks as it adds states), with room to spare:
+/// what `thompson::Compiler` adds per node, counted from its source
+/// (0.4.x): at most `(m + 1) * (s + 1) + 3` states for a repetition of a
+/// sub-pattern of `s` states up to `m` times, `3 * s + 3 * k + 2` for an
+/// alternation of `k` (literal tries included), a state per literal byte,
+/// two per class or group, one per look; each state at most 32 bytes plus
+/// five patches of 4 bytes and trie union entries, counted as 128; 8 bytes
+/// per class range, counted as 16. A test checks regex-automata builds
+/// every shipped pattern within it.
+pub(crate) fn nfa_size_bound(hir: &regex_syntax::hir::Hir) -> usize {
+    use regex_syntax::hir::{Class, HirKind};
+    /// (states, class ranges) of a node.
+    fn walk(hir: &regex_syntax::hir::Hir) -> (usize, usize) {
+        match hir.kind() {
+            HirKind::Empty | HirKind::Look(_) => (1, 0),
+            HirKind::Literal(lit) => (lit.0.len().max(1), 0),
+            HirKind::Class(Class::Bytes(c)) => (2, c.ranges().len()),
+            // regex-automata compiles an ASCII class as a byte class; the
+            // others (UTF-8 automata) are not bounded here.
+            HirKind::Class(Class::Unicode(c)) if c.is_ascii() => (2, c.ranges().len()),
+            HirKind::Class(Class::Unicode(_)) => (usize::MAX, 0),
+            HirKind::Capture(cap) => {
+                let (s, r) = walk(&cap.sub);
+                (s.saturating_add(2), r)
+            }
+            HirKind::Concat(subs) => {
+                let (s, r) = subs
+                    .iter()
+                    .map(walk)
+                    .fold((0usize, 0usize), |(s, r), (a, b)| (s.saturating_add(a), r.saturating_add(b)));
+                (s.max(1), r)
+            }
+            HirKind::Alternation(subs) => {
+                let (s, r) = subs
+                    .iter()
+                    .map(walk)
+                    .fold((0usize, 0usize), |(s, r), (a, b)| (s.saturating_add(a), r.saturating_add(b)));
+                let s = s.saturating_mul(3).saturating_add(subs.len().saturating_mul(3)).saturating_add(2);
+                (s, r)
+            }
+            HirKind::Repetition(rep) => {
+                let (s, r) = walk(&rep.sub);
+                let times = (rep.max.unwrap_or(rep.min).max(1) as usize).saturating_add(1);
+                (times.saturating_mul(s.saturating_add(1)).saturating_add(3), times.saturating_mul(r))
+            }
+        }
+    }
+    let (states, ranges) = walk(hir);
+    // Group 0, the match state and the unanchored prefix (3 states).
+    let states = states.saturating_add(8);
+    states.saturating_mul(128).saturating_add(ranges.saturating_mul(16))
 }
 
 /// Byte-oriented, ASCII-class syntax: `\w`, `\d`, `\s` are ASCII, while `.`
@@ -72,7 +186,16 @@ fn build_std(regex: &str, syntax: syntax::Config) -> Result<meta::Regex, String>
         .syntax(syntax)
         .configure(meta::Config::new().utf8_empty(false).nfa_size_limit(Some(SIZE_LIMIT)))
         .build(regex)
-        .map_err(|e| e.to_string())
+        .map_err(build_error)
+}
+
+/// regex-automata's message, which for a pattern past the size limit
+/// says only "error building NFA".
+fn build_error(e: meta::BuildError) -> String {
+    match e.size_limit() {
+        Some(limit) => format!("{e}: the automaton would take more than the {} MiB limit", limit >> 20),
+        None => e.to_string(),
+    }
 }
 
 /// [`build_std`] in ASCII syntax from a parsed pattern. With `fallback_only`
@@ -88,7 +211,7 @@ fn build_std(regex: &str, syntax: syntax::Config) -> Result<meta::Regex, String>
 fn build_std_hir(hir: &regex_syntax::hir::Hir, fallback_only: bool) -> Result<meta::Regex, String> {
     let config = meta::Config::new().utf8_empty(false).nfa_size_limit(Some(SIZE_LIMIT));
     let config = if fallback_only { config.hybrid(false).dfa(false).onepass(false) } else { config };
-    meta::Regex::builder().configure(config).build_from_hir(hir).map_err(|e| e.to_string())
+    meta::Regex::builder().configure(config).build_from_hir(hir).map_err(build_error)
 }
 
 /// One compiled pattern with its roles.
@@ -137,15 +260,25 @@ impl Compiled {
         // would parse it again from the text, the same way).
         let hir = parse_ascii(regex);
         let fast = hir.as_ref().and_then(Program::from_hir);
+        if let (Some(hir), Some(_)) = (&hir, &fast)
+            && nfa_size_bound(hir) <= SIZE_LIMIT
+        {
+            // The fast matcher runs it: regex-automata is built on first
+            // need (see `StdRegex`), and the groups are read from the parse.
+            let names = capture_names(hir);
+            let roles = roles_of(groups, |name| names.iter().position(|n| *n == Some(name)));
+            let engine = Engine::Std(StdRegex { built: OnceLock::new(), groups: names.len() });
+            return Ok(Compiled { regex: regex.to_string(), engine, fast, unicode: false, roles });
+        }
         let ascii = match &hir {
             Some(hir) => build_std_hir(hir, fast.is_some()),
             // regex-automata's own message for a pattern that does not parse.
             None => build_std(regex, ascii_syntax()),
         };
         let (engine, unicode) = match ascii {
-            Ok(re) => (Engine::Std(re), false),
+            Ok(re) => (Engine::Std(StdRegex::built(re)), false),
             Err(ascii_err) => match build_std(regex, syntax::Config::new()) {
-                Ok(re) => (Engine::Std(re), true),
+                Ok(re) => (Engine::Std(StdRegex::built(re)), true),
                 Err(_) => {
                     let fancy = fancy_regex::RegexBuilder::new(regex)
                         .backtrack_limit(BACKTRACK_LIMIT)
@@ -162,11 +295,10 @@ impl Compiled {
                 }
             },
         };
-        let index_of = |name: &str| match &engine {
-            Engine::Std(re) => re.group_info().to_index(PatternID::ZERO, name),
+        let roles = roles_of(groups, |name| match &engine {
+            Engine::Std(re) => re.built.get()?.as_ref().ok()?.group_info().to_index(PatternID::ZERO, name),
             Engine::Fancy(re) => re.capture_names().position(|n| n == Some(name)),
-        };
-        let roles = groups.iter().filter_map(|(name, role)| Some((*role, index_of(name)?))).collect();
+        });
         let fast = if unicode { None } else { fast };
         Ok(Compiled { regex: regex.to_string(), engine, fast, unicode, roles })
     }
@@ -222,6 +354,7 @@ impl Compiled {
                     self.read(hay, span, out);
                     return true;
                 }
+                let Some(re) = re.get(&self.regex) else { return false };
                 let mut caps = re.create_captures();
                 re.search_captures(&Input::new(hay.as_bytes()), &mut caps);
                 if !caps.is_match() {
@@ -242,9 +375,15 @@ impl Compiled {
     /// that read groups by name (the fail2ban import).
     pub fn group_names(&self) -> Vec<Option<String>> {
         match &self.engine {
-            Engine::Std(re) => {
-                re.group_info().pattern_names(PatternID::ZERO).map(|n| n.map(String::from)).collect()
-            }
+            Engine::Std(re) => match re.built.get() {
+                Some(Ok(re)) => {
+                    re.group_info().pattern_names(PatternID::ZERO).map(|n| n.map(String::from)).collect()
+                }
+                // Not built yet: then it parsed in ASCII syntax at load.
+                _ => parse_ascii(&self.regex)
+                    .map(|hir| capture_names(&hir).into_iter().map(|n| n.map(String::from)).collect())
+                    .unwrap_or_default(),
+            },
             Engine::Fancy(re) => re.capture_names().map(|n| n.map(String::from)).collect(),
         }
     }
@@ -256,7 +395,7 @@ impl Compiled {
         out.clear();
         match &self.engine {
             Engine::Std(re) => {
-                let groups = re.group_info().group_len(PatternID::ZERO);
+                let groups = re.groups;
                 let fast = match &self.fast {
                     Some(p) => p.run(hay.as_bytes(), scratch),
                     None => Run::GaveUp,
@@ -272,6 +411,7 @@ impl Compiled {
                         true
                     }
                     Run::GaveUp => {
+                        let Some(re) = re.get(&self.regex) else { return false };
                         let mut caps = re.create_captures();
                         re.search_captures(&Input::new(hay.as_bytes()), &mut caps);
                         if !caps.is_match() {
@@ -332,6 +472,33 @@ impl Compiled {
             }
         }
     }
+}
+
+/// Per capture group of `hir` (group 0 first), its name.
+fn capture_names(hir: &regex_syntax::hir::Hir) -> Vec<Option<&str>> {
+    use regex_syntax::hir::HirKind;
+    fn walk<'h>(hir: &'h regex_syntax::hir::Hir, names: &mut [Option<&'h str>]) {
+        match hir.kind() {
+            HirKind::Capture(cap) => {
+                if let Some(slot) = names.get_mut(cap.index as usize) {
+                    *slot = cap.name.as_deref();
+                }
+                walk(&cap.sub, names);
+            }
+            HirKind::Concat(subs) | HirKind::Alternation(subs) => subs.iter().for_each(|s| walk(s, names)),
+            HirKind::Repetition(rep) => walk(&rep.sub, names),
+            _ => {}
+        }
+    }
+    let mut names = vec![None; hir.properties().explicit_captures_len() + 1];
+    walk(hir, &mut names);
+    names
+}
+
+/// The role of each of `groups` (by name) that the pattern has, with its
+/// group index.
+fn roles_of(groups: &[(String, Role)], index_of: impl Fn(&str) -> Option<usize>) -> Vec<(Role, usize)> {
+    groups.iter().filter_map(|(name, role)| Some((*role, index_of(name)?))).collect()
 }
 
 /// Logs a line that a fancy pattern gave up on (it counts as not matching):

@@ -306,10 +306,76 @@ fn a_line_past_the_fast_budget_is_answered_by_regex_automata() {
     let fast = c.fast.as_ref().expect("the fast matcher runs this pattern");
     let line = format!("{}c", "a".repeat(40));
     let mut scratch = backtrack::Scratch::default();
+    let compile::Engine::Std(re) = &c.engine else { panic!("a regex-crate pattern") };
+    assert!(!re.is_built(), "built on first need, not at load");
+    assert_eq!(c.group_names(), [None, Some("w0".to_string())]);
+    assert!(c.captures("aaac", &mut scratch).is_some());
+    assert!(!re.is_built(), "a line the fast matcher answers does not build it");
     assert_eq!(fast.run(line.as_bytes(), &mut scratch), backtrack::Run::GaveUp);
     let raw = c.captures(&line, &mut scratch).expect("the pattern matches");
+    assert!(re.is_built());
     assert_eq!(raw.user, Some(&line[..40]));
     assert!(c.captures(&"a".repeat(40), &mut scratch).is_none());
+    assert_eq!(c.group_names(), [None, Some("w0".to_string())]);
+}
+
+/// Patterns the fast matcher runs leave regex-automata's build to the
+/// first line that needs it, which is only safe if the build cannot fail:
+/// `nfa_size_bound` must bound what regex-automata's NFA builder counts
+/// against its size limit. Checked by building with that bound as the limit.
+#[test]
+fn nfa_size_bound_covers_what_regex_automata_builds() {
+    use regex_automata::meta;
+    let mut patterns: Vec<String> = vec![
+        r"^a".into(),
+        r"^(?:foo|bar|baz|foobar|fo|f)+x".into(),
+        r"^(?:ab|a|abc|abd|b){2,7}?c".into(),
+        r"^(?:(?:a|b)?c*){3}d".into(),
+        r"^(?P<x>[a-z0-9_]{1,40})(?:\.(?P<y>\S+?))*$".into(),
+        r"^(?:x{2,5}|[^a]{0,3}|(?:yz)+)*?q$".into(),
+        r"^(?u:[a-c])+ (?-u:\xff)(?:)$".into(),
+        r"^(?:\d+\.){3}\d+|\[[0-9a-f:]+\]".into(),
+    ];
+    let registry = Registry::shipped();
+    for name in registry.names() {
+        let f = registry.load(name, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
+        let lists = [&f.fail.patterns, &f.ignore.patterns];
+        patterns.extend(lists.into_iter().flatten().chain(f.prefix.iter()).map(|p| p.regex.clone()));
+    }
+    let mut checked = 0;
+    for regex in &patterns {
+        let Some(hir) = backtrack::parse_ascii(regex) else { continue };
+        let bound = compile::nfa_size_bound(&hir);
+        let config = meta::Config::new()
+            .utf8_empty(false)
+            .nfa_size_limit(Some(bound))
+            .hybrid(false)
+            .dfa(false)
+            .onepass(false);
+        let built = meta::Regex::builder().configure(config).build_from_hir(&hir);
+        assert!(built.is_ok(), "{regex}: {built:?} within {bound} bytes");
+        checked += 1;
+    }
+    assert!(checked > 30, "only {checked} patterns checked");
+}
+
+#[test]
+fn a_pattern_too_big_for_regex_automata_is_refused_at_load() {
+    // The fast matcher takes the run as one instruction; regex-automata
+    // would unroll it past its size limit.
+    let pattern = "^[a-z]{1000000} <HOST>";
+    assert!(backtrack::Program::new(&template_free(pattern)).is_some());
+    let e = err(&format!("name: t\ndescription: d\nfailregex:\n  - 'ok <HOST>'\n  - '{pattern}'\n"));
+    assert!(
+        e.starts_with(&format!("dir/test.yaml:5: filter \"t\": failregex #2 \"{pattern}\" does not compile")),
+        "{e}"
+    );
+    assert!(e.ends_with("more than the 16 MiB limit"), "{e}");
+}
+
+/// `pattern` with `<HOST>` as a plain address, for the fast matcher alone.
+fn template_free(pattern: &str) -> String {
+    pattern.replace("<HOST>", r"(?:\d+\.){3}\d+")
 }
 
 /// The fast matcher must agree with regex-automata on every shipped sshd
@@ -411,6 +477,9 @@ mod differential {
         patterns.extend(f.prefix.iter());
         for p in patterns {
             let (Some(fast), Engine::Std(re)) = (&p.fast, &p.engine) else { continue };
+            let re = re.get(&p.regex);
+            prop_assert!(re.is_some(), "regex-automata does not build {}", p.regex);
+            let Some(re) = re else { continue };
             // As `Filter::process` says for each line (a prefregex's header
             // cache works on lines without a newline).
             scratch.newline_free = !hay.contains('\n');
