@@ -146,17 +146,11 @@ pub(crate) fn nfa_size_bound(hir: &regex_syntax::hir::Hir) -> usize {
                 (s.saturating_add(2), r)
             }
             HirKind::Concat(subs) => {
-                let (s, r) = subs
-                    .iter()
-                    .map(walk)
-                    .fold((0usize, 0usize), |(s, r), (a, b)| (s.saturating_add(a), r.saturating_add(b)));
+                let (s, r) = walk_all(subs);
                 (s.max(1), r)
             }
             HirKind::Alternation(subs) => {
-                let (s, r) = subs
-                    .iter()
-                    .map(walk)
-                    .fold((0usize, 0usize), |(s, r), (a, b)| (s.saturating_add(a), r.saturating_add(b)));
+                let (s, r) = walk_all(subs);
                 let s = s.saturating_mul(3).saturating_add(subs.len().saturating_mul(3)).saturating_add(2);
                 (s, r)
             }
@@ -166,6 +160,10 @@ pub(crate) fn nfa_size_bound(hir: &regex_syntax::hir::Hir) -> usize {
                 (times.saturating_mul(s.saturating_add(1)).saturating_add(3), times.saturating_mul(r))
             }
         }
+    }
+    /// The sums of [`walk`] over `subs`.
+    fn walk_all(subs: &[regex_syntax::hir::Hir]) -> (usize, usize) {
+        subs.iter().map(walk).fold((0, 0), |(s, r), (a, b)| (s.saturating_add(a), r.saturating_add(b)))
     }
     let (states, ranges) = walk(hir);
     // Group 0, the match state and the unanchored prefix (3 states).
