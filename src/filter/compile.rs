@@ -70,15 +70,28 @@ pub(crate) enum Engine {
 /// failure is its NFA size limit, which [`nfa_size_bound`] rules out.
 #[derive(Debug)]
 pub(crate) struct StdRegex {
-    built: OnceLock<Result<meta::Regex, String>>,
-    /// Capture groups, group 0 included.
-    groups: usize,
+    /// `None` when a lazy build failed (logged when it did).
+    built: OnceLock<Option<meta::Regex>>,
+    /// Per capture group (group 0 first), its name: from the engine, or
+    /// from the parse for a lazy one, so nothing needs the engine to read
+    /// groups by name.
+    names: Box<[Option<Box<str>>]>,
 }
 
 impl StdRegex {
     fn built(re: meta::Regex) -> StdRegex {
-        let groups = re.group_info().group_len(PatternID::ZERO);
-        StdRegex { built: OnceLock::from(Ok(re)), groups }
+        let names = re.group_info().pattern_names(PatternID::ZERO).map(|n| n.map(Box::from)).collect();
+        StdRegex { built: OnceLock::from(Some(re)), names }
+    }
+
+    fn lazy(hir: &regex_syntax::hir::Hir) -> StdRegex {
+        let names = capture_names(hir).into_iter().map(|n| n.map(Box::from)).collect();
+        StdRegex { built: OnceLock::new(), names }
+    }
+
+    /// The group named `name`.
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n.as_deref() == Some(name))
     }
 
     /// Whether the engine has been built.
@@ -88,34 +101,26 @@ impl StdRegex {
     }
 
     /// The engine for `regex`, building it if not yet built; `None` only if
-    /// a lazy build failed, which [`nfa_size_bound`] rules out.
+    /// a lazy build failed, which [`nfa_size_bound`] rules out. A failure
+    /// is logged once, when the build is tried; the pattern's lines then
+    /// count as not matching.
     pub(crate) fn get(&self, regex: &str) -> Option<&meta::Regex> {
-        let built = self.built.get_or_init(|| match parse_ascii(regex) {
-            Some(hir) => build_std_hir(&hir, true),
-            None => build_std(regex, ascii_syntax()),
-        });
-        match built {
-            Ok(re) => Some(re),
-            Err(e) => {
-                lazy_build_failed(regex, e);
-                None
-            }
-        }
-    }
-}
-
-/// Logs a lazy build that failed (see [`StdRegex::get`]); its lines count
-/// as not matching. Once per pattern: the failure is kept.
-#[cold]
-fn lazy_build_failed(regex: &str, error: &str) {
-    static LOGGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut logged = LOGGED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !logged.iter().any(|r| r == regex) {
-        logged.push(regex.to_string());
-        tracing::error!(
-            pattern = regex,
-            "pattern failed to compile on first use ({error}); counted as no match"
-        );
+        self.built
+            .get_or_init(|| {
+                let built = match parse_ascii(regex) {
+                    Some(hir) => build_std_hir(&hir, true),
+                    None => build_std(regex, ascii_syntax()),
+                };
+                built
+                    .map_err(|error| {
+                        tracing::error!(
+                            pattern = regex,
+                            "pattern failed to compile on first use ({error}); counted as no match"
+                        )
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 }
 
@@ -263,9 +268,9 @@ impl Compiled {
         {
             // The fast matcher runs it: regex-automata is built on first
             // need (see `StdRegex`), and the groups are read from the parse.
-            let names = capture_names(hir);
-            let roles = roles_of(groups, |name| names.iter().position(|n| *n == Some(name)));
-            let engine = Engine::Std(StdRegex { built: OnceLock::new(), groups: names.len() });
+            let re = StdRegex::lazy(hir);
+            let roles = roles_of(groups, |name| re.index_of(name));
+            let engine = Engine::Std(re);
             return Ok(Compiled { regex: regex.to_string(), engine, fast, unicode: false, roles });
         }
         let ascii = match &hir {
@@ -294,7 +299,7 @@ impl Compiled {
             },
         };
         let roles = roles_of(groups, |name| match &engine {
-            Engine::Std(re) => re.built.get()?.as_ref().ok()?.group_info().to_index(PatternID::ZERO, name),
+            Engine::Std(re) => re.index_of(name),
             Engine::Fancy(re) => re.capture_names().position(|n| n == Some(name)),
         });
         let fast = if unicode { None } else { fast };
@@ -373,15 +378,7 @@ impl Compiled {
     /// that read groups by name (the fail2ban import).
     pub fn group_names(&self) -> Vec<Option<String>> {
         match &self.engine {
-            Engine::Std(re) => match re.built.get() {
-                Some(Ok(re)) => {
-                    re.group_info().pattern_names(PatternID::ZERO).map(|n| n.map(String::from)).collect()
-                }
-                // Not built yet: then it parsed in ASCII syntax at load.
-                _ => parse_ascii(&self.regex)
-                    .map(|hir| capture_names(&hir).into_iter().map(|n| n.map(String::from)).collect())
-                    .unwrap_or_default(),
-            },
+            Engine::Std(re) => re.names.iter().map(|n| n.as_deref().map(String::from)).collect(),
             Engine::Fancy(re) => re.capture_names().map(|n| n.map(String::from)).collect(),
         }
     }
@@ -393,7 +390,7 @@ impl Compiled {
         out.clear();
         match &self.engine {
             Engine::Std(re) => {
-                let groups = re.groups;
+                let groups = re.names.len();
                 let fast = match &self.fast {
                     Some(p) => p.run(hay.as_bytes(), scratch),
                     None => Run::GaveUp,
