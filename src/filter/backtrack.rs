@@ -826,11 +826,10 @@ impl Program {
     pub fn run(&self, hay: &[u8], scratch: &mut Scratch) -> Run {
         match self.run_or_header(hay, scratch) {
             Answer::Ran(run) => run,
-            Answer::Header { .. } => {
+            Answer::Header(_) => {
                 let Scratch { slots, header: memo, .. } = scratch;
-                let (len, new_len) = (memo.len, hay.len());
                 slots.clear();
-                slots.extend(memo.slots.iter().map(|&v| if v == len { new_len } else { v }));
+                slots.extend(HeaderMatch::of(memo).slots_on(hay.len()));
                 Run::Match
             }
         }
@@ -838,17 +837,15 @@ impl Program {
 
     /// [`Program::run`], except that a line the cached header answers for
     /// (see [`Program::cache_header`]) gets the memo's slots as they are,
-    /// uncopied: the line matches, with its groups where those slots say,
-    /// a slot equal to [`Answer::Header`]'s `len` standing for the line's
-    /// length. `scratch.slots` is then left as it was.
+    /// uncopied: the line matches, with its groups where [`HeaderMatch`]
+    /// says. `scratch.slots` is then left as it was.
     pub fn run_or_header<'s>(&self, hay: &[u8], scratch: &'s mut Scratch) -> Answer<'s> {
         // A cached header answers first: the line then matches, so the
         // checks below (each a necessary condition of a match) would pass.
         let cached = match &self.header {
             Some(cache) if scratch.newline_free => {
                 if self.header_hit(cache, hay, scratch) {
-                    let memo = &scratch.header;
-                    return Answer::Header { slots: &memo.slots, len: memo.len };
+                    return Answer::Header(HeaderMatch::of(&scratch.header));
                 }
                 Some(cache)
             }
@@ -1981,10 +1978,43 @@ pub(crate) enum Run {
 pub(crate) enum Answer<'s> {
     /// The program ran (`scratch.slots` holds a match's groups).
     Ran(Run),
-    /// The cached header answered: a match, whose slots are `slots` with
-    /// any slot equal to `len` (the content's end on the line they were
-    /// taken from) standing for the line's length.
-    Header { slots: &'s [usize], len: usize },
+    /// The cached header answered: a match.
+    Header(HeaderMatch<'s>),
+}
+
+/// A match the cached header answered for: the memo's slots, as on the
+/// line they were taken from, where a slot equal to that line's length
+/// (the content's end) stands for the new line's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderMatch<'s> {
+    slots: &'s [usize],
+    len: usize,
+}
+
+impl<'s> HeaderMatch<'s> {
+    fn of(memo: &'s HeaderMemo) -> HeaderMatch<'s> {
+        HeaderMatch { slots: &memo.slots, len: memo.len }
+    }
+
+    #[inline(always)]
+    fn on(&self, slot: usize, line_len: usize) -> usize {
+        if slot == self.len { line_len } else { slot }
+    }
+
+    /// The slots on a line of `line_len` bytes.
+    pub fn slots_on(self, line_len: usize) -> impl Iterator<Item = usize> + 's {
+        self.slots.iter().map(move |&v| self.on(v, line_len))
+    }
+
+    /// Start and end of group `group` on a line of `line_len` bytes
+    /// (`usize::MAX` for a group that did not participate).
+    #[inline(always)]
+    pub fn span_on(&self, group: usize, line_len: usize) -> Option<(usize, usize)> {
+        match self.slots.get(2 * group..2 * group + 2) {
+            Some(&[s, e]) => Some((self.on(s, line_len), self.on(e, line_len))),
+            _ => None,
+        }
+    }
 }
 
 struct OutOfSteps;
@@ -2238,10 +2268,9 @@ mod tests {
             uncopied.newline_free = copied.newline_free;
             let want = prog.run(hay.as_bytes(), &mut copied);
             match prog.run_or_header(hay.as_bytes(), &mut uncopied) {
-                Answer::Header { slots, len } => {
+                Answer::Header(found) => {
                     answered += 1;
-                    let at = |v: usize| if v == len { hay.len() } else { v };
-                    let got: Vec<usize> = slots.iter().map(|&v| at(v)).collect();
+                    let got: Vec<usize> = found.slots_on(hay.len()).collect();
                     assert_eq!((Run::Match, &got), (want, &copied.slots), "{hay:?}");
                 }
                 Answer::Ran(run) => {

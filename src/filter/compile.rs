@@ -331,14 +331,8 @@ impl Compiled {
                         Answer::Ran(run) => run,
                         // The line matches as the last header did: its
                         // groups are read from the memo, not copied first.
-                        Answer::Header { slots, len } => {
-                            let new_len = hay.len();
-                            let at = |v: usize| if v == len { new_len } else { v };
-                            let span = |i: usize| match slots.get(2 * i..2 * i + 2) {
-                                Some(&[s, e]) => Some((at(s), at(e))),
-                                _ => None,
-                            };
-                            self.read(hay, span, out);
+                        Answer::Header(found) => {
+                            self.read(hay, |i| found.span_on(i, hay.len()), out);
                             return true;
                         }
                     },
