@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use super::text::{padded, same_bytes};
+use super::text::InlineBytes;
 use crate::core::normalize_ip;
 
 /// Parses a captured address (brackets, if any, stripped; an IPv6 zone
@@ -39,9 +39,9 @@ pub fn parse_addr(text: &str) -> Option<IpAddr> {
 /// of one connection usually carry the same address, one after another.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AddrMemo {
-    /// The text's length (0: nothing remembered) and its bytes.
-    len: usize,
-    bytes: [u8; 16],
+    /// The last text of at most 16 bytes (an IPv4 address, a short IPv6
+    /// one), and what it gave.
+    text: Option<InlineBytes<16>>,
     addr: Option<IpAddr>,
 }
 
@@ -49,14 +49,15 @@ impl AddrMemo {
     /// [`parse_addr`], answered from the memo when `text` is the last text.
     pub fn parse(&mut self, text: &str) -> Option<IpAddr> {
         let b = text.as_bytes();
-        if b.is_empty() || b.len() > self.bytes.len() {
-            return parse_addr(text);
-        }
-        if b.len() == self.len && same_bytes(b, &self.bytes[..b.len()]) {
+        if let Some(last) = &self.text
+            && last.is(b)
+        {
             return self.addr;
         }
         let addr = parse_addr(text);
-        *self = AddrMemo { len: b.len(), bytes: padded(b), addr };
+        if let Some(text) = InlineBytes::new(b) {
+            *self = AddrMemo { text: Some(text), addr };
+        }
         addr
     }
 }

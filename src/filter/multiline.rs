@@ -28,7 +28,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use super::addr::addr_from_id;
-use super::text::{ShortText, padded, same_bytes, words};
+use super::text::{InlineBytes, ShortText, words};
 
 /// Default number of open connections remembered per stream.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -214,21 +214,18 @@ struct Conns {
 /// It answers only while the slot still holds that seq.
 #[derive(Debug, Clone)]
 struct LastConn {
-    len: usize,
-    bytes: [u8; INLINE_KEY],
+    id: InlineBytes<INLINE_KEY>,
     slot: usize,
     seq: u64,
 }
 
 impl LastConn {
     fn new(id: &str, slot: usize, seq: u64) -> Option<LastConn> {
-        let b = id.as_bytes();
-        (b.len() <= INLINE_KEY).then(|| LastConn { len: b.len(), bytes: padded(b), slot, seq })
+        InlineBytes::new(id.as_bytes()).map(|id| LastConn { id, slot, seq })
     }
 
     fn is(&self, id: &str) -> bool {
-        let b = id.as_bytes();
-        b.len() == self.len && same_bytes(b, &self.bytes[..self.len])
+        self.id.is(id.as_bytes())
     }
 }
 

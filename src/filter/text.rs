@@ -144,6 +144,27 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     le_word(a, n - 8) == le_word(b, n - 8)
 }
 
+/// Up to `N` bytes kept inline: what a memo remembers of the last text it
+/// was asked about, to tell whether the next text is the same one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InlineBytes<const N: usize> {
+    len: usize,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> InlineBytes<N> {
+    /// `None` when `text` is longer than `N` bytes.
+    pub fn new(text: &[u8]) -> Option<Self> {
+        (text.len() <= N).then(|| InlineBytes { len: text.len(), bytes: padded(text) })
+    }
+
+    /// Whether `text` is the text kept.
+    #[inline(always)]
+    pub fn is(&self, text: &[u8]) -> bool {
+        text.len() == self.len && same_bytes(text, &self.bytes[..self.len])
+    }
+}
+
 impl From<&str> for ShortText {
     fn from(text: &str) -> Self {
         ShortText::new(text)
