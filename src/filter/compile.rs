@@ -394,33 +394,42 @@ impl Compiled {
     /// flags are added. `false` (and `out` untouched) when it does not
     /// match (or a fancy pattern hits its backtrack limit).
     pub fn captures_into<'h>(&self, hay: &'h str, scratch: &mut Scratch, out: &mut Raw<'h>) -> bool {
-        match &self.engine {
-            Engine::Std(re) => {
-                let fast = match &self.fast {
-                    Some(p) => match p.run_or_header(hay.as_bytes(), scratch) {
-                        Answer::Ran(run) => run,
-                        // The line matches as the last header did: its
-                        // groups are read from the memo, not copied first.
-                        Answer::Header(found) => {
-                            self.read(hay, |i| found.span_on(i, hay.len()), out);
-                            return true;
-                        }
-                    },
-                    None => Run::GaveUp,
-                };
-                if fast == Run::NoMatch {
-                    return false;
-                }
-                if fast == Run::Match {
-                    let slots = &scratch.slots;
-                    // Unset groups hold usize::MAX, which no slice accepts.
-                    let span = |i: usize| match slots.get(2 * i..2 * i + 2) {
-                        Some(&[s, e]) => Some((s, e)),
-                        _ => None,
-                    };
-                    self.read(hay, span, out);
+        let fast = match &self.fast {
+            Some(p) => match p.run_or_header(hay.as_bytes(), scratch) {
+                Answer::Ran(run) => run,
+                // The line matches as the last header did: its groups are
+                // read from the memo, not copied first.
+                Answer::Header(found) => {
+                    self.read(hay, |i| found.span_on(i, hay.len()), out);
                     return true;
                 }
+            },
+            None => Run::GaveUp,
+        };
+        match fast {
+            Run::NoMatch => false,
+            Run::Match => {
+                let slots = &scratch.slots;
+                // Unset groups hold usize::MAX, which no slice accepts.
+                let span = |i: usize| match slots.get(2 * i..2 * i + 2) {
+                    Some(&[s, e]) => Some((s, e)),
+                    _ => None,
+                };
+                self.read(hay, span, out);
+                true
+            }
+            Run::GaveUp => self.captures_slow(hay, out),
+        }
+    }
+
+    /// [`Compiled::captures_into`] by regex-automata or fancy-regex: for a
+    /// line past the fast matcher's step budget, or a pattern it does not
+    /// run. Kept apart so the hot path above stays small.
+    #[cold]
+    #[inline(never)]
+    fn captures_slow<'h>(&self, hay: &'h str, out: &mut Raw<'h>) -> bool {
+        match &self.engine {
+            Engine::Std(re) => {
                 let Some(re) = re.get(&self.regex) else { return false };
                 let mut caps = re.create_captures();
                 re.search_captures(&Input::new(hay.as_bytes()), &mut caps);
