@@ -15,8 +15,8 @@
 //! order:
 //! - when every pattern runs on the fast matcher and their first bytes tell
 //!   them apart, a first-byte dispatch table: a line reaches only the
-//!   patterns that can start with its first byte, which fail fast on their
-//!   leading literal;
+//!   patterns that can start with its first byte, and of those runs only
+//!   the ones whose leading literal (up to 16 bytes) it starts with;
 //! - otherwise one multi-pattern regex-automata DFA (a `RegexSet` without
 //!   the per-call allocation), every entry anchored, searched leftmost-first
 //!   so it reports the first pattern that matches. A fancy pattern is gated
@@ -40,6 +40,7 @@ use super::backtrack::{Answer, ByteSet, Program, Run, Scratch, parse_ascii};
 use super::date::DateSearch;
 use super::definition::{FilterDef, PatternEntry};
 use super::template::{Expanded, Role, expand_tags, relax_for_gate, splice_anchors, substitute_params};
+use super::text::le_word;
 use super::{Filter, FilterError, PatternError};
 
 /// Backtracking steps a fancy-regex pattern may take on one line before the
@@ -231,6 +232,69 @@ pub(crate) struct Compiled {
     /// Capture-group index per role, in group order: per role, the first
     /// group that participated in a match wins.
     roles: Vec<(Role, usize)>,
+    /// The bytes every match starts with, for the first-byte dispatch to
+    /// check before it runs the pattern.
+    lead: LeadBytes,
+}
+
+/// The literal bytes (up to 16) every match of an anchored pattern starts
+/// with, checked against a line two words at a time: a line the first-byte
+/// dispatch sends to several patterns that share that byte ("Disconnecting"
+/// and "Disconnected from", "Connection from" and "Connection closed")
+/// skips the call into the matcher for those it cannot start like.
+#[derive(Debug, Clone, Copy, Default)]
+struct LeadBytes {
+    len: usize,
+    bytes: [u8; 16],
+    /// `bytes` as two little-endian words, and masks of the bytes that count.
+    words: [u64; 2],
+    masks: [u64; 2],
+}
+
+impl LeadBytes {
+    /// The leading literal of `hir`, a pattern every match of which starts
+    /// at the line's start (the fast matcher's): the literal bytes before
+    /// anything but zero-width assertions, groups and concatenation.
+    fn of(hir: &regex_syntax::hir::Hir) -> LeadBytes {
+        use regex_syntax::hir::HirKind;
+        /// Appends `hir`'s leading literal to `out`; `true` when all of
+        /// `hir` is literal (so what follows it still leads).
+        fn walk(hir: &regex_syntax::hir::Hir, out: &mut Vec<u8>) -> bool {
+            match hir.kind() {
+                HirKind::Empty | HirKind::Look(_) => true,
+                HirKind::Literal(lit) => {
+                    out.extend_from_slice(&lit.0);
+                    true
+                }
+                HirKind::Capture(cap) => walk(&cap.sub, out),
+                HirKind::Concat(subs) => subs.iter().all(|sub| walk(sub, out)),
+                HirKind::Class(_) | HirKind::Repetition(_) | HirKind::Alternation(_) => false,
+            }
+        }
+        let mut lit = Vec::new();
+        walk(hir, &mut lit);
+        let len = lit.len().min(16);
+        let mut bytes = [0u8; 16];
+        bytes[..len].copy_from_slice(&lit[..len]);
+        let mut mask = [0u8; 16];
+        mask[..len].fill(0xff);
+        let word = |b: &[u8; 16], at: usize| le_word(b, at).unwrap_or(0);
+        LeadBytes {
+            len,
+            bytes,
+            words: [word(&bytes, 0), word(&bytes, 8)],
+            masks: [word(&mask, 0), word(&mask, 8)],
+        }
+    }
+
+    /// Whether `hay` starts with the lead.
+    #[inline(always)]
+    fn admits(&self, hay: &[u8]) -> bool {
+        match (le_word(hay, 0), le_word(hay, 8)) {
+            (Some(a), Some(b)) => a & self.masks[0] == self.words[0] && b & self.masks[1] == self.words[1],
+            _ => hay.get(..self.len).is_some_and(|start| start == &self.bytes[..self.len]),
+        }
+    }
 }
 
 /// What a match captured, as slices of the haystack.
@@ -271,7 +335,8 @@ impl Compiled {
             let re = StdRegex::lazy(hir);
             let roles = roles_of(groups, |name| re.index_of(name));
             let engine = Engine::Std(re);
-            return Ok(Compiled { regex: regex.to_string(), engine, fast, unicode: false, roles });
+            let lead = LeadBytes::of(hir);
+            return Ok(Compiled { regex: regex.to_string(), engine, fast, unicode: false, roles, lead });
         }
         let ascii = match &hir {
             Some(hir) => build_std_hir(hir, fast.is_some()),
@@ -303,7 +368,12 @@ impl Compiled {
             Engine::Fancy(re) => re.capture_names().position(|n| n == Some(name)),
         });
         let fast = if unicode { None } else { fast };
-        Ok(Compiled { regex: regex.to_string(), engine, fast, unicode, roles })
+        // Only the dispatch (fast-matcher patterns only) checks the lead.
+        let lead = match (&hir, &fast) {
+            (Some(hir), Some(_)) => LeadBytes::of(hir),
+            _ => LeadBytes::default(),
+        };
+        Ok(Compiled { regex: regex.to_string(), engine, fast, unicode, roles, lead })
     }
 
     pub fn is_fancy(&self) -> bool {
@@ -324,33 +394,42 @@ impl Compiled {
     /// flags are added. `false` (and `out` untouched) when it does not
     /// match (or a fancy pattern hits its backtrack limit).
     pub fn captures_into<'h>(&self, hay: &'h str, scratch: &mut Scratch, out: &mut Raw<'h>) -> bool {
-        match &self.engine {
-            Engine::Std(re) => {
-                let fast = match &self.fast {
-                    Some(p) => match p.run_or_header(hay.as_bytes(), scratch) {
-                        Answer::Ran(run) => run,
-                        // The line matches as the last header did: its
-                        // groups are read from the memo, not copied first.
-                        Answer::Header(found) => {
-                            self.read(hay, |i| found.span_on(i, hay.len()), out);
-                            return true;
-                        }
-                    },
-                    None => Run::GaveUp,
-                };
-                if fast == Run::NoMatch {
-                    return false;
-                }
-                if fast == Run::Match {
-                    let slots = &scratch.slots;
-                    // Unset groups hold usize::MAX, which no slice accepts.
-                    let span = |i: usize| match slots.get(2 * i..2 * i + 2) {
-                        Some(&[s, e]) => Some((s, e)),
-                        _ => None,
-                    };
-                    self.read(hay, span, out);
+        let fast = match &self.fast {
+            Some(p) => match p.run_or_header(hay.as_bytes(), scratch) {
+                Answer::Ran(run) => run,
+                // The line matches as the last header did: its groups are
+                // read from the memo, not copied first.
+                Answer::Header(found) => {
+                    self.read(hay, |i| found.span_on(i, hay.len()), out);
                     return true;
                 }
+            },
+            None => Run::GaveUp,
+        };
+        match fast {
+            Run::NoMatch => false,
+            Run::Match => {
+                let slots = &scratch.slots;
+                // Unset groups hold usize::MAX, which no slice accepts.
+                let span = |i: usize| match slots.get(2 * i..2 * i + 2) {
+                    Some(&[s, e]) => Some((s, e)),
+                    _ => None,
+                };
+                self.read(hay, span, out);
+                true
+            }
+            Run::GaveUp => self.captures_slow(hay, out),
+        }
+    }
+
+    /// [`Compiled::captures_into`] by regex-automata or fancy-regex: for a
+    /// line past the fast matcher's step budget, or a pattern it does not
+    /// run. Kept apart so the hot path above stays small.
+    #[cold]
+    #[inline(never)]
+    fn captures_slow<'h>(&self, hay: &'h str, out: &mut Raw<'h>) -> bool {
+        match &self.engine {
+            Engine::Std(re) => {
                 let Some(re) = re.get(&self.regex) else { return false };
                 let mut caps = re.create_captures();
                 re.search_captures(&Input::new(hay.as_bytes()), &mut caps);
@@ -652,7 +731,12 @@ impl PatternList {
         if let Some(lists) = &self.dispatch {
             let byte = hay.as_bytes().first().map_or(256, |&b| usize::from(b));
             for &i in lists.get(byte).map_or(&[][..], |l| &l[..]) {
-                if self.patterns.get(i).is_some_and(|p| p.captures_into(hay, scratch, out)) {
+                // A pattern whose lead the line lacks cannot match it.
+                if self
+                    .patterns
+                    .get(i)
+                    .is_some_and(|p| p.lead.admits(hay.as_bytes()) && p.captures_into(hay, scratch, out))
+                {
                     return Some(i);
                 }
             }

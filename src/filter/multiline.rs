@@ -113,7 +113,8 @@ impl Conn {
 }
 
 /// The connection's value after a line: the line's if it has one, else the
-/// one kept.
+/// one kept. (Inlined into [`update`], which runs on most lines.)
+#[inline(always)]
 fn adopt(kept: &mut Option<ShortText>, line: Option<&str>) {
     if let Some(v) = line
         && kept.as_ref().is_none_or(|k| *k != *v)

@@ -106,6 +106,33 @@ fn first_match_wins_in_written_order() {
 }
 
 #[test]
+fn dispatch_checks_each_candidates_leading_literal() {
+    // Every pattern starts with 'D' (one dispatch list); the leads differ
+    // within and past the first 16 bytes, and in groups.
+    let f = filter(concat!(
+        "name: t\ndescription: d\nfailregex:\n",
+        "  - '^<F-NOFAIL>Disconnecting</F-NOFAIL> <HOST>$'\n",
+        "  - '^Disconnected from user <F-USER>\\S+</F-USER> <HOST>$'\n",
+        "  - '^Disconnected from <HOST>$'\n",
+        "  - '^D(?:x|y) <HOST>$'\n",
+        "  - '^D <HOST>'\n",
+    ));
+    let index = |line: &str| match f.process(&mut state(), line, None) {
+        Outcome::Match(hit) => Some(hit.regex_index),
+        _ => None,
+    };
+    assert_eq!(index("Disconnecting 192.0.2.1"), Some(0));
+    assert_eq!(index("Disconnected from user root 192.0.2.1"), Some(1));
+    assert_eq!(index("Disconnected from 192.0.2.1"), Some(2));
+    assert_eq!(index("Dy 192.0.2.1"), Some(3));
+    assert_eq!(index("D 192.0.2.1"), Some(4));
+    // Lines shorter than the lead, or than 16 bytes.
+    assert_eq!(index("Disconnect"), None);
+    assert_eq!(index("D 1.2.3.4"), Some(4));
+    assert_eq!(index("Disconnected fro"), None);
+}
+
+#[test]
 fn leading_dates_are_stripped_and_source_time_wins() {
     let f = filter("name: t\ndescription: d\nfailregex: ['^fail from <HOST>$']\n");
     let mut s = state();
