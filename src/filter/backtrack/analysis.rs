@@ -11,32 +11,90 @@ use super::compiler::Inst;
 
 /// What a match continuing from an instruction can start with, and whether
 /// it can succeed at the end of the input without consuming anything.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Guard {
     pub(super) set: ByteSet,
     pub(super) at_end: bool,
 }
 
 impl Guard {
-    const ANY: Guard = Guard { set: ByteSet([u64::MAX; 4]), at_end: true };
+    pub(super) const ANY: Guard = Guard { set: ByteSet([u64::MAX; 4]), at_end: true };
 }
 
-/// Buffers for [`Guards::of`], reused from call to call.
+/// Buffers for [`Guards::of`] and [`Guards::second`], reused from call
+/// to call.
 #[derive(Default)]
 pub(super) struct Guards {
     seen: Vec<bool>,
     todo: Vec<usize>,
+    /// For [`Guards::second`]'s own walk.
+    seen_first: Vec<bool>,
+    todo_first: Vec<usize>,
 }
 
 impl Guards {
     /// What a match continuing at `pc` can start with ([`guard_with`]).
     pub(super) fn of(&mut self, insts: &[Inst], pc: usize) -> Guard {
-        let Guards { seen, todo } = self;
+        let Guards { seen, todo, .. } = self;
         seen.clear();
         seen.resize(insts.len(), false);
         todo.clear();
         todo.push(pc);
         guard_with(insts, seen, todo)
+    }
+
+    /// What the byte after the first can be in a match continuing at `pc`
+    /// (a superset), with `at_end` when the input may end there: the
+    /// first bytes of what follows one byte on, and the second bytes of
+    /// literals and runs that take two.
+    pub(super) fn second(&mut self, insts: &[Inst], pc: usize) -> Guard {
+        let mut guard = Guard { set: ByteSet([0; 4]), at_end: false };
+        let Guards { seen: one_seen, todo: one_on, seen_first: seen, todo_first: todo } = self;
+        // Instructions reached after one byte, for `guard_with`.
+        one_on.clear();
+        seen.clear();
+        seen.resize(insts.len(), false);
+        todo.clear();
+        todo.push(pc);
+        while let Some(pc) = todo.pop() {
+            if pc >= insts.len() || std::mem::replace(&mut seen[pc], true) {
+                continue;
+            }
+            match &insts[pc] {
+                Inst::Save(_) | Inst::Start => todo.push(pc + 1),
+                Inst::Jmp(to) => todo.push(*to),
+                Inst::Split(a, b) => todo.extend([*a, *b]),
+                Inst::Lit(lit) => match lit.len() {
+                    0 => todo.push(pc + 1),
+                    1 => one_on.push(pc + 1),
+                    _ => guard.set.insert(lit[1]),
+                },
+                Inst::Class(_) => one_on.push(pc + 1),
+                Inst::Run { set, min, max, .. } => {
+                    if *max >= 2 {
+                        guard.set.union(set);
+                    }
+                    if *min == 0 {
+                        todo.push(pc + 1);
+                    }
+                    if *min <= 1 && *max >= 1 {
+                        one_on.push(pc + 1);
+                    }
+                }
+                // The input may end right after the first byte (or the
+                // match may end before it: anything can follow).
+                Inst::End => guard.at_end = true,
+                Inst::Match => return Guard::ANY,
+            }
+        }
+        if !one_on.is_empty() {
+            one_seen.clear();
+            one_seen.resize(insts.len(), false);
+            let after = guard_with(insts, one_seen, one_on);
+            guard.set.union(&after.set);
+            guard.at_end |= after.at_end;
+        }
+        guard
     }
 }
 

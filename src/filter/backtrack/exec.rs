@@ -4,7 +4,7 @@
 //! backtracking stack), so a match allocates nothing.
 
 use super::literal::Literal;
-use super::ops::{BOTH, FAIL, Op, Step};
+use super::ops::{BOTH, FAIL, FIRST_GOES_ON, Op, SECOND_GOES_ON, Seconds, Step};
 use super::{Program, STEP_BUDGET_BASE, Scratch};
 
 /// Where an `Op::Seq` ends.
@@ -82,10 +82,11 @@ impl Program {
                         }
                     }
                 }
-                Op::Split { first, second, choice, at_end } => {
+                Op::Split { first, second, choice, at_end, seconds } => {
                     match self.choose(
                         &self.choices[*choice],
                         *at_end,
+                        &self.seconds[*seconds],
                         *first,
                         *second,
                         hay,
@@ -167,6 +168,7 @@ impl Program {
         &self,
         choice: &[u16; 256],
         at_end: u16,
+        seconds: &Seconds,
         first: usize,
         second: usize,
         hay: &[u8],
@@ -181,10 +183,15 @@ impl Program {
         };
         Ok(match to {
             FAIL => None,
-            BOTH => {
-                stack.push(Frame::Alt { pc: second, pos });
-                Some(first)
-            }
+            BOTH => match seconds[hay.get(pos + 1).map_or(256, |&b| usize::from(b))] {
+                FIRST_GOES_ON => Some(first),
+                SECOND_GOES_ON => Some(second),
+                0 => None,
+                _ => {
+                    stack.push(Frame::Alt { pc: second, pos });
+                    Some(first)
+                }
+            },
             _ => Some(usize::from(to) - 1),
         })
     }
@@ -304,9 +311,9 @@ impl Program {
                             return Ok(SeqEnd::Fail);
                         }
                     }
-                    Step::Branch { choice, at_end, first, second, next } => {
+                    Step::Branch { choice, at_end, seconds, first, second, next } => {
                         let Some(goes) =
-                            self.choose(choice, *at_end, *first, *second, hay, pos, stack, budget)?
+                            self.choose(choice, *at_end, seconds, *first, *second, hay, pos, stack, budget)?
                         else {
                             return Ok(SeqEnd::Fail);
                         };

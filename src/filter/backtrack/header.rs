@@ -4,10 +4,12 @@
 //! the caller's `Scratch`), and the match it answers with
 //! ([`HeaderMatch`]).
 
+use std::sync::Arc;
+
 use super::bytes::ByteSet;
 use super::exec::OutOfSteps;
 use super::literal::Literal;
-use super::ops::{Op, Step};
+use super::ops::{Op, SECONDS_ANY, Step};
 use super::{Program, Run, Scratch};
 
 /// How a prefregex's match is reused from line to line (see
@@ -67,6 +69,19 @@ impl Program {
             return false;
         }
         let content_slot = 2 * content_group;
+        // A choice that looks at the byte after its own could look past
+        // the content's start, which the classes do not cover: the
+        // program's choices look at one byte only.
+        self.seconds.iter_mut().for_each(|t| *t = SECONDS_ANY);
+        for op in &mut self.ops {
+            if let Op::Seq(steps, _) = op {
+                for step in steps.iter_mut() {
+                    if let Step::Branch { seconds, .. } = step {
+                        *seconds = Arc::new(SECONDS_ANY);
+                    }
+                }
+            }
+        }
         let membership = |set: &ByteSet| std::array::from_fn(|b| u16::from(set.contains(b as u8)));
         // Before the content, every table and every literal byte counts.
         let mut literal_bytes = ByteSet([0; 4]);

@@ -8,7 +8,7 @@ use super::analysis::{Guard, Guards, first_bytes};
 use super::bytes::{ANY_BUT_NEWLINE, ByteSet, Table, commonness};
 use super::compiler::Inst;
 use super::literal::Literal;
-use super::ops::{BOTH, FAIL, Op, Step};
+use super::ops::{BOTH, FAIL, FIRST_GOES_ON, Op, SECOND_GOES_ON, Seconds, Step};
 use super::span::{Fields, Span};
 use super::{NEXT_UID, Program};
 use std::sync::atomic::Ordering;
@@ -178,6 +178,30 @@ impl Lowering {
             })
             .collect();
         let ranges = byte_ranges(guards.iter().flatten().flat_map(|(a, b)| [&a.set, &b.set]));
+        let mut seconds: Vec<Seconds> = Vec::new();
+        // The branch guards each table was built from, to find it again.
+        let mut seconds_keys: Vec<[Guard; 2]> = Vec::new();
+        let mut seconds_of = |a: usize, b: usize, choice: &[u16; 256], at_end: u16| -> usize {
+            // Only a choice that can keep both branches looks further.
+            let (ga, gb) = if choice.contains(&BOTH) || at_end == BOTH {
+                (scratch.second(insts, a), scratch.second(insts, b))
+            } else {
+                (Guard::ANY, Guard::ANY)
+            };
+            let key = [ga, gb];
+            if let Some(i) = seconds_keys.iter().position(|k| *k == key) {
+                return i;
+            }
+            seconds_keys.push(key);
+            let goes_on = |a: bool, b: bool| (u8::from(a) * FIRST_GOES_ON) | (u8::from(b) * SECOND_GOES_ON);
+            let mut table: Seconds = std::array::from_fn(|b| {
+                let b = b as u8;
+                goes_on(ga.set.contains(b), gb.set.contains(b))
+            });
+            table[256] = goes_on(ga.at_end, gb.at_end);
+            seconds.push(table);
+            seconds.len() - 1
+        };
         let mut ops: Vec<Op> = insts
             .iter()
             .enumerate()
@@ -209,7 +233,8 @@ impl Lowering {
                 }
                 Inst::Split(a, b) => {
                     let (choice, at_end) = self.choice(insts, &guards, &ranges, pc);
-                    Op::Split { first: *a, second: *b, choice, at_end }
+                    let seconds = seconds_of(*a, *b, &self.choices[choice], at_end);
+                    Op::Split { first: *a, second: *b, choice, at_end, seconds }
                 }
                 Inst::Jmp(to) => Op::Jmp(*to),
                 Inst::Save(slot) => Op::Save(*slot),
@@ -232,7 +257,7 @@ impl Lowering {
         let mut scanned = vec![false; self.choices.len()];
         for (pc, op) in ops.iter().enumerate() {
             match op {
-                Op::Split { first, second, choice, at_end } => {
+                Op::Split { first, second, choice, at_end, .. } => {
                     entered[*first] = true;
                     entered[*second] = true;
                     // Where a choice leads straight to (through the choices
@@ -296,6 +321,7 @@ impl Lowering {
             })
             .collect();
         let shared: Vec<Arc<[u16; 256]>> = self.choices.iter().map(|t| Arc::new(*t)).collect();
+        let shared_seconds: Vec<Arc<Seconds>> = seconds.iter().map(|t| Arc::new(*t)).collect();
         // Chains are built from the start first (every run begins there),
         // then in program order, while the step allowance lasts.
         let mut allowance = SEQ_STEPS_BASE + SEQ_STEPS_PER_INST * ops.len();
@@ -332,11 +358,14 @@ impl Lowering {
                         }
                         // Follow the likely way; any other leaves the
                         // sequence there.
-                        Op::Split { first, second, choice, at_end } if steps.len() + fused < allowance => {
+                        Op::Split { first, second, choice, at_end, seconds }
+                            if steps.len() + fused < allowance =>
+                        {
                             let Some(next) = likely[pc] else { break };
                             steps.push(Step::Branch {
                                 choice: Arc::clone(&shared[*choice]),
                                 at_end: *at_end,
+                                seconds: Arc::clone(&shared_seconds[*seconds]),
                                 first: *first,
                                 second: *second,
                                 next,
@@ -379,6 +408,7 @@ impl Lowering {
             ops,
             tables: self.tables,
             choices: self.choices,
+            seconds,
             slots,
             lead,
             first: first_bytes(insts),

@@ -66,7 +66,7 @@ pub(crate) use header::HeaderMatch;
 use header::{HeaderCache, HeaderMemo};
 use literal::Literal;
 use lower::Lowering;
-use ops::Op;
+use ops::{Op, Seconds};
 
 /// Parses `pattern` in the byte-oriented ASCII syntax the fast matcher runs
 /// (the syntax of `compile::ascii_syntax`: Unicode and UTF-8 modes off, the
@@ -91,6 +91,9 @@ pub(crate) struct Program {
     tables: Vec<Table>,
     /// Per choice: for each byte, where execution goes (see `Op::Split`).
     choices: Vec<[u16; 256]>,
+    /// Per choice: which branches the byte after it admits (see
+    /// `ops::Seconds`).
+    seconds: Vec<Seconds>,
     slots: usize,
     /// The literal every match starts with, checked before anything is set up.
     lead: Option<Literal>,

@@ -7,6 +7,19 @@ use super::MAX_INSTS;
 use super::literal::Literal;
 use super::span::{Fields, Span};
 
+/// Per byte after the one a choice is made at (index 256: the end of
+/// the input), which of its branches can go on with it: bit
+/// [`FIRST_GOES_ON`] for the first, [`SECOND_GOES_ON`] for the second. A
+/// choice both branches can start at then takes one branch without
+/// keeping the other when the next byte rules the other out (`" user"`
+/// and `" port"` both start with a space), so no frame is pushed and no
+/// dead branch explored.
+pub(super) type Seconds = [u8; 257];
+pub(super) const FIRST_GOES_ON: u8 = 1;
+pub(super) const SECOND_GOES_ON: u8 = 2;
+/// Seconds that rule nothing out.
+pub(super) const SECONDS_ANY: Seconds = [FIRST_GOES_ON | SECOND_GOES_ON; 257];
+
 /// A choice entry: no branch can start with the byte.
 pub(super) const FAIL: u16 = 0;
 /// A choice entry: both branches can; try the first, keep the second.
@@ -35,12 +48,14 @@ pub(super) enum Op {
     /// `choice` indexes `Program::choices`, a table per next byte: FAIL,
     /// BOTH, or where to continue (one branch, resolved through the choices
     /// after it that the same byte decides); `at_end` is the entry for the
-    /// end of the input.
+    /// end of the input. `seconds` indexes `Program::seconds`: for
+    /// [`BOTH`], which branches the byte after this one admits.
     Split {
         first: usize,
         second: usize,
         choice: usize,
         at_end: u16,
+        seconds: usize,
     },
     Jmp(usize),
     Save(usize),
@@ -91,6 +106,8 @@ pub(super) enum Step {
         /// `Program::choices`, so no index to check on the way.
         choice: Arc<[u16; 256]>,
         at_end: u16,
+        /// The same for the choice's [`Seconds`].
+        seconds: Arc<Seconds>,
         first: usize,
         second: usize,
         next: usize,

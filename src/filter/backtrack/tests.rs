@@ -234,6 +234,60 @@ fn cached_headers_give_the_same_matches() {
 }
 
 #[test]
+fn choices_look_at_the_next_byte_when_both_branches_can_start() {
+    // Branches that share their first byte, told apart by the second, the
+    // end of the input, or not at all.
+    let patterns = [
+        r"^(?: (?:a|i)x (\S+)| u (\S+))? ([0-9]+)(?: p)?$",
+        r"^(?:ab|ac)?(a?)$",
+        r"^(?:a$|ab)(.*)$",
+        r"^(a[0-9]*)?(a[a-z]{2,3})?(.*)$",
+        r"^((?:[0-9]{1,3}\.){3}[0-9]{1,3}|(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4})$",
+        r"^(?:(x)y|x(z)|x)(.?)$",
+    ];
+    let hays = [
+        "",
+        " ",
+        " a",
+        " ax",
+        " ax b 12",
+        " ix b 12 p",
+        " u c 1",
+        " u",
+        " 12",
+        " 12 p",
+        " 1x",
+        "a",
+        "ab",
+        "ac",
+        "abc",
+        "a1",
+        "a12",
+        "abcd",
+        "a1abc",
+        "aab",
+        "1.2.3.4",
+        "1:2::3",
+        "12.3",
+        "12:3",
+        "x",
+        "xy",
+        "xz",
+        "xq",
+        "xyz",
+    ];
+    for p in patterns {
+        same_on(p, &hays);
+    }
+    // Decided by the second byte: nothing is kept to backtrack into.
+    let prog = Program::new(r"^(?: a(x)| b(y))? ([0-9]+)$").unwrap();
+    let mut scratch = Scratch::default();
+    assert_eq!(prog.run(b" by 12", &mut scratch), Run::Match);
+    assert!(scratch.stack.is_empty(), "{:?}", scratch.stack);
+    assert_eq!(scratch.slots[4..], [2, 3, 4, 6]);
+}
+
+#[test]
 fn head_alike_looks_at_every_byte_by_class() {
     // Digits are one class, every other byte a class of its own.
     let classes: [u8; 256] = std::array::from_fn(|b| if (b as u8).is_ascii_digit() { b'0' } else { b as u8 });
