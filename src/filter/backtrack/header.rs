@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use super::bytes::ByteSet;
 use super::exec::OutOfSteps;
-use super::literal::Literal;
 use super::ops::{Op, SECONDS_ANY, Step};
 use super::{Program, Run, Scratch};
 
@@ -85,20 +84,23 @@ impl Program {
         let membership = |set: &ByteSet| std::array::from_fn(|b| u16::from(set.contains(b as u8)));
         // Before the content, every table and every literal byte counts.
         let mut literal_bytes = ByteSet([0; 4]);
-        let mut add = |lit: &Literal| lit.bytes.iter().for_each(|&b| literal_bytes.insert(b));
+        let mut add = |bytes: &[u8]| bytes.iter().for_each(|&b| literal_bytes.insert(b));
         for op in &self.ops {
             match op {
-                Op::Lit(lit) => add(lit),
-                Op::Seq(steps, _) => steps.iter().for_each(|s| {
-                    if let Step::Lit(lit) = s {
-                        add(lit)
-                    }
+                Op::Lit(lit) => add(&lit.bytes),
+                // A fused dotted quad's separator is a literal byte too (its
+                // unfused `Op::Lit` usually remains in the ops, but nothing
+                // requires that).
+                Op::Seq(steps, _) => steps.iter().for_each(|s| match s {
+                    Step::Lit(lit) => add(&lit.bytes),
+                    Step::Fields(fields) => add(&[fields.sep]),
+                    _ => {}
                 }),
                 _ => {}
             }
         }
         if let Some(lead) = &self.lead {
-            add(lead);
+            add(&lead.bytes);
         }
         let singles = (0..=255u8).filter(|&b| literal_bytes.contains(b)).map(|one| {
             let mut set = ByteSet([0; 4]);

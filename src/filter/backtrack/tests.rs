@@ -234,6 +234,23 @@ fn cached_headers_give_the_same_matches() {
 }
 
 #[test]
+fn cached_headers_tell_a_fused_fields_separator_from_other_bytes() {
+    // The dots of a dotted quad run inside one fused `Fields` step: a
+    // header whose dots are other bytes must not be answered from the
+    // memo of one with dots.
+    let pattern = r"^(?:[0-9]{1,3}\.){3}[0-9]{1,3} (?P<content>.+)$";
+    let mut prog = Program::new(pattern).unwrap();
+    assert!(prog.cache_header(1));
+    let mut scratch = Scratch::default();
+    let mut reference = Reference::new(pattern);
+    for hay in ["1.2.3.4 x", "1.2.3.4 y", "1x2x3x4 y", "1.2.3.4 z", "1_2_3_4 z"] {
+        scratch.newline_free = true;
+        reference.check(&prog, &mut scratch, hay, pattern);
+    }
+    assert!(scratch.header.hits >= 2, "the cache answered {} lines", scratch.header.hits);
+}
+
+#[test]
 fn choices_look_at_the_next_byte_when_both_branches_can_start() {
     // Branches that share their first byte, told apart by the second, the
     // end of the input, or not at all.
