@@ -6,7 +6,7 @@
 //!   syntax (`\w`, `\d`, `\s` ASCII; `.` and negated classes span any
 //!   non-ASCII byte), or Unicode syntax when the pattern asks for Unicode
 //!   classes; plus, for `^`-anchored patterns, the fast capture matcher of
-//!   `backtrack.rs`, which hands over to regex-automata past a step
+//!   `backtrack/`, which hands over to regex-automata past a step
 //!   budget;
 //! - `fancy-regex` (bounded backtracking) only for patterns that need
 //!   lookaround, backreferences or conditionals.
