@@ -4,6 +4,8 @@
 //! literal every match must hold, where runs stop, and the literal that
 //! follows a run. The lowering and the matcher's pre-checks use them.
 
+use std::ops::ControlFlow;
+
 use regex_syntax::hir::{Hir, HirKind};
 
 use super::bytes::{ANY_BUT_NEWLINE, ByteSet};
@@ -56,14 +58,8 @@ impl Guards {
         seen.resize(insts.len(), false);
         todo.clear();
         todo.push(pc);
-        while let Some(pc) = todo.pop() {
-            if pc >= insts.len() || std::mem::replace(&mut seen[pc], true) {
-                continue;
-            }
-            match &insts[pc] {
-                Inst::Save(_) | Inst::Start => todo.push(pc + 1),
-                Inst::Jmp(to) => todo.push(*to),
-                Inst::Split(a, b) => todo.extend([*a, *b]),
+        let walk = walk_reached(insts, seen, todo, |pc, inst, todo| {
+            match inst {
                 Inst::Lit(lit) => match lit.len() {
                     0 => todo.push(pc + 1),
                     1 => one_on.push(pc + 1),
@@ -84,8 +80,13 @@ impl Guards {
                 // The input may end right after the first byte (or the
                 // match may end before it: anything can follow).
                 Inst::End => guard.at_end = true,
-                Inst::Match => return Guard::ANY,
+                Inst::Match => return ControlFlow::Break(()),
+                Inst::Save(_) | Inst::Start | Inst::Jmp(_) | Inst::Split(..) => {}
             }
+            ControlFlow::Continue(())
+        });
+        if walk.is_break() {
+            return Guard::ANY;
         }
         if !one_on.is_empty() {
             one_seen.clear();
@@ -103,14 +104,8 @@ impl Guards {
 /// that would fail).
 pub(super) fn guard_with(insts: &[Inst], seen: &mut [bool], todo: &mut Vec<usize>) -> Guard {
     let mut guard = Guard { set: ByteSet([0; 4]), at_end: false };
-    while let Some(pc) = todo.pop() {
-        if pc >= insts.len() || std::mem::replace(&mut seen[pc], true) {
-            continue;
-        }
-        match &insts[pc] {
-            Inst::Save(_) | Inst::Start => todo.push(pc + 1),
-            Inst::Jmp(to) => todo.push(*to),
-            Inst::Split(a, b) => todo.extend([*a, *b]),
+    let walk = walk_reached(insts, seen, todo, |pc, inst, todo| {
+        match inst {
             Inst::Lit(lit) => match lit.first() {
                 Some(&b) => guard.set.insert(b),
                 None => todo.push(pc + 1),
@@ -123,10 +118,38 @@ pub(super) fn guard_with(insts: &[Inst], seen: &mut [bool], todo: &mut Vec<usize
                 }
             }
             Inst::End => guard.at_end = true,
-            Inst::Match => return Guard::ANY,
+            Inst::Match => return ControlFlow::Break(()),
+            Inst::Save(_) | Inst::Start | Inst::Jmp(_) | Inst::Split(..) => {}
+        }
+        ControlFlow::Continue(())
+    });
+    if walk.is_break() { Guard::ANY } else { guard }
+}
+
+/// Walks a program from the instructions in `todo` (marking them `seen`,
+/// which holds one flag per instruction) through those that consume
+/// nothing and always go on (saves, `^`, jumps, both ways of a split),
+/// and calls `visit` once on each other instruction reached, with `todo`
+/// to add where that one goes on without consuming. `visit` breaks the
+/// walk when it already knows the answer.
+fn walk_reached(
+    insts: &[Inst],
+    seen: &mut [bool],
+    todo: &mut Vec<usize>,
+    mut visit: impl FnMut(usize, &Inst, &mut Vec<usize>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    while let Some(pc) = todo.pop() {
+        if pc >= insts.len() || std::mem::replace(&mut seen[pc], true) {
+            continue;
+        }
+        match &insts[pc] {
+            Inst::Save(_) | Inst::Start => todo.push(pc + 1),
+            Inst::Jmp(to) => todo.push(*to),
+            Inst::Split(a, b) => todo.extend([*a, *b]),
+            inst => visit(pc, inst, todo)?,
         }
     }
-    guard
+    ControlFlow::Continue(())
 }
 
 /// How many leading bytes [`start_sets`] looks at.
@@ -216,29 +239,10 @@ pub(super) fn required_literal(hir: &Hir) -> Option<Vec<u8>> {
 /// The bytes a match can start with; `None` when it may start with any byte
 /// or match the empty string.
 pub(super) fn first_bytes(insts: &[Inst]) -> Option<ByteSet> {
-    let mut set = ByteSet([0; 4]);
-    let mut seen = vec![false; insts.len()];
-    let mut todo = vec![0usize];
-    while let Some(pc) = todo.pop() {
-        if std::mem::replace(seen.get_mut(pc)?, true) {
-            continue;
-        }
-        match &insts[pc] {
-            Inst::Save(_) | Inst::Start => todo.push(pc + 1),
-            Inst::Jmp(to) => todo.push(*to),
-            Inst::Split(a, b) => todo.extend([*a, *b]),
-            Inst::Lit(lit) => set.insert(*lit.first()?),
-            Inst::Class(c) => set.union(c),
-            Inst::Run { set: c, min, .. } => {
-                set.union(c);
-                if *min == 0 {
-                    todo.push(pc + 1);
-                }
-            }
-            Inst::End | Inst::Match => return None,
-        }
-    }
-    Some(set)
+    // A match that can end (or reach `$`) before its first byte is the
+    // empty string's.
+    let guard = guard_with(insts, &mut vec![false; insts.len()], &mut vec![0]);
+    (!guard.at_end).then_some(guard.set)
 }
 
 /// For each run, the slots a save can record where the run stops: saves
