@@ -16,7 +16,7 @@
 //! - when every pattern runs on the fast matcher and their first bytes tell
 //!   them apart, a first-byte dispatch table: a line reaches only the
 //!   patterns that can start with its first byte, and of those runs only
-//!   the ones whose leading literal (up to 16 bytes) it starts with;
+//!   the ones whose leading literal it starts with;
 //! - otherwise one multi-pattern regex-automata DFA (a `RegexSet` without
 //!   the per-call allocation), every entry anchored, searched leftmost-first
 //!   so it reports the first pattern that matches. A fancy pattern is gated
@@ -40,7 +40,6 @@ use super::backtrack::{Answer, ByteSet, Program, Run, Scratch, parse_ascii};
 use super::date::DateSearch;
 use super::definition::{FilterDef, PatternEntry};
 use super::template::{Expanded, Role, expand_tags, relax_for_gate, splice_anchors, substitute_params};
-use super::text::le_word;
 use super::{Filter, FilterError, PatternError};
 
 /// Backtracking steps a fancy-regex pattern may take on one line before the
@@ -232,69 +231,6 @@ pub(crate) struct Compiled {
     /// Capture-group index per role, in group order: per role, the first
     /// group that participated in a match wins.
     roles: Vec<(Role, usize)>,
-    /// The bytes every match starts with, for the first-byte dispatch to
-    /// check before it runs the pattern.
-    lead: LeadBytes,
-}
-
-/// The literal bytes (up to 16) every match of an anchored pattern starts
-/// with, checked against a line two words at a time: a line the first-byte
-/// dispatch sends to several patterns that share that byte ("Disconnecting"
-/// and "Disconnected from", "Connection from" and "Connection closed")
-/// skips the call into the matcher for those it cannot start like.
-#[derive(Debug, Clone, Copy, Default)]
-struct LeadBytes {
-    len: usize,
-    bytes: [u8; 16],
-    /// `bytes` as two little-endian words, and masks of the bytes that count.
-    words: [u64; 2],
-    masks: [u64; 2],
-}
-
-impl LeadBytes {
-    /// The leading literal of `hir`, a pattern every match of which starts
-    /// at the line's start (the fast matcher's): the literal bytes before
-    /// anything but zero-width assertions, groups and concatenation.
-    fn of(hir: &regex_syntax::hir::Hir) -> LeadBytes {
-        use regex_syntax::hir::HirKind;
-        /// Appends `hir`'s leading literal to `out`; `true` when all of
-        /// `hir` is literal (so what follows it still leads).
-        fn walk(hir: &regex_syntax::hir::Hir, out: &mut Vec<u8>) -> bool {
-            match hir.kind() {
-                HirKind::Empty | HirKind::Look(_) => true,
-                HirKind::Literal(lit) => {
-                    out.extend_from_slice(&lit.0);
-                    true
-                }
-                HirKind::Capture(cap) => walk(&cap.sub, out),
-                HirKind::Concat(subs) => subs.iter().all(|sub| walk(sub, out)),
-                HirKind::Class(_) | HirKind::Repetition(_) | HirKind::Alternation(_) => false,
-            }
-        }
-        let mut lit = Vec::new();
-        walk(hir, &mut lit);
-        let len = lit.len().min(16);
-        let mut bytes = [0u8; 16];
-        bytes[..len].copy_from_slice(&lit[..len]);
-        let mut mask = [0u8; 16];
-        mask[..len].fill(0xff);
-        let word = |b: &[u8; 16], at: usize| le_word(b, at).unwrap_or(0);
-        LeadBytes {
-            len,
-            bytes,
-            words: [word(&bytes, 0), word(&bytes, 8)],
-            masks: [word(&mask, 0), word(&mask, 8)],
-        }
-    }
-
-    /// Whether `hay` starts with the lead.
-    #[inline(always)]
-    fn admits(&self, hay: &[u8]) -> bool {
-        match (le_word(hay, 0), le_word(hay, 8)) {
-            (Some(a), Some(b)) => a & self.masks[0] == self.words[0] && b & self.masks[1] == self.words[1],
-            _ => hay.get(..self.len).is_some_and(|start| start == &self.bytes[..self.len]),
-        }
-    }
 }
 
 /// What a match captured, as slices of the haystack.
@@ -335,8 +271,7 @@ impl Compiled {
             let re = StdRegex::lazy(hir);
             let roles = roles_of(groups, |name| re.index_of(name));
             let engine = Engine::Std(re);
-            let lead = LeadBytes::of(hir);
-            return Ok(Compiled { regex: regex.to_string(), engine, fast, unicode: false, roles, lead });
+            return Ok(Compiled { regex: regex.to_string(), engine, fast, unicode: false, roles });
         }
         let ascii = match &hir {
             Some(hir) => build_std_hir(hir, fast.is_some()),
@@ -368,12 +303,7 @@ impl Compiled {
             Engine::Fancy(re) => re.capture_names().position(|n| n == Some(name)),
         });
         let fast = if unicode { None } else { fast };
-        // Only the dispatch (fast-matcher patterns only) checks the lead.
-        let lead = match (&hir, &fast) {
-            (Some(hir), Some(_)) => LeadBytes::of(hir),
-            _ => LeadBytes::default(),
-        };
-        Ok(Compiled { regex: regex.to_string(), engine, fast, unicode, roles, lead })
+        Ok(Compiled { regex: regex.to_string(), engine, fast, unicode, roles })
     }
 
     pub fn is_fancy(&self) -> bool {
@@ -731,12 +661,12 @@ impl PatternList {
         if let Some(lists) = &self.dispatch {
             let byte = hay.as_bytes().first().map_or(256, |&b| usize::from(b));
             for &i in lists.get(byte).map_or(&[][..], |l| &l[..]) {
-                // A pattern whose lead the line lacks cannot match it.
-                if self
-                    .patterns
-                    .get(i)
-                    .is_some_and(|p| p.lead.admits(hay.as_bytes()) && p.captures_into(hay, scratch, out))
-                {
+                // A pattern whose leading literal the line lacks cannot
+                // match it: checked before the call into the matcher.
+                if self.patterns.get(i).is_some_and(|p| {
+                    p.fast.as_ref().is_none_or(|fast| fast.admits_lead(hay.as_bytes()))
+                        && p.captures_into(hay, scratch, out)
+                }) {
                     return Some(i);
                 }
             }

@@ -108,7 +108,7 @@ fn first_match_wins_in_written_order() {
 #[test]
 fn dispatch_checks_each_candidates_leading_literal() {
     // Every pattern starts with 'D' (one dispatch list); the leads differ
-    // within and past the first 16 bytes, and in groups.
+    // within and past the first 8 bytes (a word), and in groups.
     let f = filter(concat!(
         "name: t\ndescription: d\nfailregex:\n",
         "  - '^<F-NOFAIL>Disconnecting</F-NOFAIL> <HOST>$'\n",
@@ -126,7 +126,7 @@ fn dispatch_checks_each_candidates_leading_literal() {
     assert_eq!(index("Disconnected from 192.0.2.1"), Some(2));
     assert_eq!(index("Dy 192.0.2.1"), Some(3));
     assert_eq!(index("D 192.0.2.1"), Some(4));
-    // Lines shorter than the lead, or than 16 bytes.
+    // Lines shorter than the lead, or than a word.
     assert_eq!(index("Disconnect"), None);
     assert_eq!(index("D 1.2.3.4"), Some(4));
     assert_eq!(index("Disconnected fro"), None);

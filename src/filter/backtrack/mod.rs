@@ -214,9 +214,7 @@ impl Program {
         if u32::try_from(hay.len()).is_err() {
             return Answer::Ran(Run::GaveUp);
         }
-        if let Some(lead) = &self.lead
-            && !lead.at(hay, 0)
-        {
+        if !self.admits_lead(hay) {
             return Answer::Ran(Run::NoMatch);
         }
         if hay.len() < self.starts.len() || self.starts.iter().zip(hay).any(|(set, &b)| !set.contains(b)) {
@@ -235,6 +233,14 @@ impl Program {
             Ok(false) => Run::NoMatch,
             Err(OutOfSteps) => Run::GaveUp,
         })
+    }
+
+    /// Whether `hay` starts with the literal every match starts with (or
+    /// there is none): a necessary condition of a match, cheap enough for
+    /// a caller to check before it sets anything up.
+    #[inline(always)]
+    pub fn admits_lead(&self, hay: &[u8]) -> bool {
+        self.lead.as_ref().is_none_or(|lead| lead.at(hay, 0))
     }
 
     /// The bytes a match can start with; `None` when it may start with any
