@@ -5,4 +5,5 @@ pub mod check_config;
 pub mod control;
 pub mod import_fail2ban;
 pub mod json;
+mod newlines;
 pub mod test_filter;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::newlines::Newlines;
 use crate::core::{Clock, SystemClock};
 use crate::filter::{Filter, MatchState, Outcome};
 
@@ -135,7 +136,7 @@ pub fn run(
             // lines (split at '\n') are plain ([`Filter::process_plain`]).
             tally.plain = memchr::memchr(0x1b, lines).is_none();
             let mut start = 0;
-            for end in memchr::memchr_iter(b'\n', lines) {
+            for end in Newlines::new(lines) {
                 let mut line_end = end;
                 if end + 1 - start > MAX_LINE_BYTES {
                     tally.report.truncated += 1;

@@ -334,7 +334,7 @@ impl Filter {
         let rendered;
         let body = match date {
             Some(d) if d.leading => {
-                let rest = line[d.end..].trim_start_matches([' ', '\t']);
+                let rest = trim_blanks_start(&line[d.end..]);
                 match d.format {
                     DateFormat::Rfc5424 => match render_rfc5424(rest) {
                         Some(r) => {
@@ -415,6 +415,15 @@ pub fn parse_definition(text: &str, origin: &str) -> Result<definition::FilterDe
         line: e.location().map_or(0, |l| l.line()),
         message: e.to_string(),
     })
+}
+
+/// `text` without its leading spaces and tabs. A byte loop: `str`'s
+/// `trim_start_matches` with a set of chars decodes each character first,
+/// which cost ~25 instructions on every dated line.
+fn trim_blanks_start(text: &str) -> &str {
+    let skip = text.bytes().take_while(|&b| b == b' ' || b == b'\t').count();
+    // Spaces and tabs are one byte each: `skip` is a character boundary.
+    text.get(skip..).unwrap_or(text)
 }
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
