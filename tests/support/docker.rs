@@ -5,8 +5,12 @@
 //! them a test skips, saying why, except with `CI=true`, where it panics.
 //! [`TestContainer::run`] starts a container named
 //! `warden-test-<tag>-<pid>-<n>-<what>` and removes it (`docker rm -f`)
-//! when the value drops, also when the test panics. Every `docker` command
-//! runs with a deadline and is killed when it overruns.
+//! when the value drops, also when the test panics. A container whose test
+//! process is gone (killed, or its `rm -f` overran its deadline) is removed
+//! by the next test process that checks for Docker: the `<pid>` in the name
+//! says whose it is, so suites running at once leave each other's alone.
+//! Every `docker` command runs with a deadline and is killed when it
+//! overruns.
 //!
 //! [`DockerProxy`] forwards a unix socket to dockerd's and can be taken
 //! down and brought back, so a test can make dockerd "go away" for one
@@ -64,7 +68,33 @@ fn check_docker() -> Result<(), String> {
             String::from_utf8_lossy(&built.stderr).trim()
         ));
     }
+    remove_orphans();
     Ok(())
+}
+
+/// Removes test containers whose test process no longer runs.
+fn remove_orphans() {
+    let Ok(listed) = docker_output(&["ps", "-a", "--filter", "name=warden-test-", "--format", "{{.Names}}"])
+    else {
+        return;
+    };
+    let names = String::from_utf8_lossy(&listed.stdout).into_owned();
+    for name in names
+        .lines()
+        .filter(|name| owner_pid(name).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
+    {
+        eprintln!("removing {name}: the test process that started it is gone");
+        let _ = docker_output(&["rm", "-f", name]);
+    }
+}
+
+/// The `<pid>` of a `warden-test-<tag>-<pid>-<n>-<what>` name: the first of
+/// two number fields in a row (a tag may hold dashes, never a number field).
+fn owner_pid(name: &str) -> Option<u32> {
+    let fields: Vec<&str> = name.strip_prefix("warden-test-")?.split('-').collect();
+    let number = |field: &str| !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit());
+    let at = fields.windows(2).position(|pair| number(pair[0]) && number(pair[1]))?;
+    fields[at].parse().ok()
 }
 
 /// Runs `docker args...` with a deadline.
@@ -235,4 +265,13 @@ impl Drop for DockerProxy {
         }
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+#[test]
+fn owner_pid_reads_the_pid_field_of_a_test_container_name() {
+    assert_eq!(owner_pid("warden-test-de2e-4242-0-target"), Some(4242));
+    assert_eq!(owner_pid("warden-test-dsrc-bench-17-3-live"), Some(17));
+    assert_eq!(owner_pid("warden-test-de2e-4242-12-att-2"), Some(4242));
+    assert_eq!(owner_pid("warden-test-busybox"), None);
+    assert_eq!(owner_pid("someone-else-1-2-x"), None);
 }
