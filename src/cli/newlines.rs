@@ -47,13 +47,14 @@ const BLOCK: usize = 64;
 fn block_mask(hay: &[u8], at: usize) -> u64 {
     match hay.get(at..at + BLOCK).and_then(|b| <&[u8; BLOCK]>::try_from(b).ok()) {
         Some(block) => full_block_mask(block),
-        None => hay
-            .get(at..)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .fold(0, |mask, (i, &b)| mask | (u64::from(b == b'\n') << i)),
+        None => byte_mask(hay.get(at..).unwrap_or_default()),
     }
+}
+
+/// The newlines of up to 64 `bytes` as bits, a byte at a time: the short
+/// last block, and whole blocks where there is no SSE2.
+fn byte_mask(bytes: &[u8]) -> u64 {
+    bytes.iter().enumerate().fold(0, |mask, (i, &b)| mask | (u64::from(b == b'\n') << i))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -77,7 +78,7 @@ fn full_block_mask(block: &[u8; BLOCK]) -> u64 {
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
 fn full_block_mask(block: &[u8; BLOCK]) -> u64 {
-    block.iter().enumerate().fold(0, |mask, (i, &b)| mask | (u64::from(b == b'\n') << i))
+    byte_mask(block)
 }
 
 #[cfg(test)]
